@@ -1,0 +1,131 @@
+//! The command line: clap definitions, shared by the binary, the man pages
+//! and the shell completions. Flags follow perf where the meaning is the same.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "netprof",
+    version,
+    about = "Profile Linux kernel networking code: sampled call stacks, caller graphs and flamegraphs with every frame named",
+    long_about = "netprof records call stacks with perf events into perf.data files (readable by perf) that also carry \
+                  the kernel's symbols, and reports them as caller/callee graphs, folded stacks, JSON and flamegraphs, \
+                  naming kernel, module, BPF-program and user frames without debuginfo or --kallsyms."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Sample call stacks into a perf.data file
+    Record(RecordArgs),
+    /// Show a recording as a call graph, folded stacks, JSON or a flamegraph
+    Report(ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  netprof record -a -g --duration 10\n  netprof record -g -- dd if=/dev/zero of=/dev/null bs=4k count=100000\n  netprof record -e net:net_dev_xmit -a -g --duration 5")]
+pub struct RecordArgs {
+    /// Sample all CPUs (the default when no command and no -p is given)
+    #[arg(short = 'a', long = "all-cpus")]
+    pub all_cpus: bool,
+    /// Sample these processes and the children they create (comma-separated)
+    #[arg(short = 'p', long = "pid", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Sample only these CPUs, e.g. 0,2-3 (system-wide on them)
+    #[arg(short = 'C', long = "cpu")]
+    pub cpus: Option<String>,
+    /// Sampling frequency in Hz for counting events (tracepoints sample every hit)
+    #[arg(short = 'F', long = "freq", default_value_t = 999)]
+    pub frequency: u64,
+    /// Record kernel and user call chains
+    #[arg(short = 'g')]
+    pub callgraph: bool,
+    /// Event to sample: cpu-clock (default), task-clock, a hardware event such as cycles, or a tracepoint subsystem:name; repeatable
+    #[arg(short = 'e', long = "event")]
+    pub events: Vec<String>,
+    /// Output file
+    #[arg(short = 'o', long = "output", default_value = "netprof.data")]
+    pub output: PathBuf,
+    /// Stop after this many seconds
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// No status line and no summary
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Command to run and profile until it exits (after --)
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GraphOrder {
+    /// Under each entry, what it calls
+    Caller,
+    /// Under each entry, who calls it
+    Callee,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SortBy {
+    Symbol,
+    Dso,
+    Comm,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  netprof report\n  netprof report --flame\n  netprof report -i perf.data --folded > out.folded\n  netprof report --module hsr -g callee")]
+pub struct ReportArgs {
+    /// Input file (netprof's or perf's perf.data)
+    #[arg(short = 'i', long = "input", default_value = "netprof.data")]
+    pub input: PathBuf,
+    /// Leave out entries and branches below this share of samples, in percent
+    #[arg(long, default_value_t = 0.5)]
+    pub percent_limit: f64,
+    /// Call graph order
+    #[arg(short = 'g', long = "call-graph", value_enum, default_value = "caller")]
+    pub order: GraphOrder,
+    /// What the entries of the text report are
+    #[arg(long, value_enum, default_value = "symbol")]
+    pub sort: SortBy,
+    /// Keep only samples of these commands (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    pub comm: Vec<String>,
+    /// Keep only samples of these processes (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    pub pid: Vec<i32>,
+    /// Keep only samples taken on these CPUs, e.g. 0,2-3
+    #[arg(long)]
+    pub cpu: Option<String>,
+    /// Keep only stacks passing through this kernel module (or `bpf`)
+    #[arg(long)]
+    pub module: Option<String>,
+    /// Write a flamegraph SVG to FILE (default netprof.svg)
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof.svg")]
+    pub flame: Option<PathBuf>,
+    /// Draw the flamegraph top-down
+    #[arg(long, requires = "flame")]
+    pub icicle: bool,
+    /// Flamegraph title
+    #[arg(long, requires = "flame")]
+    pub title: Option<String>,
+    /// Print folded stacks (comm;root;...;leaf count) instead of the call graph
+    #[arg(long, conflicts_with = "json")]
+    pub folded: bool,
+    /// Print the report as JSON (schema netprof-report/1, see the man page)
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

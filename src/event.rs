@@ -1,0 +1,171 @@
+//! Event names as users write them (`-e cpu-clock`, `-e cycles`,
+//! `-e sched:sched_switch`) and what the kernel needs to open them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use crate::suggest::close_names;
+
+// perf_event_attr.type values (include/uapi/linux/perf_event.h).
+pub const TYPE_HARDWARE: u32 = 0;
+pub const TYPE_SOFTWARE: u32 = 1;
+pub const TYPE_TRACEPOINT: u32 = 2;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSpec {
+    /// The name as perf prints it.
+    pub name: String,
+    pub type_: u32,
+    pub config: u64,
+}
+
+impl EventSpec {
+    /// Tracepoints sample every hit; counting events sample at a frequency.
+    pub fn is_tracepoint(&self) -> bool {
+        self.type_ == TYPE_TRACEPOINT
+    }
+}
+
+const SOFTWARE: &[(&str, u64)] = &[
+    ("cpu-clock", 0),
+    ("task-clock", 1),
+    ("page-faults", 2),
+    ("faults", 2),
+    ("context-switches", 3),
+    ("cs", 3),
+    ("cpu-migrations", 4),
+    ("migrations", 4),
+    ("minor-faults", 5),
+    ("major-faults", 6),
+];
+
+const HARDWARE: &[(&str, u64)] = &[
+    ("cycles", 0),
+    ("cpu-cycles", 0),
+    ("instructions", 1),
+    ("cache-references", 2),
+    ("cache-misses", 3),
+    ("branches", 4),
+    ("branch-instructions", 4),
+    ("branch-misses", 5),
+    ("bus-cycles", 6),
+    ("ref-cycles", 9),
+];
+
+/// Parses one `-e` argument.
+pub fn parse(name: &str) -> Result<EventSpec> {
+    if let Some(&(_, config)) = SOFTWARE.iter().find(|(n, _)| *n == name) {
+        return Ok(EventSpec { name: name.into(), type_: TYPE_SOFTWARE, config });
+    }
+    if let Some(&(_, config)) = HARDWARE.iter().find(|(n, _)| *n == name) {
+        return Ok(EventSpec { name: name.into(), type_: TYPE_HARDWARE, config });
+    }
+    if let Some((system, event)) = name.split_once(':') {
+        if system == "kprobe" || system == "netprof" {
+            bail!(
+                "event {name}: kprobe events are not supported by this netprof build yet; \
+                 use cpu-clock or a tracepoint (netprof record -e sched:sched_switch)"
+            );
+        }
+        return tracepoint(system, event);
+    }
+    let known: Vec<&str> = SOFTWARE.iter().chain(HARDWARE).map(|(n, _)| *n).collect();
+    let hint = close_names(name, known.iter().copied());
+    bail!(
+        "unknown event '{name}'{}; events are cpu-clock, task-clock, hardware events such as \
+         cycles, or tracepoints as subsystem:name (see /sys/kernel/tracing/events)",
+        did_you_mean(&hint)
+    )
+}
+
+fn did_you_mean(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", names.join(", "))
+    }
+}
+
+/// The tracefs events directory, mounting tracefs if nothing has yet (as perf
+/// does through libtraceevent): a fresh system often has it unmounted.
+pub fn tracefs_events() -> Result<PathBuf> {
+    let candidates = ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"];
+    if let Some(p) = candidates.iter().map(Path::new).find(|p| p.is_dir()) {
+        return Ok(p.to_path_buf());
+    }
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: all pointers are valid NUL-terminated strings.
+    let rc = unsafe { libc::mount(c"tracefs".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null()) };
+    if rc == 0 && Path::new(candidates[0]).is_dir() {
+        return Ok(PathBuf::from(candidates[0]));
+    }
+    bail!(
+        "tracefs is not mounted and could not be mounted ({}); run as root or \
+         `mount -t tracefs nodev /sys/kernel/tracing`",
+        std::io::Error::last_os_error()
+    )
+}
+
+fn tracepoint(system: &str, event: &str) -> Result<EventSpec> {
+    let events = tracefs_events()?;
+    let id_path = events.join(system).join(event).join("id");
+    if let Ok(id) = std::fs::read_to_string(&id_path) {
+        if let Ok(id) = id.trim().parse() {
+            return Ok(EventSpec { name: format!("{system}:{event}"), type_: TYPE_TRACEPOINT, config: id });
+        }
+    }
+    let system_dir = events.join(system);
+    if !system_dir.is_dir() {
+        let systems = list_dir(&events);
+        let hint = close_names(system, systems.iter().map(String::as_str));
+        bail!(
+            "unknown tracepoint subsystem '{system}'{}; list them with `ls {}`",
+            did_you_mean(&hint),
+            events.display()
+        );
+    }
+    let names = list_dir(&system_dir);
+    let hint: Vec<String> =
+        close_names(event, names.iter().map(String::as_str)).into_iter().map(|n| format!("{system}:{n}")).collect();
+    bail!(
+        "unknown tracepoint '{system}:{event}'{}; list them with `ls {}`",
+        did_you_mean(&hint),
+        system_dir.display()
+    )
+}
+
+fn list_dir(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The PMUs this machine has, for error messages (`cpu` is the hardware one).
+pub fn pmus() -> Vec<String> {
+    let mut v = list_dir(Path::new("/sys/bus/event_source/devices"));
+    v.sort();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn software_and_hardware_names() {
+        assert_eq!(parse("cpu-clock").unwrap(), EventSpec { name: "cpu-clock".into(), type_: 1, config: 0 });
+        assert_eq!(parse("cache-misses").unwrap().type_, TYPE_HARDWARE);
+    }
+
+    #[test]
+    fn unknown_event_suggests_close_names() {
+        let err = parse("cpu-clok").unwrap_err().to_string();
+        assert!(err.contains("did you mean cpu-clock"), "{err}");
+    }
+}

@@ -1,0 +1,165 @@
+//! Kernel symbols: the snapshot of /proc/kallsyms taken at record time and
+//! the lookup that names kernel, module and BPF-program frames from it.
+//!
+//! The snapshot travels inside the data file, so a report names frames of a
+//! module that has since been unloaded, of BPF programs that are gone, or of
+//! another machine's kernel, without `--kallsyms` or a vmlinux.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+
+/// Addresses further than this past a symbol's start are not taken to belong
+/// to it: kallsyms has no sizes, and past the last symbol of a region the next
+/// symbol may be far away. No kernel function is anywhere near this long.
+const MAX_SYMBOL_SPAN: u64 = 256 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelSpace {
+    Vmlinux,
+    Module(u32),
+    Bpf,
+}
+
+pub struct KernelSymbols {
+    addrs: Vec<u64>,
+    names: Vec<Box<str>>,
+    spaces: Vec<KernelSpace>,
+    modules: Vec<Box<str>>,
+}
+
+/// A named kernel address.
+#[derive(Debug, PartialEq, Eq)]
+pub struct KernelSymbol<'a> {
+    pub name: &'a str,
+    /// `None` for vmlinux, the module name, or `bpf` for BPF programs.
+    pub module: Option<&'a str>,
+}
+
+impl KernelSymbols {
+    /// Reads the running kernel's symbols, keeping only code symbols: those are
+    /// the only ones a stack can point into, and they are most of the file.
+    pub fn snapshot_text() -> Result<String> {
+        let all = std::fs::read_to_string("/proc/kallsyms")
+            .context("cannot read /proc/kallsyms; kernel frames will not be named")?;
+        let mut text = String::with_capacity(all.len());
+        for line in all.lines() {
+            let mut parts = line.splitn(3, ' ');
+            let (Some(_), Some(kind)) = (parts.next(), parts.next()) else { continue };
+            if matches!(kind, "t" | "T" | "w" | "W") {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        Ok(text)
+    }
+
+    /// Parses kallsyms text (`ADDR TYPE NAME [\t[MODULE]]`), skipping lines
+    /// that do not parse and all-zero addresses (hidden by kptr_restrict).
+    pub fn parse(text: &str) -> Self {
+        let mut entries: Vec<(u64, &str, KernelSpace)> = Vec::new();
+        let mut module_ids: HashMap<&str, u32> = HashMap::new();
+        let mut modules: Vec<Box<str>> = Vec::new();
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ' ');
+            let (Some(addr), Some(kind), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            if !matches!(kind, "t" | "T" | "w" | "W") {
+                continue;
+            }
+            let Ok(addr) = u64::from_str_radix(addr, 16) else { continue };
+            if addr == 0 {
+                continue;
+            }
+            let (name, space) = match rest.split_once('\t') {
+                Some((name, module)) => {
+                    let module = module.trim().trim_start_matches('[').trim_end_matches(']');
+                    if module == "bpf" {
+                        (name, KernelSpace::Bpf)
+                    } else {
+                        let next = module_ids.len() as u32;
+                        let id = *module_ids.entry(module).or_insert_with(|| {
+                            modules.push(module.into());
+                            next
+                        });
+                        (name, KernelSpace::Module(id))
+                    }
+                }
+                None => (rest.trim_end(), KernelSpace::Vmlinux),
+            };
+            entries.push((addr, name, space));
+        }
+        entries.sort_by_key(|e| e.0);
+        KernelSymbols {
+            addrs: entries.iter().map(|e| e.0).collect(),
+            names: entries.iter().map(|e| e.1.into()).collect(),
+            spaces: entries.iter().map(|e| e.2).collect(),
+            modules,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    /// The address of a vmlinux symbol, e.g. `_text`.
+    pub fn address_of(&self, name: &str) -> Option<u64> {
+        (0..self.names.len())
+            .find(|&i| &*self.names[i] == name && self.spaces[i] == KernelSpace::Vmlinux)
+            .map(|i| self.addrs[i])
+    }
+
+    pub fn lookup(&self, addr: u64) -> Option<KernelSymbol<'_>> {
+        let idx = self.addrs.partition_point(|&a| a <= addr).checked_sub(1)?;
+        if addr - self.addrs[idx] > MAX_SYMBOL_SPAN {
+            return None;
+        }
+        let module = match self.spaces[idx] {
+            KernelSpace::Vmlinux => None,
+            KernelSpace::Module(id) => Some(&*self.modules[id as usize]),
+            KernelSpace::Bpf => Some("bpf"),
+        };
+        Some(KernelSymbol { name: &self.names[idx], module })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+ffffffff81000000 T _text
+ffffffff81001000 T read_zero
+ffffffff81002000 t vfs_read
+ffffffff81003000 D some_data
+ffffffffc0001000 t hsr_forward_skb\t[hsr]
+ffffffffc0002000 T hsr_dev_xmit\t[hsr]
+ffffffffc0100000 t bpf_prog_6deef7357e7b4530_xdp_pass\t[bpf]
+0000000000000000 T hidden
+";
+
+    #[test]
+    fn names_vmlinux_module_and_bpf_frames() {
+        let k = KernelSymbols::parse(SAMPLE);
+        assert_eq!(k.lookup(0xffffffff81001010).unwrap(), KernelSymbol { name: "read_zero", module: None });
+        assert_eq!(
+            k.lookup(0xffffffffc0001004).unwrap(),
+            KernelSymbol { name: "hsr_forward_skb", module: Some("hsr") }
+        );
+        assert_eq!(
+            k.lookup(0xffffffffc0100040).unwrap(),
+            KernelSymbol { name: "bpf_prog_6deef7357e7b4530_xdp_pass", module: Some("bpf") }
+        );
+        assert_eq!(k.address_of("_text"), Some(0xffffffff81000000));
+    }
+
+    #[test]
+    fn addresses_outside_any_symbol_stay_unnamed() {
+        let k = KernelSymbols::parse(SAMPLE);
+        assert!(k.lookup(0xffffffff80000000).is_none(), "below the first symbol");
+        assert!(k.lookup(0xffffffffc0100000 + 2 * MAX_SYMBOL_SPAN).is_none(), "far past the last");
+        // Data symbols are not code: an address there belongs to the code before.
+        assert_eq!(k.lookup(0xffffffff81003010).unwrap().name, "vfs_read");
+    }
+}

@@ -1,0 +1,15 @@
+//! netprof: a profiler for Linux kernel networking code.
+//!
+//! The library holds everything; `main.rs` only parses the command line.
+//! Data flows record -> perf.data file -> profile -> symbolize -> report.
+
+pub mod cli;
+pub mod event;
+pub mod kallsyms;
+pub mod outfile;
+pub mod perfdata;
+pub mod profile;
+pub mod record;
+pub mod report;
+pub mod suggest;
+pub mod symbolize;

@@ -1,0 +1,114 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use netprof::cli::{Cli, Command, GraphOrder, RecordArgs, ReportArgs, SortBy};
+use netprof::outfile::AtomicFile;
+use netprof::profile::{Filter, Profile};
+use netprof::record::{parse_cpu_list, record, RecordOptions};
+use netprof::report::{flame, json, tree, View};
+
+fn main() -> ExitCode {
+    // Writing to a closed pipe (`netprof report | head`) should end quietly.
+    // SAFETY: restoring the default disposition of SIGPIPE.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Record(args) => run_record(args),
+        Command::Report(args) => run_report(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut netprof::cli::command(), "netprof", &mut std::io::stdout());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the causes joined, never a backtrace.
+            eprintln!("netprof: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_record(args: RecordArgs) -> Result<()> {
+    let opts = RecordOptions {
+        events: args.events,
+        all_cpus: args.all_cpus,
+        pids: args.pids,
+        cpus: args.cpus.as_deref().map(parse_cpu_list).transpose()?,
+        command: args.command,
+        frequency: args.frequency,
+        callgraph: args.callgraph,
+        output: args.output.clone(),
+        duration: args.duration,
+        quiet: args.quiet,
+    };
+    let summary = record(&opts)?;
+    if !args.quiet {
+        eprintln!(
+            "netprof: {} samples ({} lost) in {:.1}s, {:.1} MB written to {}",
+            summary.samples,
+            summary.lost,
+            summary.elapsed.as_secs_f64(),
+            summary.bytes as f64 / 1e6,
+            args.output.display()
+        );
+    }
+    match summary.command_status {
+        Some(status) if status != 0 && !args.quiet => eprintln!("netprof: the command exited with status {status}"),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn run_report(args: ReportArgs) -> Result<()> {
+    if !(0.0..=100.0).contains(&args.percent_limit) {
+        anyhow::bail!("--percent-limit {} is outside 0..100", args.percent_limit);
+    }
+    let filter = Filter {
+        comms: args.comm,
+        pids: args.pid,
+        cpus: args.cpu.as_deref().map(parse_cpu_list).transpose()?.unwrap_or_default(),
+    };
+    let profile = Profile::read(&args.input, &filter)?;
+    let view = View::build(&profile, args.module.as_deref())?;
+    let mut stdout = std::io::stdout().lock();
+    if let Some(path) = &args.flame {
+        let mut file = AtomicFile::create(path)?;
+        {
+            let mut out = std::io::BufWriter::new(file.file());
+            flame::write_svg(&view, &flame::FlameOptions { title: args.title, icicle: args.icicle }, &mut out)?;
+            out.flush().context("cannot write the flamegraph")?;
+        }
+        file.commit()?;
+        eprintln!("netprof: flamegraph of {} samples written to {}", view.total, path.display());
+        if !args.folded && !args.json {
+            return Ok(());
+        }
+    }
+    if args.folded {
+        for (stack, count) in view.folded() {
+            writeln!(stdout, "{stack} {count}")?;
+        }
+    } else if args.json {
+        writeln!(stdout, "{}", json::to_json(&view))?;
+    } else {
+        let opts = tree::TreeOptions {
+            percent_limit: args.percent_limit,
+            order: match args.order {
+                GraphOrder::Caller => tree::Order::Caller,
+                GraphOrder::Callee => tree::Order::Callee,
+            },
+            sort: match args.sort {
+                SortBy::Symbol => tree::SortKey::Symbol,
+                SortBy::Dso => tree::SortKey::Dso,
+                SortBy::Comm => tree::SortKey::Comm,
+            },
+        };
+        write!(stdout, "{}", tree::render(&view, &opts))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! Writes perf.data files (the "PERFILE2" layout, little endian).
+//!
+//! Layout: header, data section (records as the kernel produced them, plus
+//! the records netprof synthesizes), feature section table and bodies, then
+//! the ids and attrs. Only the header's fixed offsets are fixed; everything
+//! else is found through them, so attrs may follow the data. The file becomes
+//! visible under its name only when complete (see [`crate::outfile`]).
+
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::attr::{EventAttr, ATTR_SIZE};
+use super::*;
+use crate::outfile::AtomicFile;
+
+const HEADER_SIZE: u64 = 104;
+const FILE_SECTION_SIZE: usize = 16;
+
+/// One event of the file: its attr, the name perf shows, and the kernel ids of
+/// its per-CPU (or per-task) instances, by which samples find their event.
+pub struct EventDesc {
+    pub attr: EventAttr,
+    pub name: String,
+    pub ids: Vec<u64>,
+}
+
+pub struct PerfDataWriter {
+    out: BufWriter<AtomicFile>,
+    data_size: u64,
+}
+
+// BufWriter needs Write on the inner type; forward to the temporary file.
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file().flush()
+    }
+}
+
+impl PerfDataWriter {
+    pub fn create(path: &Path) -> Result<Self> {
+        let mut out = BufWriter::with_capacity(1 << 20, AtomicFile::create(path)?);
+        out.write_all(&[0u8; HEADER_SIZE as usize])?;
+        Ok(PerfDataWriter { out, data_size: 0 })
+    }
+
+    /// Appends one record (header included) to the data section.
+    pub fn write_record(&mut self, record: &[u8]) -> Result<()> {
+        self.out.write_all(record).context("cannot write the data file")?;
+        self.data_size += record.len() as u64;
+        Ok(())
+    }
+
+    /// Marks that every record before this point was read from all ring
+    /// buffers, so readers may sort by time up to here (as perf does).
+    pub fn finish_round(&mut self) -> Result<()> {
+        self.write_record(&record_header(PERF_RECORD_FINISHED_ROUND, 0, 8))
+    }
+
+    pub fn data_size(&self) -> u64 {
+        self.data_size
+    }
+
+    /// Writes features, ids, attrs and the header, and gives the file its name.
+    pub fn finish(mut self, events: &[EventDesc], features: &[(u32, Vec<u8>)]) -> Result<()> {
+        let mut features: Vec<&(u32, Vec<u8>)> = features.iter().collect();
+        features.sort_by_key(|(bit, _)| *bit);
+
+        let data_end = HEADER_SIZE + self.data_size;
+        let table_size = (features.len() * FILE_SECTION_SIZE) as u64;
+        let mut pos = data_end + table_size;
+        for (_, body) in &features {
+            self.out.write_all(&section(pos, body.len() as u64))?;
+            pos += body.len() as u64;
+        }
+        for (_, body) in &features {
+            self.out.write_all(body)?;
+        }
+        // perf reads ids and attrs with 8-byte loads; align them.
+        let pad = (8 - pos % 8) % 8;
+        self.out.write_all(&vec![0u8; pad as usize])?;
+        pos += pad;
+
+        let mut id_sections = Vec::new();
+        for ev in events {
+            id_sections.push(section(pos, 8 * ev.ids.len() as u64));
+            for id in &ev.ids {
+                self.out.write_all(&id.to_le_bytes())?;
+            }
+            pos += 8 * ev.ids.len() as u64;
+        }
+        let attrs_offset = pos;
+        for (ev, ids) in events.iter().zip(&id_sections) {
+            self.out.write_all(&ev.attr.to_bytes())?;
+            self.out.write_all(ids)?;
+        }
+        let attr_entry = (ATTR_SIZE + FILE_SECTION_SIZE) as u64;
+
+        let mut header = Vec::with_capacity(HEADER_SIZE as usize);
+        header.extend_from_slice(b"PERFILE2");
+        header.extend_from_slice(&HEADER_SIZE.to_le_bytes());
+        header.extend_from_slice(&attr_entry.to_le_bytes());
+        header.extend_from_slice(&section(attrs_offset, attr_entry * events.len() as u64));
+        header.extend_from_slice(&section(HEADER_SIZE, self.data_size));
+        header.extend_from_slice(&section(0, 0)); // event_types: unused since perf 2.6
+        let mut bitmap = [0u64; 4];
+        for (bit, _) in &features {
+            bitmap[*bit as usize / 64] |= 1 << (bit % 64);
+        }
+        for word in bitmap {
+            header.extend_from_slice(&word.to_le_bytes());
+        }
+        self.out.seek(SeekFrom::Start(0))?;
+        self.out.write_all(&header)?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.commit()
+    }
+}
+
+impl Seek for AtomicFile {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.file().seek(pos)
+    }
+}
+
+fn section(offset: u64, size: u64) -> [u8; 16] {
+    let mut s = [0u8; 16];
+    s[..8].copy_from_slice(&offset.to_le_bytes());
+    s[8..].copy_from_slice(&size.to_le_bytes());
+    s
+}
+
+pub fn record_header(type_: u32, misc: u16, size: u16) -> [u8; 8] {
+    let mut h = [0u8; 8];
+    h[..4].copy_from_slice(&type_.to_le_bytes());
+    h[4..6].copy_from_slice(&misc.to_le_bytes());
+    h[6..].copy_from_slice(&size.to_le_bytes());
+    h
+}
+
+/// The trailer that `sample_id_all` requires on every non-sample record, in the
+/// field order of our sample_type: pid/tid, time, id, cpu.
+pub struct SampleId {
+    pub pid: u32,
+    pub tid: u32,
+    pub id: u64,
+}
+
+/// Builds records netprof synthesizes: the state of the system at the start
+/// (process names, memory maps, kernel and module maps) that the kernel only
+/// reports for changes during the run.
+pub struct RecordBuilder {
+    buf: Vec<u8>,
+}
+
+impl RecordBuilder {
+    fn new() -> Self {
+        RecordBuilder { buf: vec![0u8; 8] }
+    }
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u64(&mut self, v: u64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    /// A NUL-terminated string padded to 8 bytes.
+    fn string(&mut self, s: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(s);
+        let padded = (s.len() + 1).div_ceil(8) * 8;
+        self.buf.resize(self.buf.len() + padded - s.len(), 0);
+        self
+    }
+    fn finish(mut self, type_: u32, misc: u16, sid: &SampleId) -> Vec<u8> {
+        self.u32(sid.pid).u32(sid.tid).u64(0).u64(sid.id).u32(0).u32(0);
+        let size = self.buf.len() as u16;
+        self.buf[..8].copy_from_slice(&record_header(type_, misc, size));
+        self.buf
+    }
+
+    pub fn comm(pid: u32, tid: u32, comm: &[u8], id: u64) -> Vec<u8> {
+        let mut r = Self::new();
+        r.u32(pid).u32(tid).string(&comm[..comm.len().min(15)]);
+        r.finish(PERF_RECORD_COMM, 0, &SampleId { pid, tid, id })
+    }
+
+    /// A user-space file mapping (MMAP2 without device/inode identity).
+    pub fn mmap2(m: &Mapping, id: u64) -> Vec<u8> {
+        let mut r = Self::new();
+        r.u32(m.pid).u32(m.pid).u64(m.start).u64(m.end - m.start).u64(m.pgoff);
+        r.u32(0).u32(0).u64(0).u64(0); // maj, min, ino, ino_generation
+        r.u32(libc::PROT_READ as u32 | libc::PROT_EXEC as u32).u32(libc::MAP_PRIVATE as u32);
+        r.string(m.path.as_bytes());
+        r.finish(PERF_RECORD_MMAP2, PERF_RECORD_MISC_USER, &SampleId { pid: m.pid, tid: m.pid, id })
+    }
+
+    /// A kernel map (vmlinux as `[kernel.kallsyms]_text`, or a module), the
+    /// way `perf record` synthesizes them: pid -1 and the kernel misc bit.
+    pub fn kernel_mmap(name: &str, start: u64, end: u64, pgoff: u64, id: u64) -> Vec<u8> {
+        let mut r = Self::new();
+        r.u32(u32::MAX).u32(0).u64(start).u64(end - start).u64(pgoff);
+        r.string(name.as_bytes());
+        r.finish(PERF_RECORD_MMAP, PERF_RECORD_MISC_KERNEL, &SampleId { pid: u32::MAX, tid: 0, id })
+    }
+}
+
+/// An executable file mapping of a process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub pid: u32,
+    pub start: u64,
+    pub end: u64,
+    pub pgoff: u64,
+    pub path: String,
+}
+
+/// perf's header string: u32 length (padded to 64), bytes, NULs.
+fn header_string(out: &mut Vec<u8>, s: &str) {
+    let len = (s.len() + 1).div_ceil(64) * 64;
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+    out.resize(out.len() + len - s.len(), 0);
+}
+
+pub fn string_feature(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    header_string(&mut out, s);
+    out
+}
+
+pub fn cmdline_feature(args: &[String]) -> Vec<u8> {
+    let mut out = (args.len() as u32).to_le_bytes().to_vec();
+    for a in args {
+        header_string(&mut out, a);
+    }
+    out
+}
+
+pub fn nrcpus_feature(available: u32, online: u32) -> Vec<u8> {
+    let mut out = available.to_le_bytes().to_vec();
+    out.extend_from_slice(&online.to_le_bytes());
+    out
+}
+
+/// Event names, so that perf and netprof show `cpu-clock` or
+/// `sched:sched_switch` rather than numbers.
+pub fn event_desc_feature(events: &[EventDesc]) -> Vec<u8> {
+    let mut out = (events.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&(ATTR_SIZE as u32).to_le_bytes());
+    for ev in events {
+        out.extend_from_slice(&ev.attr.to_bytes());
+        out.extend_from_slice(&(ev.ids.len() as u32).to_le_bytes());
+        header_string(&mut out, &ev.name);
+        for id in &ev.ids {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+    }
+    out
+}

@@ -1,0 +1,549 @@
+//! `netprof record`: sample call stacks with perf events into a perf.data file.
+//!
+//! One event per CPU (system-wide, or following a command or the given
+//! processes and their children), each with its own ring buffer, drained into
+//! the file as the kernel wrote the records. Before sampling starts, netprof
+//! writes what the kernel does not report by itself: names and executable
+//! maps of processes that already run, and the kernel's map. After sampling
+//! it adds the kallsyms snapshot so that the file names its kernel, module and
+//! BPF frames anywhere, later.
+
+use std::ffi::CString;
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use perf_event_open::config::{Cpu, Proc, Target, WakeUp, WakeUpOn};
+use perf_event_open::count::Counter;
+use perf_event_open::sample::Sampler;
+
+use crate::event::{self, EventSpec};
+use crate::kallsyms::KernelSymbols;
+use crate::perfdata::attr::{EventAttr, Rate};
+use crate::perfdata::writer::{self, EventDesc, Mapping, PerfDataWriter, RecordBuilder};
+use crate::perfdata::*;
+
+/// 2^8 pages (1 MiB) per ring: at 10 kHz with deep callchains a CPU writes
+/// about 4 MB/s, and the ring is drained at least every 50 ms.
+const RING_PAGES_EXP: u8 = 8;
+const RING_BYTES: u32 = 4096 << RING_PAGES_EXP;
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+const PERF_RECORD_SAMPLE: u32 = 9;
+const PERF_RECORD_LOST_SAMPLES: u32 = 13;
+
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    pub events: Vec<String>,
+    pub all_cpus: bool,
+    pub pids: Vec<u32>,
+    pub cpus: Option<Vec<u32>>,
+    pub command: Vec<String>,
+    pub frequency: u64,
+    pub callgraph: bool,
+    pub output: PathBuf,
+    pub duration: Option<f64>,
+    pub quiet: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct RecordSummary {
+    pub samples: u64,
+    pub lost: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub command_status: Option<i32>,
+}
+
+/// Where the events are opened.
+enum Scope {
+    /// Every task on these CPUs.
+    SystemWide(Vec<u32>),
+    /// These tasks (and the children they create after the start) on every CPU.
+    Tasks(Vec<u32>),
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
+    let specs: Vec<EventSpec> = if opts.events.is_empty() {
+        vec![event::parse("cpu-clock")?]
+    } else {
+        opts.events.iter().map(|e| event::parse(e)).collect::<Result<_>>()?
+    };
+    if opts.frequency == 0 {
+        bail!("-F 0: the sampling frequency must be at least 1 Hz");
+    }
+    let online = online_cpus()?;
+    if let Some(cpus) = &opts.cpus {
+        if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
+            bail!("CPU {bad} is not online (online: {}); pick CPUs from that list with -C", format_cpus(&online));
+        }
+    }
+    for pid in &opts.pids {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("process {pid} does not exist; check the pid with `ps -p {pid}`");
+        }
+    }
+
+    // A command starts held at a gate, so that its events exist before it execs.
+    let mut child = if opts.command.is_empty() { None } else { Some(HeldChild::spawn(&opts.command)?) };
+    let system_wide = opts.all_cpus || opts.cpus.is_some() || (opts.pids.is_empty() && child.is_none());
+    let scope = if system_wide {
+        Scope::SystemWide(opts.cpus.clone().unwrap_or_else(|| online.clone()))
+    } else {
+        let mut tids = Vec::new();
+        for &pid in &opts.pids {
+            tids.extend(threads_of(pid));
+        }
+        tids.extend(child.as_ref().map(|c| c.pid as u32));
+        Scope::Tasks(tids)
+    };
+
+    let mut events = Vec::new();
+    let mut samplers = Vec::new();
+    let mut counters = Vec::new();
+    for spec in &specs {
+        let attr = EventAttr {
+            type_: spec.type_,
+            config: spec.config,
+            rate: if spec.is_tracepoint() { Rate::Period(1) } else { Rate::Frequency(opts.frequency) },
+            callchain: opts.callgraph,
+            inherit: !system_wide,
+            // A command's events start when it execs, not while netprof holds it.
+            enable_on_exec: child.is_some() && !system_wide,
+            exclude_user: false,
+            exclude_kernel: false,
+        };
+        let mut crate_opts = attr.opts();
+        crate_opts.wake_up = WakeUp { on: WakeUpOn::Bytes(RING_BYTES / 2), on_aux_bytes: 0 };
+        let mut ids = Vec::new();
+        let targets: Vec<(i64, i64)> = match &scope {
+            Scope::SystemWide(cpus) => cpus.iter().map(|&c| (-1, c as i64)).collect(),
+            Scope::Tasks(tids) => tids.iter().flat_map(|&t| online.iter().map(move |&c| (t as i64, c as i64))).collect(),
+        };
+        for (tid, cpu) in targets {
+            let target: Target =
+                if tid < 0 { (Proc::ALL, Cpu(cpu as u32)).into() } else { (Proc(tid as u32), Cpu(cpu as u32)).into() };
+            let counter = open_counter(spec, target, &crate_opts).map_err(|e| open_error(e, spec, tid, cpu))?;
+            let sampler = counter.sampler(RING_PAGES_EXP).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot map the ring buffer of {} ({e}); raise kernel.perf_event_mlock_kb or run as root",
+                    spec.name
+                )
+            })?;
+            if sampler.parser().sample_type != attr.sample_type() || !sampler.parser().sample_id_all {
+                bail!("internal error: the kernel event's sample layout differs from the file header's");
+            }
+            ids.push(counter.id().context("cannot read the event id")?);
+            samplers.push(sampler);
+            counters.push(counter);
+        }
+        events.push(EventDesc { attr, name: spec.name.clone(), ids });
+    }
+
+    let kallsyms_text = KernelSymbols::snapshot_text().unwrap_or_default();
+    let kernel = KernelSymbols::parse(&kallsyms_text);
+    if kernel.is_empty() {
+        eprintln!(
+            "netprof: warning: /proc/kallsyms shows no addresses (kernel.kptr_restrict?); kernel frames \
+             will be hex. Run as root or `sysctl kernel.kptr_restrict=0`"
+        );
+    }
+
+    let mut writer = PerfDataWriter::create(&opts.output)?;
+    let synth_id = events[0].ids[0];
+    if let Some(text) = kernel.address_of("_text") {
+        writer.write_record(&RecordBuilder::kernel_mmap("[kernel.kallsyms]_text", text, u64::MAX, text, synth_id))?;
+    }
+    let existing: Vec<u32> = match &scope {
+        Scope::SystemWide(_) => all_pids(),
+        Scope::Tasks(_) => opts.pids.clone(),
+    };
+    synthesize_processes(&mut writer, &existing, synth_id)?;
+    writer.finish_round()?;
+
+    install_stop_handlers();
+    let start = Instant::now();
+    for c in &counters {
+        // A command's events are enabled by its exec instead.
+        if !(child.is_some() && !system_wide) {
+            c.enable().context("cannot start the event")?;
+        }
+    }
+    if let Some(c) = child.as_mut() {
+        c.release()?;
+    }
+
+    let show_status = !opts.quiet && std::io::stderr().is_terminal();
+    let deadline = opts.duration.map(|d| start + Duration::from_secs_f64(d));
+    let mut summary = RecordSummary::default();
+    let mut last_status = Instant::now();
+    let fds: Vec<i32> = counters.iter().map(|c| c.file().as_raw_fd()).collect();
+    loop {
+        wait_for_data(&fds, POLL_INTERVAL);
+        drain(&samplers, &mut writer, &mut summary)?;
+        if show_status && last_status.elapsed() >= STATUS_INTERVAL {
+            last_status = Instant::now();
+            eprint!(
+                "\r\x1b[K[ netprof record: {:.1}s  {} samples  {} lost ]",
+                start.elapsed().as_secs_f64(),
+                summary.samples,
+                summary.lost
+            );
+            let _ = std::io::stderr().flush();
+        }
+        if STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        if let Some(c) = child.as_mut() {
+            if let Some(status) = c.try_wait() {
+                summary.command_status = Some(status);
+                break;
+            }
+        }
+    }
+    for c in &counters {
+        let _ = c.disable();
+    }
+    drain(&samplers, &mut writer, &mut summary)?;
+    if let Some(mut c) = child {
+        summary.command_status = Some(c.stop());
+    }
+    summary.elapsed = start.elapsed();
+    if show_status {
+        eprint!("\r\x1b[K");
+    }
+    summary.bytes = writer.data_size();
+
+    let features = file_features(&events, kallsyms_text);
+    writer.finish(&events, &features)?;
+    Ok(summary)
+}
+
+/// Opens one event through the crate's typed event descriptions.
+fn open_counter(spec: &EventSpec, target: Target, opts: &perf_event_open::config::Opts) -> std::io::Result<Counter> {
+    use perf_event_open::event::{hw::Hardware, sw::Software, tp::Tracepoint};
+    match (spec.type_, spec.config) {
+        (event::TYPE_TRACEPOINT, id) => Counter::new(Tracepoint { id }, target, opts),
+        (event::TYPE_SOFTWARE, config) => {
+            let sw = match config {
+                0 => Software::CpuClock,
+                1 => Software::TaskClock,
+                2 => Software::PageFault,
+                3 => Software::CtxSwitch,
+                4 => Software::CpuMigration,
+                5 => Software::MinorPageFault,
+                _ => Software::MajorPageFault,
+            };
+            Counter::new(sw, target, opts)
+        }
+        (_, config) => {
+            let hw = match config {
+                0 => Hardware::CpuCycle,
+                1 => Hardware::Instr,
+                2 => Hardware::CacheAccess,
+                3 => Hardware::CacheMiss,
+                4 => Hardware::BranchInstr,
+                5 => Hardware::BranchMiss,
+                6 => Hardware::BusCycle,
+                _ => Hardware::RefCpuCycle,
+            };
+            Counter::new(hw, target, opts)
+        }
+    }
+}
+
+fn open_error(e: std::io::Error, spec: &EventSpec, tid: i64, cpu: i64) -> anyhow::Error {
+    let name = &spec.name;
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV) if spec.type_ == event::TYPE_HARDWARE => anyhow::anyhow!(
+            "event '{name}' needs a hardware PMU and this machine has none (PMUs here: {}); use -e cpu-clock",
+            event::pmus().join(", ")
+        ),
+        Some(libc::EACCES | libc::EPERM) => {
+            let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").unwrap_or_default();
+            anyhow::anyhow!(
+                "no permission to open event '{name}' (kernel.perf_event_paranoid = {}); run as root or \
+                 `sysctl kernel.perf_event_paranoid=-1`",
+                paranoid.trim()
+            )
+        }
+        Some(libc::ESRCH) => anyhow::anyhow!("task {tid} exited before its events could be opened; try again"),
+        Some(libc::EMFILE) => {
+            anyhow::anyhow!("too many open files for one event per CPU and task; raise `ulimit -n`")
+        }
+        _ if tid >= 0 => anyhow::anyhow!("cannot open event '{name}' for task {tid} on CPU {cpu}: {e}"),
+        _ => anyhow::anyhow!("cannot open event '{name}' on CPU {cpu}: {e}"),
+    }
+}
+
+fn drain(samplers: &[Sampler], writer: &mut PerfDataWriter, summary: &mut RecordSummary) -> Result<()> {
+    for sampler in samplers {
+        let mut records = sampler.iter().context("internal error: ring buffer already being read")?.into_cow();
+        while let Some(record) = records.lending_next() {
+            let bytes = record.as_raw().as_bytes();
+            let type_ = u32::from_le_bytes(bytes[..4].try_into().expect("record header"));
+            match type_ {
+                PERF_RECORD_SAMPLE => summary.samples += 1,
+                PERF_RECORD_LOST => summary.lost += read_u64(bytes, 16),
+                PERF_RECORD_LOST_SAMPLES => summary.lost += read_u64(bytes, 8),
+                _ => {}
+            }
+            writer.write_record(bytes)?;
+        }
+    }
+    writer.finish_round()
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    bytes.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0)
+}
+
+fn wait_for_data(fds: &[i32], timeout: Duration) {
+    let mut pollfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    // SAFETY: pollfds is a valid array of the given length. EINTR only ends the wait early.
+    unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout.as_millis() as i32) };
+}
+
+fn install_stop_handlers() {
+    STOP.store(false, Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, request_stop as *const () as libc::sighandler_t) };
+    }
+}
+
+/// Names and executable maps of processes that exist before sampling starts.
+fn synthesize_processes(writer: &mut PerfDataWriter, pids: &[u32], id: u64) -> Result<()> {
+    for &pid in pids {
+        let Ok(process) = procfs::process::Process::new(pid as i32) else { continue };
+        if let Ok(tasks) = process.tasks() {
+            for task in tasks.flatten() {
+                if let Ok(stat) = task.stat() {
+                    writer.write_record(&RecordBuilder::comm(pid, task.tid as u32, stat.comm.as_bytes(), id))?;
+                }
+            }
+        }
+        let Ok(maps) = process.maps() else { continue };
+        for m in maps {
+            let procfs::process::MMapPath::Path(path) = &m.pathname else { continue };
+            if !m.perms.contains(procfs::process::MMPermissions::EXECUTE) {
+                continue;
+            }
+            let mapping = Mapping {
+                pid,
+                start: m.address.0,
+                end: m.address.1,
+                pgoff: m.offset,
+                path: path.to_string_lossy().into_owned(),
+            };
+            writer.write_record(&RecordBuilder::mmap2(&mapping, id))?;
+        }
+    }
+    Ok(())
+}
+
+fn file_features(events: &[EventDesc], kallsyms_text: String) -> Vec<(u32, Vec<u8>)> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    let args: Vec<String> = std::env::args().collect();
+    let ncpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let mut features = vec![
+        (HEADER_HOSTNAME, writer::string_feature(&read("/proc/sys/kernel/hostname"))),
+        (HEADER_OSRELEASE, writer::string_feature(&read("/proc/sys/kernel/osrelease"))),
+        (HEADER_VERSION, writer::string_feature(concat!("netprof ", env!("CARGO_PKG_VERSION")))),
+        (HEADER_ARCH, writer::string_feature(std::env::consts::ARCH)),
+        (HEADER_NRCPUS, writer::nrcpus_feature(ncpus, ncpus)),
+        (HEADER_CMDLINE, writer::cmdline_feature(&args)),
+        (HEADER_EVENT_DESC, writer::event_desc_feature(events)),
+    ];
+    if !kallsyms_text.is_empty() {
+        features.push((FEATURE_NETPROF_KALLSYMS, kallsyms_text.into_bytes()));
+    }
+    features
+}
+
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn threads_of(pid: u32) -> Vec<u32> {
+    let tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    if tids.is_empty() {
+        vec![pid]
+    } else {
+        tids
+    }
+}
+
+pub fn online_cpus() -> Result<Vec<u32>> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").context("cannot read the online CPUs")?;
+    parse_cpu_list(text.trim())
+}
+
+/// Parses a CPU list such as `0,2-3` (the format of -C and of sysfs).
+pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let bad = || anyhow::anyhow!("bad CPU list '{s}'; write it like 0,2-3");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                if a > b {
+                    return Err(bad());
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.trim().parse().map_err(|_| bad())?),
+        }
+    }
+    if cpus.is_empty() {
+        bail!("empty CPU list; write it like 0,2-3");
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+fn format_cpus(cpus: &[u32]) -> String {
+    cpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// A command forked and held before exec until its events are open.
+///
+/// std's `Command::spawn` waits for the exec to happen, so it cannot hold the
+/// child at a gate; this forks by hand. The child only calls async-signal-safe
+/// functions between fork and exec.
+struct HeldChild {
+    pid: libc::pid_t,
+    gate: Option<std::fs::File>,
+    exec_status: std::fs::File,
+    exited: Option<i32>,
+}
+
+impl HeldChild {
+    fn spawn(args: &[String]) -> Result<Self> {
+        let argv: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<Result<_, _>>()
+            .context("the command contains a NUL byte")?;
+        let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        let (gate_r, gate_w) = pipe()?;
+        let (status_r, status_w) = pipe()?;
+        // SAFETY: the child branch calls only async-signal-safe functions
+        // (close, read, execvp, write, _exit) on memory prepared before fork.
+        unsafe {
+            let pid = libc::fork();
+            if pid < 0 {
+                bail!("cannot start the command: {}", std::io::Error::last_os_error());
+            }
+            if pid == 0 {
+                libc::close(gate_w);
+                libc::close(status_r);
+                let mut byte = 0u8;
+                libc::read(gate_r, (&mut byte as *mut u8).cast(), 1);
+                if byte == 1 {
+                    libc::execvp(argv_ptrs[0], argv_ptrs.as_ptr());
+                    let errno = *libc::__errno_location();
+                    libc::write(status_w, (&errno as *const i32).cast(), 4);
+                }
+                libc::_exit(127);
+            }
+            libc::close(gate_r);
+            libc::close(status_w);
+            use std::os::fd::FromRawFd;
+            Ok(HeldChild {
+                pid,
+                gate: Some(std::fs::File::from_raw_fd(gate_w)),
+                exec_status: std::fs::File::from_raw_fd(status_r),
+                exited: None,
+            })
+        }
+    }
+
+    /// Lets the command exec; reports an exec failure such as a missing program.
+    fn release(&mut self) -> Result<()> {
+        use std::io::Read;
+        if let Some(mut gate) = self.gate.take() {
+            gate.write_all(&[1]).context("cannot start the command")?;
+        }
+        let mut errno = [0u8; 4];
+        if self.exec_status.read_exact(&mut errno).is_ok() {
+            let err = std::io::Error::from_raw_os_error(i32::from_le_bytes(errno));
+            self.stop();
+            bail!("cannot run the command: {err}; check the program name and PATH");
+        }
+        Ok(())
+    }
+
+    fn try_wait(&mut self) -> Option<i32> {
+        if self.exited.is_none() {
+            let mut status = 0;
+            // SAFETY: waitpid on our own child with a valid status pointer.
+            if unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) } == self.pid {
+                self.exited = Some(decode_status(status));
+            }
+        }
+        self.exited
+    }
+
+    /// Ends the command if it still runs (SIGTERM, as perf does) and reaps it.
+    fn stop(&mut self) -> i32 {
+        if let Some(s) = self.try_wait() {
+            return s;
+        }
+        self.gate.take();
+        let mut status = 0;
+        // SAFETY: signalling and reaping our own child.
+        unsafe {
+            libc::kill(self.pid, libc::SIGTERM);
+            libc::waitpid(self.pid, &mut status, 0);
+        }
+        let s = decode_status(status);
+        self.exited = Some(s);
+        s
+    }
+}
+
+fn decode_status(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    }
+}
+
+fn pipe() -> Result<(i32, i32)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid 2-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!("cannot create a pipe: {}", std::io::Error::last_os_error());
+    }
+    Ok((fds[0], fds[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0,2-3").unwrap(), vec![0, 2, 3]);
+        assert_eq!(parse_cpu_list("1").unwrap(), vec![1]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+    }
+}

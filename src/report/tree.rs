@@ -1,0 +1,255 @@
+//! The text call graph, like `perf report --children --stdio -g graph,P,ORDER`:
+//! entries sorted by their inclusive ("children") share, each with its self
+//! share, and under each entry a tree of call paths with absolute percentages.
+//!
+//! `-g caller` shows, under an entry, what it calls (paths from the entry
+//! towards the sampled leaf); `-g callee` shows who calls it (paths from the
+//! entry towards the root). Entries and branches below the percent limit are
+//! left out.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use super::View;
+use crate::symbolize::FrameKind;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    Caller,
+    Callee,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Symbol,
+    Dso,
+    Comm,
+}
+
+pub struct TreeOptions {
+    pub percent_limit: f64,
+    pub order: Order,
+    pub sort: SortKey,
+}
+
+/// What an entry stands for: a frame, a module or file, or a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Frame(u32),
+    Dso(u32),
+    Comm(u32),
+}
+
+struct Node {
+    frame: u32,
+    count: u64,
+    children: Vec<usize>,
+}
+
+pub fn render(view: &View, opts: &TreeOptions) -> String {
+    let frames = &view.symbols.frames;
+    let total = view.total.max(1) as f64;
+    let pct = |n: u64| 100.0 * n as f64 / total;
+
+    // Module or file of each frame, interned, for --sort dso.
+    let mut dso_names: Vec<String> = Vec::new();
+    let mut dso_ids: HashMap<String, u32> = HashMap::new();
+    let frame_dso: Vec<u32> = frames
+        .iter()
+        .map(|f| {
+            let name = match (f.kind, &f.module) {
+                (FrameKind::Kernel, _) => "[kernel.kallsyms]".to_string(),
+                (FrameKind::Module | FrameKind::Bpf, Some(m)) => format!("[{m}]"),
+                (_, Some(path)) => path.rsplit('/').next().unwrap_or(path).to_string(),
+                (_, None) => "[unknown]".to_string(),
+            };
+            let next = dso_names.len() as u32;
+            *dso_ids.entry(name.clone()).or_insert_with(|| {
+                dso_names.push(name);
+                next
+            })
+        })
+        .collect();
+    let key_of = |frame: u32, comm: u32| match opts.sort {
+        SortKey::Symbol => Key::Frame(frame),
+        SortKey::Dso => Key::Dso(frame_dso[frame as usize]),
+        SortKey::Comm => Key::Comm(comm),
+    };
+
+    // Self and children counts per entry; an entry counts once per sample even
+    // if it appears several times in the stack (recursion).
+    let mut self_count: HashMap<Key, u64> = HashMap::new();
+    let mut children_count: HashMap<Key, u64> = HashMap::new();
+    let mut seen: Vec<Key> = Vec::new();
+    for row in &view.rows {
+        let stack = &view.symbols.stacks[row.stack as usize];
+        let Some(&leaf) = stack.last() else { continue };
+        *self_count.entry(key_of(leaf, row.comm)).or_insert(0) += row.count;
+        seen.clear();
+        for &f in stack {
+            let k = key_of(f, row.comm);
+            if !seen.contains(&k) {
+                seen.push(k);
+                *children_count.entry(k).or_insert(0) += row.count;
+            }
+        }
+    }
+    let mut entries: Vec<(Key, u64, u64)> = children_count
+        .iter()
+        .map(|(&k, &c)| (k, c, self_count.get(&k).copied().unwrap_or(0)))
+        .filter(|&(_, c, _)| pct(c) >= opts.percent_limit)
+        .collect();
+    let label = |k: Key| match k {
+        Key::Frame(f) => {
+            let fr = &frames[f as usize];
+            let mark = if fr.kind == FrameKind::User { "[.]" } else { "[k]" };
+            format!("{mark} {}", fr.label())
+        }
+        Key::Dso(d) => dso_names[d as usize].clone(),
+        Key::Comm(c) => view.profile.comms[c as usize].clone(),
+    };
+    entries.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then_with(|| label(a.0).cmp(&label(b.0))));
+
+    // One call tree per entry shown, built in a single pass over the rows.
+    let shown: HashMap<Key, usize> = entries.iter().enumerate().map(|(i, e)| (e.0, i)).collect();
+    let mut trees: Vec<Tree> = entries.iter().map(|_| Tree::default()).collect();
+    let mut path: Vec<u32> = Vec::new();
+    for row in &view.rows {
+        let stack = &view.symbols.stacks[row.stack as usize];
+        seen.clear();
+        for (i, &f) in stack.iter().enumerate() {
+            let k = key_of(f, row.comm);
+            let Some(&tree) = shown.get(&k) else { continue };
+            if seen.contains(&k) {
+                continue;
+            }
+            seen.push(k);
+            // Symbol entries start their paths at themselves; command and
+            // module entries show the whole stack from the first frame.
+            let start = if matches!(k, Key::Comm(_)) { 0 } else { i };
+            path.clear();
+            match opts.order {
+                Order::Caller => path.extend_from_slice(&stack[start..]),
+                Order::Callee => {
+                    let end = if matches!(k, Key::Comm(_)) { stack.len() - 1 } else { i };
+                    path.extend(stack[..=end].iter().rev());
+                }
+            }
+            trees[tree].insert(&path, row.count);
+        }
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(out, "# netprof report: {}", view.summary_line());
+    let _ = writeln!(
+        out,
+        "# call graph: {}, percent limit {}%",
+        if opts.order == Order::Caller { "caller (what each entry calls)" } else { "callee (who calls each entry)" },
+        opts.percent_limit
+    );
+    let _ = writeln!(out, "#");
+    let _ = writeln!(out, "# Children      Self  {}", match opts.sort {
+        SortKey::Symbol => "Symbol",
+        SortKey::Dso => "Shared Object",
+        SortKey::Comm => "Command",
+    });
+    let _ = writeln!(out, "#");
+    for (i, &(k, children, selfc)) in entries.iter().enumerate() {
+        let _ = writeln!(out, "{:>9.2}% {:>8.2}%  {}", pct(children), pct(selfc), label(k));
+        let tree = &trees[i];
+        if !tree.roots.is_empty() {
+            let _ = writeln!(out, "            |");
+            print_children(&mut out, &tree.nodes, &tree.roots, "            ", true, frames, &pct, opts.percent_limit);
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+#[derive(Default)]
+struct Tree {
+    nodes: Vec<Node>,
+    roots: Vec<usize>,
+}
+
+impl Tree {
+    fn insert(&mut self, path: &[u32], count: u64) {
+        let mut parent: Option<usize> = None;
+        for &frame in path {
+            let siblings = match parent {
+                None => &self.roots,
+                Some(p) => &self.nodes[p].children,
+            };
+            let idx = match siblings.iter().copied().find(|&c| self.nodes[c].frame == frame) {
+                Some(c) => c,
+                None => {
+                    self.nodes.push(Node { frame, count: 0, children: Vec::new() });
+                    let c = self.nodes.len() - 1;
+                    match parent {
+                        None => self.roots.push(c),
+                        Some(p) => self.nodes[p].children.push(c),
+                    }
+                    c
+                }
+            };
+            self.nodes[idx].count += count;
+            parent = Some(idx);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn print_children(
+    out: &mut String,
+    tree: &[Node],
+    nodes: &[usize],
+    prefix: &str,
+    first_level: bool,
+    frames: &[crate::symbolize::Frame],
+    pct: &dyn Fn(u64) -> f64,
+    limit: f64,
+) {
+    let mut nodes: Vec<usize> = nodes.iter().copied().filter(|&n| pct(tree[n].count) >= limit).collect();
+    nodes.sort_by(|&a, &b| tree[b].count.cmp(&tree[a].count));
+    if nodes.len() == 1 && first_level {
+        // A single root continues the entry's line, as perf draws it.
+        let _ = writeln!(out, "{prefix}---{}", frames[tree[nodes[0]].frame as usize].label());
+        print_chain(out, tree, nodes[0], &format!("{prefix}   "), frames, pct, limit);
+        return;
+    }
+    for (i, &n) in nodes.iter().enumerate() {
+        let last = i + 1 == nodes.len();
+        let tag = format!("--{:.2}%--", pct(tree[n].count));
+        let _ = writeln!(out, "{prefix}|");
+        let _ = writeln!(out, "{prefix}{}{tag}{}", if last { " " } else { "|" }, frames[tree[n].frame as usize].label());
+        let cont = format!("{prefix}{}{}", if last { " " } else { "|" }, " ".repeat(tag.len()));
+        print_chain(out, tree, n, &cont, frames, pct, limit);
+    }
+}
+
+/// Prints the descendants of `node`: single children continue the column,
+/// branches get their percentages.
+fn print_chain(
+    out: &mut String,
+    tree: &[Node],
+    mut node: usize,
+    prefix: &str,
+    frames: &[crate::symbolize::Frame],
+    pct: &dyn Fn(u64) -> f64,
+    limit: f64,
+) {
+    loop {
+        let kids: Vec<usize> = tree[node].children.iter().copied().filter(|&c| pct(tree[c].count) >= limit).collect();
+        match kids.len() {
+            0 => return,
+            1 if tree[kids[0]].count == tree[node].count => {
+                let _ = writeln!(out, "{prefix}{}", frames[tree[kids[0]].frame as usize].label());
+                node = kids[0];
+            }
+            _ => {
+                print_children(out, tree, &kids, prefix, false, frames, pct, limit);
+                return;
+            }
+        }
+    }
+}

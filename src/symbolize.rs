@@ -1,0 +1,189 @@
+//! Naming every frame: kernel and module frames from the kallsyms snapshot,
+//! BPF programs as `bpf_prog_<tag>_<name> [bpf]`, user frames from the ELF
+//! symbols (and DWARF where present) of the mapped file, through blazesym.
+//!
+//! A frame that cannot be named keeps its address and, for user frames, the
+//! file and offset it falls in, so it is never dropped nor merged into a
+//! neighbour's name. Frames are identified by name and module, not address, so
+//! the same function compares equal across kernels, builds and processes.
+
+use std::collections::HashMap;
+
+use blazesym::symbolize::source::{Elf, Source};
+use blazesym::symbolize::{Input, Symbolized as Lookup, Symbolizer};
+use serde::Serialize;
+
+use crate::profile::{FileMap, Profile};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameKind {
+    /// vmlinux.
+    Kernel,
+    /// A loadable module.
+    Module,
+    /// A BPF program.
+    Bpf,
+    /// User space.
+    User,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Frame {
+    pub name: String,
+    /// The kernel module (`bpf` for BPF programs), or for user frames the
+    /// mapped file.
+    pub module: Option<String>,
+    pub kind: FrameKind,
+    /// False when the name is an address the symbol tables did not cover.
+    pub resolved: bool,
+}
+
+impl Frame {
+    /// The name reports show: `func`, `func [module]` or `bpf_prog_..._x [bpf]`.
+    pub fn label(&self) -> String {
+        match (&self.kind, &self.module) {
+            (FrameKind::Module | FrameKind::Bpf, Some(m)) => format!("{} [{m}]", self.name),
+            _ => self.name.clone(),
+        }
+    }
+}
+
+/// Every distinct frame of a profile and each stack as frame ids, root first.
+pub struct SymbolizedProfile {
+    pub frames: Vec<Frame>,
+    pub stacks: Vec<Vec<u32>>,
+}
+
+#[derive(Default)]
+struct FrameTable {
+    frames: Vec<Frame>,
+    ids: HashMap<Frame, u32>,
+}
+
+impl FrameTable {
+    fn intern(&mut self, frame: Frame) -> u32 {
+        if let Some(&id) = self.ids.get(&frame) {
+            return id;
+        }
+        let id = self.frames.len() as u32;
+        self.frames.push(frame.clone());
+        self.ids.insert(frame, id);
+        id
+    }
+}
+
+pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
+    let mut table = FrameTable::default();
+
+    // Return addresses point after the call; look up the byte before them so
+    // a call at the very end of a function is named after that function.
+    let lookup_addr = |addr: u64, index_in_domain: usize| if index_in_domain > 0 { addr.saturating_sub(1) } else { addr };
+
+    let mut kernel_ids: HashMap<u64, u32> = HashMap::new();
+    let mut user_ids: HashMap<(u32, u64), u32> = HashMap::new();
+    let mut user_wanted: HashMap<(u32, u64), ()> = HashMap::new();
+    for stack in &profile.stacks {
+        for (i, &addr) in stack.frames.iter().enumerate() {
+            if i < stack.kernel_len {
+                let a = lookup_addr(addr, i);
+                if !kernel_ids.contains_key(&a) {
+                    let id = table.intern(kernel_frame(profile, a));
+                    kernel_ids.insert(a, id);
+                }
+            } else {
+                user_wanted.insert((stack.space, lookup_addr(addr, i - stack.kernel_len)), ());
+            }
+        }
+    }
+
+    // User frames: find each address's mapping, then symbolize file offsets in
+    // one batch per file.
+    let mut per_file: HashMap<&str, Vec<(u32, u64, u64)>> = HashMap::new();
+    for &(space, addr) in user_wanted.keys() {
+        match find_map(&profile.spaces[space as usize], addr) {
+            Some(m) => per_file.entry(m.path.as_str()).or_default().push((space, addr, addr - m.start + m.pgoff)),
+            None => {
+                let id = table.intern(Frame {
+                    name: format!("{addr:#x}"),
+                    module: None,
+                    kind: FrameKind::User,
+                    resolved: false,
+                });
+                user_ids.insert((space, addr), id);
+            }
+        }
+    }
+    let symbolizer = Symbolizer::new();
+    let mut files: Vec<_> = per_file.into_iter().collect();
+    files.sort_by(|a, b| a.0.cmp(b.0));
+    for (path, entries) in files {
+        let offsets: Vec<u64> = entries.iter().map(|e| e.2).collect();
+        let names: Vec<Option<String>> = if path.starts_with('/') {
+            let src = Source::Elf(Elf::new(path));
+            match symbolizer.symbolize(&src, Input::FileOffset(&offsets)) {
+                Ok(results) => results
+                    .into_iter()
+                    .map(|r| match r {
+                        Lookup::Sym(sym) => Some(sym.name.into_owned()),
+                        Lookup::Unknown(_) => None,
+                    })
+                    .collect(),
+                Err(_) => vec![None; offsets.len()],
+            }
+        } else {
+            // [vdso] and friends: no file to read.
+            vec![None; offsets.len()]
+        };
+        let short = path.rsplit('/').next().unwrap_or(path);
+        for ((space, addr, offset), name) in entries.into_iter().zip(names) {
+            let frame = match name {
+                Some(name) => Frame { name, module: Some(path.to_string()), kind: FrameKind::User, resolved: true },
+                None => Frame {
+                    name: format!("{addr:#x} ({short}+{offset:#x})"),
+                    module: Some(path.to_string()),
+                    kind: FrameKind::User,
+                    resolved: false,
+                },
+            };
+            user_ids.insert((space, addr), table.intern(frame));
+        }
+    }
+
+    let stacks = profile
+        .stacks
+        .iter()
+        .map(|stack| {
+            // Root first: user frames (outermost last in the chain), then kernel.
+            let mut ids = Vec::with_capacity(stack.frames.len());
+            for (i, &addr) in stack.frames.iter().enumerate().rev() {
+                if i < stack.kernel_len {
+                    ids.push(kernel_ids[&lookup_addr(addr, i)]);
+                } else {
+                    ids.push(user_ids[&(stack.space, lookup_addr(addr, i - stack.kernel_len))]);
+                }
+            }
+            ids
+        })
+        .collect();
+    SymbolizedProfile { frames: table.frames, stacks }
+}
+
+fn kernel_frame(profile: &Profile, addr: u64) -> Frame {
+    match profile.kernel.lookup(addr) {
+        Some(sym) => {
+            let kind = match sym.module {
+                None => FrameKind::Kernel,
+                Some("bpf") => FrameKind::Bpf,
+                Some(_) => FrameKind::Module,
+            };
+            Frame { name: sym.name.to_string(), module: sym.module.map(str::to_string), kind, resolved: true }
+        }
+        None => Frame { name: format!("{addr:#x}"), module: None, kind: FrameKind::Kernel, resolved: false },
+    }
+}
+
+/// The newest mapping containing `addr` (later maps replace earlier ones).
+fn find_map(maps: &[FileMap], addr: u64) -> Option<&FileMap> {
+    maps.iter().rev().find(|m| m.start <= addr && addr < m.end)
+}
