@@ -76,7 +76,10 @@ pub struct Profile {
     pub spaces: Vec<Vec<FileMap>>,
     pub kernel: KernelSymbols,
     pub kernel_names: KernelNames,
+    /// Samples that passed the filters.
     pub total_samples: u64,
+    /// Samples in the file, before filters.
+    pub file_samples: u64,
     pub lost_samples: u64,
 }
 
@@ -95,17 +98,50 @@ impl Profile {
         }
         // A dependency's bug on a malformed file must not become a crash with
         // a stack trace; treat it like any other unreadable file.
-        let quiet_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            read_profile(BufReader::with_capacity(1 << 20, file), filter)
-        }));
-        std::panic::set_hook(quiet_hook);
-        match result {
-            Ok(Ok(p)) => Ok(p),
-            Ok(Err(e)) => bail!("{} is not a readable perf.data file ({e}); record it again", path.display()),
-            Err(_) => bail!("{} is corrupt (its records do not parse); record it again", path.display()),
-        }
+        read_guarded(BufReader::with_capacity(1 << 20, file), filter, live_kallsyms)
+            .map_err(|e| anyhow::anyhow!("{}{e}", path.display()))
+    }
+
+    /// Reads a file held in memory; kernel frames are named only from the
+    /// file's own snapshot. (The fuzz target and its corpus test use this.)
+    pub fn from_bytes(bytes: &[u8], filter: &Filter) -> Result<Profile> {
+        read_guarded(std::io::Cursor::new(bytes), filter, || None)
+    }
+}
+
+/// This machine's kallsyms, for files that carry no snapshot (perf's).
+fn live_kallsyms() -> Option<String> {
+    std::fs::read_to_string("/proc/kallsyms").ok().filter(|t| !t.is_empty())
+}
+
+/// Reads a profile; errors start with " is ..." to follow the file's name.
+fn read_guarded<R: std::io::Read + std::io::Seek>(
+    mut reader: R,
+    filter: &Filter,
+    kallsyms: impl FnOnce() -> Option<String>,
+) -> Result<Profile> {
+    let mut magic = [0u8; 8];
+    let n = reader.read(&mut magic)?;
+    if n < 8 || (&magic != b"PERFILE2" && &magic != b"2ELIFREP") {
+        bail!(" is not a readable perf.data file (no PERFILE2 magic); pass a file from `netprof record` or `perf record`");
+    }
+    reader.seek(std::io::SeekFrom::Start(0))?;
+    // A dependency's bug on a malformed file must not become a crash with a
+    // stack trace; treat it like any other unreadable file.
+    let quiet_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_profile(reader, filter, kallsyms)));
+    std::panic::set_hook(quiet_hook);
+    match result {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => match e.downcast_ref::<linux_perf_data::Error>() {
+            Some(linux_perf_data::Error::IoError(io)) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                bail!(" is truncated (it ends inside its data); the recording was cut short, record again")
+            }
+            Some(_) => bail!(" is not a readable perf.data file ({e}); record it again"),
+            None => bail!(": {e:#}"),
+        },
+        Err(_) => bail!(" is corrupt (its records do not parse); record it again"),
     }
 }
 
@@ -138,7 +174,11 @@ impl AddressSpaces {
     }
 }
 
-fn read_profile<R: std::io::Read + std::io::Seek>(reader: R, filter: &Filter) -> Result<Profile> {
+fn read_profile<R: std::io::Read + std::io::Seek>(
+    reader: R,
+    filter: &Filter,
+    kallsyms: impl FnOnce() -> Option<String>,
+) -> Result<Profile> {
     let PerfFileReader { mut perf_file, mut record_iter } = PerfFileReader::parse_file(reader)?;
     let events: Vec<String> = perf_file
         .event_attributes()
@@ -149,9 +189,9 @@ fn read_profile<R: std::io::Read + std::io::Seek>(reader: R, filter: &Filter) ->
 
     let (kernel, kernel_names) = match perf_file.feature_section_data(Feature(FEATURE_NETPROF_KALLSYMS)) {
         Some(text) => (KernelSymbols::parse(&String::from_utf8_lossy(text)), KernelNames::Snapshot),
-        None => match std::fs::read_to_string("/proc/kallsyms") {
-            Ok(text) if !text.is_empty() => (KernelSymbols::parse(&text), KernelNames::LiveKallsyms),
-            _ => (KernelSymbols::parse(""), KernelNames::Unavailable),
+        None => match kallsyms() {
+            Some(text) => (KernelSymbols::parse(&text), KernelNames::LiveKallsyms),
+            None => (KernelSymbols::parse(""), KernelNames::Unavailable),
         },
     };
     let kernel_names = if kernel.is_empty() { KernelNames::Unavailable } else { kernel_names };
@@ -164,6 +204,7 @@ fn read_profile<R: std::io::Read + std::io::Seek>(reader: R, filter: &Filter) ->
     let mut stacks: Vec<RawStack> = Vec::new();
     let mut groups: HashMap<(u16, i32, i32, u32, u32, u32), u64> = HashMap::new();
     let mut total_samples = 0u64;
+    let mut file_samples = 0u64;
     let mut lost_samples = 0u64;
     let mut key = Vec::with_capacity(130);
     let comm_filter: Vec<&str> = filter.comms.iter().map(String::as_str).collect();
@@ -221,6 +262,7 @@ fn read_profile<R: std::io::Read + std::io::Seek>(reader: R, filter: &Filter) ->
             }
             EventRecord::Lost(l) => lost_samples += l.count,
             EventRecord::Sample(s) => {
+                file_samples += 1;
                 let pid = s.pid.unwrap_or(-1);
                 let tid = s.tid.unwrap_or(pid);
                 let cpu = s.cpu.unwrap_or(0);
@@ -300,6 +342,7 @@ fn read_profile<R: std::io::Read + std::io::Seek>(reader: R, filter: &Filter) ->
         kernel,
         kernel_names,
         total_samples,
+        file_samples,
         lost_samples,
     })
 }

@@ -111,7 +111,7 @@ impl<'a> View<'a> {
         };
         format!(
             "{} samples of {} ({} in this view), {} lost; {}",
-            self.profile.total_samples,
+            self.profile.file_samples,
             self.profile.events.join(", "),
             self.total,
             self.profile.lost_samples,

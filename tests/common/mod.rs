@@ -1,0 +1,150 @@
+//! Helpers shared by the integration tests: running the binary, and writing
+//! synthetic recordings whose content is known exactly.
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use netprof::perfdata::attr::{EventAttr, Rate};
+use netprof::perfdata::writer::{event_desc_feature, EventDesc, Mapping, PerfDataWriter, RecordBuilder};
+use netprof::perfdata::{FEATURE_NETPROF_KALLSYMS, HEADER_EVENT_DESC, PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER};
+
+pub fn netprof(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netprof")).args(args).output().expect("netprof runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a failure with exactly one line of error, naming `needle`, and no panic.
+pub fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert_eq!(o.status.code(), Some(1), "exit code; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert!(err.contains(needle), "expected '{needle}' in: {err}");
+}
+
+pub const KALLSYMS: &str = "\
+ffffffff81000000 T _text
+ffffffff81100000 T entry_SYSCALL_64
+ffffffff81100400 T do_syscall_64
+ffffffff81200000 T ksys_read
+ffffffff81200800 T vfs_read
+ffffffff81201000 t read_zero
+ffffffff81300000 T net_rx_action
+ffffffff81300800 T __netif_receive_skb
+ffffffffc0001000 t hsr_forward_skb\t[hsr]
+ffffffffc0001800 t hsr_handle_frame\t[hsr]
+ffffffffc0100000 t bpf_prog_6deef7357e7b4530_xdp_count\t[bpf]
+";
+
+/// Addresses inside the functions above (an offset into each).
+pub fn k(name: &str) -> u64 {
+    let line = KALLSYMS.lines().find(|l| l.split([' ', '\t']).nth(2) == Some(name)).expect("known symbol");
+    u64::from_str_radix(&line[..16], 16).unwrap() + 0x10
+}
+
+/// A synthetic recording: samples with known stacks.
+pub struct Synth {
+    records: Vec<Vec<u8>>,
+    pub kallsyms: Option<String>,
+    time: u64,
+}
+
+pub const EVENT_ID: u64 = 7;
+
+impl Synth {
+    pub fn new() -> Self {
+        Synth { records: Vec::new(), kallsyms: Some(KALLSYMS.to_string()), time: 1 }
+    }
+
+    pub fn comm(&mut self, pid: u32, name: &str) -> &mut Self {
+        self.records.push(RecordBuilder::comm(pid, pid, name.as_bytes(), EVENT_ID));
+        self
+    }
+
+    pub fn mmap(&mut self, pid: u32, start: u64, end: u64, path: &str) -> &mut Self {
+        let m = Mapping { pid, start, end, pgoff: 0, path: path.to_string() };
+        self.records.push(RecordBuilder::mmap2(&m, EVENT_ID));
+        self
+    }
+
+    /// `n` samples of `pid` on `cpu` with kernel frames and user frames, each
+    /// list leaf first, in the layout netprof's attr declares.
+    pub fn samples(&mut self, n: u32, pid: u32, cpu: u32, kernel: &[u64], user: &[u64]) -> &mut Self {
+        for _ in 0..n {
+            let mut chain = Vec::new();
+            if !kernel.is_empty() {
+                chain.push(PERF_CONTEXT_KERNEL);
+                chain.extend_from_slice(kernel);
+            }
+            if !user.is_empty() {
+                chain.push(PERF_CONTEXT_USER);
+                chain.extend_from_slice(user);
+            }
+            let ip = kernel.first().or(user.first()).copied().unwrap_or(0);
+            let misc: u16 = if kernel.is_empty() { 2 } else { 1 };
+            let mut body = Vec::new();
+            body.extend_from_slice(&ip.to_le_bytes());
+            body.extend_from_slice(&pid.to_le_bytes());
+            body.extend_from_slice(&pid.to_le_bytes());
+            body.extend_from_slice(&self.time.to_le_bytes());
+            body.extend_from_slice(&EVENT_ID.to_le_bytes());
+            body.extend_from_slice(&cpu.to_le_bytes());
+            body.extend_from_slice(&0u32.to_le_bytes());
+            body.extend_from_slice(&1u64.to_le_bytes()); // period
+            body.extend_from_slice(&(chain.len() as u64).to_le_bytes());
+            for a in &chain {
+                body.extend_from_slice(&a.to_le_bytes());
+            }
+            let mut rec = Vec::new();
+            rec.extend_from_slice(&9u32.to_le_bytes());
+            rec.extend_from_slice(&misc.to_le_bytes());
+            rec.extend_from_slice(&((body.len() + 8) as u16).to_le_bytes());
+            rec.extend_from_slice(&body);
+            self.records.push(rec);
+            self.time += 1;
+        }
+        self
+    }
+
+    pub fn write(&self, path: &Path) {
+        let mut w = PerfDataWriter::create(path).unwrap();
+        for r in &self.records {
+            w.write_record(r).unwrap();
+        }
+        w.finish_round().unwrap();
+        let events = vec![EventDesc {
+            attr: EventAttr {
+                type_: 1,
+                config: 0,
+                rate: Rate::Frequency(999),
+                callchain: true,
+                inherit: false,
+                enable_on_exec: false,
+                exclude_user: false,
+                exclude_kernel: false,
+            },
+            name: "cpu-clock".to_string(),
+            ids: vec![EVENT_ID],
+        }];
+        let mut features = vec![(HEADER_EVENT_DESC, event_desc_feature(&events))];
+        if let Some(k) = &self.kallsyms {
+            features.push((FEATURE_NETPROF_KALLSYMS, k.clone().into_bytes()));
+        }
+        w.finish(&events, &features).unwrap();
+    }
+
+    pub fn write_in(&self, dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        self.write(&p);
+        p
+    }
+}
