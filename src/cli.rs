@@ -33,7 +33,9 @@ pub enum Command {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  netprof record -a -g --duration 10\n  netprof record -g -- dd if=/dev/zero of=/dev/null bs=4k count=100000\n  netprof record -e net:net_dev_xmit -a -g --duration 5")]
+#[command(
+    after_help = "Examples:\n  netprof record -a -g --duration 10\n  netprof record -g -- dd if=/dev/zero of=/dev/null bs=4k count=100000\n  netprof record -e net:net_dev_xmit -a -g --duration 5"
+)]
 pub struct RecordArgs {
     /// Sample all CPUs (the default when no command and no -p is given)
     #[arg(short = 'a', long = "all-cpus")]
@@ -82,8 +84,29 @@ pub enum SortBy {
     Comm,
 }
 
+const REPORT_LONG_HELP: &str = "\
+Call graph: entries are sorted by their inclusive (children) share and show their self share; \
+-g caller draws, under each entry, what it calls; -g callee draws who calls it. Percentages are of \
+all samples left after the filters. Return addresses are looked up at the call site (address - 1).
+
+Frames: kernel frames are named from the kallsyms snapshot stored in the recording (files written \
+by perf use this machine's /proc/kallsyms); module frames read `func [module]`, BPF programs \
+`bpf_prog_<tag>_<name> [bpf]`; user frames come from the ELF symbols (and DWARF) of the mapped file. \
+An address that cannot be named is shown in hex, with its file and offset for user frames.
+
+JSON schema netprof-report/1: an object with `schema`, `events` (names), `total_samples`, \
+`lost_samples`, `kernel_names` (snapshot | live-kallsyms | unavailable), `frames` (array of \
+{name, module, kind: kernel|module|bpf|user, resolved}) and `stacks` (array of {comm, pid, tid, \
+cpu, event, count, frames: indexes into `frames`, root first}).
+
+Examples:
+  netprof report
+  netprof report --flame
+  netprof report -i perf.data --folded > out.folded
+  netprof report --module hsr -g callee";
+
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  netprof report\n  netprof report --flame\n  netprof report -i perf.data --folded > out.folded\n  netprof report --module hsr -g callee")]
+#[command(after_long_help = REPORT_LONG_HELP, after_help = "Examples:\n  netprof report\n  netprof report --flame\n  netprof report -i perf.data --folded > out.folded\n  netprof report --module hsr -g callee")]
 pub struct ReportArgs {
     /// Input file (netprof's or perf's perf.data)
     #[arg(short = 'i', long = "input", default_value = "netprof.data")]

@@ -56,10 +56,18 @@ const HARDWARE: &[(&str, u64)] = &[
 /// Parses one `-e` argument.
 pub fn parse(name: &str) -> Result<EventSpec> {
     if let Some(&(_, config)) = SOFTWARE.iter().find(|(n, _)| *n == name) {
-        return Ok(EventSpec { name: name.into(), type_: TYPE_SOFTWARE, config });
+        return Ok(EventSpec {
+            name: name.into(),
+            type_: TYPE_SOFTWARE,
+            config,
+        });
     }
     if let Some(&(_, config)) = HARDWARE.iter().find(|(n, _)| *n == name) {
-        return Ok(EventSpec { name: name.into(), type_: TYPE_HARDWARE, config });
+        return Ok(EventSpec {
+            name: name.into(),
+            type_: TYPE_HARDWARE,
+            config,
+        });
     }
     if let Some((system, event)) = name.split_once(':') {
         if system == "kprobe" || system == "netprof" {
@@ -90,13 +98,24 @@ fn did_you_mean(names: &[String]) -> String {
 /// The tracefs events directory, mounting tracefs if nothing has yet (as perf
 /// does through libtraceevent): a fresh system often has it unmounted.
 pub fn tracefs_events() -> Result<PathBuf> {
-    let candidates = ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"];
+    let candidates = [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ];
     if let Some(p) = candidates.iter().map(Path::new).find(|p| p.is_dir()) {
         return Ok(p.to_path_buf());
     }
     let target = c"/sys/kernel/tracing";
     // SAFETY: all pointers are valid NUL-terminated strings.
-    let rc = unsafe { libc::mount(c"tracefs".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null()) };
+    let rc = unsafe {
+        libc::mount(
+            c"tracefs".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
     if rc == 0 && Path::new(candidates[0]).is_dir() {
         return Ok(PathBuf::from(candidates[0]));
     }
@@ -112,7 +131,11 @@ fn tracepoint(system: &str, event: &str) -> Result<EventSpec> {
     let id_path = events.join(system).join(event).join("id");
     if let Ok(id) = std::fs::read_to_string(&id_path) {
         if let Ok(id) = id.trim().parse() {
-            return Ok(EventSpec { name: format!("{system}:{event}"), type_: TYPE_TRACEPOINT, config: id });
+            return Ok(EventSpec {
+                name: format!("{system}:{event}"),
+                type_: TYPE_TRACEPOINT,
+                config: id,
+            });
         }
     }
     let system_dir = events.join(system);
@@ -126,8 +149,10 @@ fn tracepoint(system: &str, event: &str) -> Result<EventSpec> {
         );
     }
     let names = list_dir(&system_dir);
-    let hint: Vec<String> =
-        close_names(event, names.iter().map(String::as_str)).into_iter().map(|n| format!("{system}:{n}")).collect();
+    let hint: Vec<String> = close_names(event, names.iter().map(String::as_str))
+        .into_iter()
+        .map(|n| format!("{system}:{n}"))
+        .collect();
     bail!(
         "unknown tracepoint '{system}:{event}'{}; list them with `ls {}`",
         did_you_mean(&hint),
@@ -159,7 +184,14 @@ mod tests {
 
     #[test]
     fn software_and_hardware_names() {
-        assert_eq!(parse("cpu-clock").unwrap(), EventSpec { name: "cpu-clock".into(), type_: 1, config: 0 });
+        assert_eq!(
+            parse("cpu-clock").unwrap(),
+            EventSpec {
+                name: "cpu-clock".into(),
+                type_: 1,
+                config: 0
+            }
+        );
         assert_eq!(parse("cache-misses").unwrap().type_, TYPE_HARDWARE);
     }
 

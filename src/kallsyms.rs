@@ -45,7 +45,9 @@ impl KernelSymbols {
         let mut text = String::with_capacity(all.len());
         for line in all.lines() {
             let mut parts = line.splitn(3, ' ');
-            let (Some(_), Some(kind)) = (parts.next(), parts.next()) else { continue };
+            let (Some(_), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
             if matches!(kind, "t" | "T" | "w" | "W") {
                 text.push_str(line);
                 text.push('\n');
@@ -62,13 +64,16 @@ impl KernelSymbols {
         let mut modules: Vec<Box<str>> = Vec::new();
         for line in text.lines() {
             let mut parts = line.splitn(3, ' ');
-            let (Some(addr), Some(kind), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(addr), Some(kind), Some(rest)) = (parts.next(), parts.next(), parts.next())
+            else {
                 continue;
             };
             if !matches!(kind, "t" | "T" | "w" | "W") {
                 continue;
             }
-            let Ok(addr) = u64::from_str_radix(addr, 16) else { continue };
+            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
             if addr == 0 {
                 continue;
             }
@@ -120,7 +125,10 @@ impl KernelSymbols {
             KernelSpace::Module(id) => Some(&*self.modules[id as usize]),
             KernelSpace::Bpf => Some("bpf"),
         };
-        Some(KernelSymbol { name: &self.names[idx], module })
+        Some(KernelSymbol {
+            name: &self.names[idx],
+            module,
+        })
     }
 }
 
@@ -142,14 +150,26 @@ ffffffffc0100000 t bpf_prog_6deef7357e7b4530_xdp_pass\t[bpf]
     #[test]
     fn names_vmlinux_module_and_bpf_frames() {
         let k = KernelSymbols::parse(SAMPLE);
-        assert_eq!(k.lookup(0xffffffff81001010).unwrap(), KernelSymbol { name: "read_zero", module: None });
+        assert_eq!(
+            k.lookup(0xffffffff81001010).unwrap(),
+            KernelSymbol {
+                name: "read_zero",
+                module: None
+            }
+        );
         assert_eq!(
             k.lookup(0xffffffffc0001004).unwrap(),
-            KernelSymbol { name: "hsr_forward_skb", module: Some("hsr") }
+            KernelSymbol {
+                name: "hsr_forward_skb",
+                module: Some("hsr")
+            }
         );
         assert_eq!(
             k.lookup(0xffffffffc0100040).unwrap(),
-            KernelSymbol { name: "bpf_prog_6deef7357e7b4530_xdp_pass", module: Some("bpf") }
+            KernelSymbol {
+                name: "bpf_prog_6deef7357e7b4530_xdp_pass",
+                module: Some("bpf")
+            }
         );
         assert_eq!(k.address_of("_text"), Some(0xffffffff81000000));
     }
@@ -157,8 +177,14 @@ ffffffffc0100000 t bpf_prog_6deef7357e7b4530_xdp_pass\t[bpf]
     #[test]
     fn addresses_outside_any_symbol_stay_unnamed() {
         let k = KernelSymbols::parse(SAMPLE);
-        assert!(k.lookup(0xffffffff80000000).is_none(), "below the first symbol");
-        assert!(k.lookup(0xffffffffc0100000 + 2 * MAX_SYMBOL_SPAN).is_none(), "far past the last");
+        assert!(
+            k.lookup(0xffffffff80000000).is_none(),
+            "below the first symbol"
+        );
+        assert!(
+            k.lookup(0xffffffffc0100000 + 2 * MAX_SYMBOL_SPAN).is_none(),
+            "far past the last"
+        );
         // Data symbols are not code: an address there belongs to the code before.
         assert_eq!(k.lookup(0xffffffff81003010).unwrap().name, "vfs_read");
     }

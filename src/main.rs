@@ -19,7 +19,12 @@ fn main() -> ExitCode {
         Command::Record(args) => run_record(args),
         Command::Report(args) => run_report(args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut netprof::cli::command(), "netprof", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut netprof::cli::command(),
+                "netprof",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
     };
@@ -58,7 +63,9 @@ fn run_record(args: RecordArgs) -> Result<()> {
         );
     }
     match summary.command_status {
-        Some(status) if status != 0 && !args.quiet => eprintln!("netprof: the command exited with status {status}"),
+        Some(status) if status != 0 && !args.quiet => {
+            eprintln!("netprof: the command exited with status {status}")
+        }
         _ => {}
     }
     Ok(())
@@ -71,7 +78,12 @@ fn run_report(args: ReportArgs) -> Result<()> {
     let filter = Filter {
         comms: args.comm,
         pids: args.pid,
-        cpus: args.cpu.as_deref().map(parse_cpu_list).transpose()?.unwrap_or_default(),
+        cpus: args
+            .cpu
+            .as_deref()
+            .map(parse_cpu_list)
+            .transpose()?
+            .unwrap_or_default(),
     };
     let profile = Profile::read(&args.input, &filter)?;
     let view = View::build(&profile, args.module.as_deref())?;
@@ -80,11 +92,22 @@ fn run_report(args: ReportArgs) -> Result<()> {
         let mut file = AtomicFile::create(path)?;
         {
             let mut out = std::io::BufWriter::new(file.file());
-            flame::write_svg(&view, &flame::FlameOptions { title: args.title, icicle: args.icicle }, &mut out)?;
+            flame::write_svg(
+                &view,
+                &flame::FlameOptions {
+                    title: args.title,
+                    icicle: args.icicle,
+                },
+                &mut out,
+            )?;
             out.flush().context("cannot write the flamegraph")?;
         }
         file.commit()?;
-        eprintln!("netprof: flamegraph of {} samples written to {}", view.total, path.display());
+        eprintln!(
+            "netprof: flamegraph of {} samples written to {}",
+            view.total,
+            path.display()
+        );
         if !args.folded && !args.json {
             return Ok(());
         }

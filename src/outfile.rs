@@ -31,11 +31,19 @@ impl AtomicFile {
         };
         let name = final_path
             .file_name()
-            .with_context(|| format!("{}: not a file name; give a path such as out.data", final_path.display()))?
+            .with_context(|| {
+                format!(
+                    "{}: not a file name; give a path such as out.data",
+                    final_path.display()
+                )
+            })?
             .to_string_lossy()
             .into_owned();
         if final_path.is_dir() {
-            anyhow::bail!("{} is a directory; give a file name for the output", final_path.display());
+            anyhow::bail!(
+                "{} is a directory; give a file name for the output",
+                final_path.display()
+            );
         }
         sweep_dead_temporaries(&dir);
         let tmp_path = dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()));
@@ -48,7 +56,11 @@ impl AtomicFile {
             .open(&tmp_path)
             .map_err(|e| permission_hint(e, &dir))
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-        Ok(AtomicFile { file: Some(file), tmp_path, final_path: final_path.to_path_buf() })
+        Ok(AtomicFile {
+            file: Some(file),
+            tmp_path,
+            final_path: final_path.to_path_buf(),
+        })
     }
 
     pub fn file(&mut self) -> &mut File {
@@ -76,7 +88,13 @@ impl Drop for AtomicFile {
 
 fn permission_hint(e: io::Error, dir: &Path) -> io::Error {
     if e.kind() == io::ErrorKind::PermissionDenied {
-        io::Error::new(e.kind(), format!("permission denied; write to a directory you own or pass -o with another path ({})", dir.display()))
+        io::Error::new(
+            e.kind(),
+            format!(
+                "permission denied; write to a directory you own or pass -o with another path ({})",
+                dir.display()
+            ),
+        )
     } else {
         e
     }
@@ -84,12 +102,18 @@ fn permission_hint(e: io::Error, dir: &Path) -> io::Error {
 
 /// Removes temporaries left in `dir` by netprof processes that no longer run.
 fn sweep_dead_temporaries(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let Some((_, pid)) = name.rsplit_once(TMP_MARK) else { continue };
-        let Ok(pid) = pid.parse::<i32>() else { continue };
+        let Some((_, pid)) = name.rsplit_once(TMP_MARK) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
         if !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = fs::remove_file(entry.path());
         }
@@ -111,7 +135,10 @@ mod tests {
         assert!(!out.exists());
         f.commit().unwrap();
         assert_eq!(fs::read(&out).unwrap(), b"hello");
-        assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

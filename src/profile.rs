@@ -6,7 +6,7 @@
 //! of thousands of samples turns into a few thousand distinct stacks, and
 //! symbolization later runs once per distinct address, not per sample.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
@@ -16,7 +16,9 @@ use linux_perf_data::linux_perf_event_reader::{CpuMode, EventRecord};
 use linux_perf_data::{Feature, PerfFileReader, PerfFileRecord};
 
 use crate::kallsyms::KernelSymbols;
-use crate::perfdata::{FEATURE_NETPROF_KALLSYMS, PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER};
+use crate::perfdata::{
+    FEATURE_NETPROF_KALLSYMS, PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER,
+};
 
 /// Which tasks, CPUs and commands a report keeps.
 #[derive(Clone, Debug, Default)]
@@ -87,19 +89,29 @@ impl Profile {
     pub fn read(path: &Path, filter: &Filter) -> Result<Profile> {
         let file = File::open(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                anyhow::anyhow!("{}: no such file; record one with `netprof record` or pass -i FILE", path.display())
+                anyhow::anyhow!(
+                    "{}: no such file; record one with `netprof record` or pass -i FILE",
+                    path.display()
+                )
             } else {
                 anyhow::anyhow!("cannot open {}: {e}", path.display())
             }
         })?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if len == 0 {
-            bail!("{} is empty; the recording that wrote it did not finish, record again", path.display());
+            bail!(
+                "{} is empty; the recording that wrote it did not finish, record again",
+                path.display()
+            );
         }
         // A dependency's bug on a malformed file must not become a crash with
         // a stack trace; treat it like any other unreadable file.
-        read_guarded(BufReader::with_capacity(1 << 20, file), filter, live_kallsyms)
-            .map_err(|e| anyhow::anyhow!("{}{e}", path.display()))
+        read_guarded(
+            BufReader::with_capacity(1 << 20, file),
+            filter,
+            live_kallsyms,
+        )
+        .map_err(|e| anyhow::anyhow!("{}{e}", path.display()))
     }
 
     /// Reads a file held in memory; kernel frames are named only from the
@@ -111,7 +123,9 @@ impl Profile {
 
 /// This machine's kallsyms, for files that carry no snapshot (perf's).
 fn live_kallsyms() -> Option<String> {
-    std::fs::read_to_string("/proc/kallsyms").ok().filter(|t| !t.is_empty())
+    std::fs::read_to_string("/proc/kallsyms")
+        .ok()
+        .filter(|t| !t.is_empty())
 }
 
 /// Reads a profile; errors start with " is ..." to follow the file's name.
@@ -130,12 +144,16 @@ fn read_guarded<R: std::io::Read + std::io::Seek>(
     // stack trace; treat it like any other unreadable file.
     let quiet_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_profile(reader, filter, kallsyms)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_profile(reader, filter, kallsyms)
+    }));
     std::panic::set_hook(quiet_hook);
     match result {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(e)) => match e.downcast_ref::<linux_perf_data::Error>() {
-            Some(linux_perf_data::Error::IoError(io)) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Some(linux_perf_data::Error::IoError(io))
+                if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
                 bail!(" is truncated (it ends inside its data); the recording was cut short, record again")
             }
             Some(_) => bail!(" is not a readable perf.data file ({e}); record it again"),
@@ -164,7 +182,11 @@ impl AddressSpaces {
         self.current.insert(pid, (self.spaces.len() - 1) as u32);
     }
     fn fork(&mut self, parent: i32, child: i32) {
-        let maps = self.current.get(&parent).map(|&s| self.spaces[s as usize].clone()).unwrap_or_default();
+        let maps = self
+            .current
+            .get(&parent)
+            .map(|&s| self.spaces[s as usize].clone())
+            .unwrap_or_default();
         self.spaces.push(maps);
         self.current.insert(child, (self.spaces.len() - 1) as u32);
     }
@@ -179,22 +201,37 @@ fn read_profile<R: std::io::Read + std::io::Seek>(
     filter: &Filter,
     kallsyms: impl FnOnce() -> Option<String>,
 ) -> Result<Profile> {
-    let PerfFileReader { mut perf_file, mut record_iter } = PerfFileReader::parse_file(reader)?;
+    let PerfFileReader {
+        mut perf_file,
+        mut record_iter,
+    } = PerfFileReader::parse_file(reader)?;
     let events: Vec<String> = perf_file
         .event_attributes()
         .iter()
         .enumerate()
-        .map(|(i, a)| a.name().map(str::to_string).unwrap_or_else(|| format!("event{i}")))
+        .map(|(i, a)| {
+            a.name()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("event{i}"))
+        })
         .collect();
 
-    let (kernel, kernel_names) = match perf_file.feature_section_data(Feature(FEATURE_NETPROF_KALLSYMS)) {
-        Some(text) => (KernelSymbols::parse(&String::from_utf8_lossy(text)), KernelNames::Snapshot),
-        None => match kallsyms() {
-            Some(text) => (KernelSymbols::parse(&text), KernelNames::LiveKallsyms),
-            None => (KernelSymbols::parse(""), KernelNames::Unavailable),
-        },
+    let (kernel, kernel_names) =
+        match perf_file.feature_section_data(Feature(FEATURE_NETPROF_KALLSYMS)) {
+            Some(text) => (
+                KernelSymbols::parse(&String::from_utf8_lossy(text)),
+                KernelNames::Snapshot,
+            ),
+            None => match kallsyms() {
+                Some(text) => (KernelSymbols::parse(&text), KernelNames::LiveKallsyms),
+                None => (KernelSymbols::parse(""), KernelNames::Unavailable),
+            },
+        };
+    let kernel_names = if kernel.is_empty() {
+        KernelNames::Unavailable
+    } else {
+        kernel_names
     };
-    let kernel_names = if kernel.is_empty() { KernelNames::Unavailable } else { kernel_names };
 
     let mut spaces = AddressSpaces::default();
     let mut comm_ids: HashMap<String, u32> = HashMap::new();
@@ -219,7 +256,9 @@ fn read_profile<R: std::io::Read + std::io::Seek>(
     };
 
     while let Some(record) = record_iter.next_record(&mut perf_file)? {
-        let PerfFileRecord::EventRecord { attr_index, record } = record else { continue };
+        let PerfFileRecord::EventRecord { attr_index, record } = record else {
+            continue;
+        };
         let Ok(parsed) = record.parse() else { continue };
         match parsed {
             EventRecord::Comm(c) => {
@@ -249,7 +288,9 @@ fn read_profile<R: std::io::Read + std::io::Seek>(
                     },
                 );
             }
-            EventRecord::Mmap2(m) if m.protection & libc::PROT_EXEC as u32 != 0 && m.cpu_mode == CpuMode::User => {
+            EventRecord::Mmap2(m)
+                if m.protection & libc::PROT_EXEC as u32 != 0 && m.cpu_mode == CpuMode::User =>
+            {
                 spaces.map(
                     m.pid,
                     FileMap {
@@ -274,7 +315,8 @@ fn read_profile<R: std::io::Read + std::io::Seek>(
                 };
                 if (!filter.pids.is_empty() && !filter.pids.contains(&pid))
                     || (!filter.cpus.is_empty() && !filter.cpus.contains(&cpu))
-                    || (!comm_filter.is_empty() && !comm_filter.contains(&comms[comm as usize].as_str()))
+                    || (!comm_filter.is_empty()
+                        && !comm_filter.contains(&comms[comm as usize].as_str()))
                 {
                     continue;
                 }
@@ -316,12 +358,18 @@ fn read_profile<R: std::io::Read + std::io::Seek>(
                     Some(&id) => id,
                     None => {
                         let id = stacks.len() as u32;
-                        stacks.push(RawStack { space, kernel_len: key[1] as usize, frames: key[2..].to_vec() });
+                        stacks.push(RawStack {
+                            space,
+                            kernel_len: key[1] as usize,
+                            frames: key[2..].to_vec(),
+                        });
                         stack_ids.insert(key.clone(), id);
                         id
                     }
                 };
-                *groups.entry((attr_index as u16, pid, tid, cpu, comm, stack)).or_insert(0) += 1;
+                *groups
+                    .entry((attr_index as u16, pid, tid, cpu, comm, stack))
+                    .or_insert(0) += 1;
             }
             _ => {}
         }
@@ -329,7 +377,15 @@ fn read_profile<R: std::io::Read + std::io::Seek>(
 
     let mut groups: Vec<SampleGroup> = groups
         .into_iter()
-        .map(|((event, pid, tid, cpu, comm, stack), count)| SampleGroup { event, pid, tid, cpu, comm, stack, count })
+        .map(|((event, pid, tid, cpu, comm, stack), count)| SampleGroup {
+            event,
+            pid,
+            tid,
+            cpu,
+            comm,
+            stack,
+            count,
+        })
         .collect();
     // Deterministic output regardless of hash order.
     groups.sort_by_key(|g| (g.event, g.pid, g.tid, g.cpu, g.stack));

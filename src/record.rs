@@ -76,7 +76,10 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     let specs: Vec<EventSpec> = if opts.events.is_empty() {
         vec![event::parse("cpu-clock")?]
     } else {
-        opts.events.iter().map(|e| event::parse(e)).collect::<Result<_>>()?
+        opts.events
+            .iter()
+            .map(|e| event::parse(e))
+            .collect::<Result<_>>()?
     };
     if opts.frequency == 0 {
         bail!("-F 0: the sampling frequency must be at least 1 Hz");
@@ -84,7 +87,10 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     let online = online_cpus()?;
     if let Some(cpus) = &opts.cpus {
         if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
-            bail!("CPU {bad} is not online (online: {}); pick CPUs from that list with -C", format_cpus(&online));
+            bail!(
+                "CPU {bad} is not online (online: {}); pick CPUs from that list with -C",
+                format_cpus(&online)
+            );
         }
     }
     for pid in &opts.pids {
@@ -94,8 +100,13 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     }
 
     // A command starts held at a gate, so that its events exist before it execs.
-    let mut child = if opts.command.is_empty() { None } else { Some(HeldChild::spawn(&opts.command)?) };
-    let system_wide = opts.all_cpus || opts.cpus.is_some() || (opts.pids.is_empty() && child.is_none());
+    let mut child = if opts.command.is_empty() {
+        None
+    } else {
+        Some(HeldChild::spawn(&opts.command)?)
+    };
+    let system_wide =
+        opts.all_cpus || opts.cpus.is_some() || (opts.pids.is_empty() && child.is_none());
     let scope = if system_wide {
         Scope::SystemWide(opts.cpus.clone().unwrap_or_else(|| online.clone()))
     } else {
@@ -114,7 +125,11 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
         let attr = EventAttr {
             type_: spec.type_,
             config: spec.config,
-            rate: if spec.is_tracepoint() { Rate::Period(1) } else { Rate::Frequency(opts.frequency) },
+            rate: if spec.is_tracepoint() {
+                Rate::Period(1)
+            } else {
+                Rate::Frequency(opts.frequency)
+            },
             callchain: opts.callgraph,
             inherit: !system_wide,
             // A command's events start when it execs, not while netprof holds it.
@@ -123,30 +138,45 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
             exclude_kernel: false,
         };
         let mut crate_opts = attr.opts();
-        crate_opts.wake_up = WakeUp { on: WakeUpOn::Bytes(RING_BYTES / 2), on_aux_bytes: 0 };
+        crate_opts.wake_up = WakeUp {
+            on: WakeUpOn::Bytes(RING_BYTES / 2),
+            on_aux_bytes: 0,
+        };
         let mut ids = Vec::new();
         let targets: Vec<(i64, i64)> = match &scope {
             Scope::SystemWide(cpus) => cpus.iter().map(|&c| (-1, c as i64)).collect(),
-            Scope::Tasks(tids) => tids.iter().flat_map(|&t| online.iter().map(move |&c| (t as i64, c as i64))).collect(),
+            Scope::Tasks(tids) => tids
+                .iter()
+                .flat_map(|&t| online.iter().map(move |&c| (t as i64, c as i64)))
+                .collect(),
         };
         for (tid, cpu) in targets {
-            let target: Target =
-                if tid < 0 { (Proc::ALL, Cpu(cpu as u32)).into() } else { (Proc(tid as u32), Cpu(cpu as u32)).into() };
-            let counter = open_counter(spec, target, &crate_opts).map_err(|e| open_error(e, spec, tid, cpu))?;
+            let target: Target = if tid < 0 {
+                (Proc::ALL, Cpu(cpu as u32)).into()
+            } else {
+                (Proc(tid as u32), Cpu(cpu as u32)).into()
+            };
+            let counter = open_counter(spec, target, &crate_opts)
+                .map_err(|e| open_error(e, spec, tid, cpu))?;
             let sampler = counter.sampler(RING_PAGES_EXP).map_err(|e| {
                 anyhow::anyhow!(
                     "cannot map the ring buffer of {} ({e}); raise kernel.perf_event_mlock_kb or run as root",
                     spec.name
                 )
             })?;
-            if sampler.parser().sample_type != attr.sample_type() || !sampler.parser().sample_id_all {
+            if sampler.parser().sample_type != attr.sample_type() || !sampler.parser().sample_id_all
+            {
                 bail!("internal error: the kernel event's sample layout differs from the file header's");
             }
             ids.push(counter.id().context("cannot read the event id")?);
             samplers.push(sampler);
             counters.push(counter);
         }
-        events.push(EventDesc { attr, name: spec.name.clone(), ids });
+        events.push(EventDesc {
+            attr,
+            name: spec.name.clone(),
+            ids,
+        });
     }
 
     let kallsyms_text = KernelSymbols::snapshot_text().unwrap_or_default();
@@ -161,7 +191,13 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     let mut writer = PerfDataWriter::create(&opts.output)?;
     let synth_id = events[0].ids[0];
     if let Some(text) = kernel.address_of("_text") {
-        writer.write_record(&RecordBuilder::kernel_mmap("[kernel.kallsyms]_text", text, u64::MAX, text, synth_id))?;
+        writer.write_record(&RecordBuilder::kernel_mmap(
+            "[kernel.kallsyms]_text",
+            text,
+            u64::MAX,
+            text,
+            synth_id,
+        ))?;
     }
     let existing: Vec<u32> = match &scope {
         Scope::SystemWide(_) => all_pids(),
@@ -172,9 +208,10 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
 
     install_stop_handlers();
     let start = Instant::now();
+    // A followed command's events are enabled by its exec instead.
+    let enabled_by_exec = child.is_some() && !system_wide;
     for c in &counters {
-        // A command's events are enabled by its exec instead.
-        if !(child.is_some() && !system_wide) {
+        if !enabled_by_exec {
             c.enable().context("cannot start the event")?;
         }
     }
@@ -229,7 +266,11 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
 }
 
 /// Opens one event through the crate's typed event descriptions.
-fn open_counter(spec: &EventSpec, target: Target, opts: &perf_event_open::config::Opts) -> std::io::Result<Counter> {
+fn open_counter(
+    spec: &EventSpec,
+    target: Target,
+    opts: &perf_event_open::config::Opts,
+) -> std::io::Result<Counter> {
     use perf_event_open::event::{hw::Hardware, sw::Software, tp::Tracepoint};
     match (spec.type_, spec.config) {
         (event::TYPE_TRACEPOINT, id) => Counter::new(Tracepoint { id }, target, opts),
@@ -285,9 +326,16 @@ fn open_error(e: std::io::Error, spec: &EventSpec, tid: i64, cpu: i64) -> anyhow
     }
 }
 
-fn drain(samplers: &[Sampler], writer: &mut PerfDataWriter, summary: &mut RecordSummary) -> Result<()> {
+fn drain(
+    samplers: &[Sampler],
+    writer: &mut PerfDataWriter,
+    summary: &mut RecordSummary,
+) -> Result<()> {
     for sampler in samplers {
-        let mut records = sampler.iter().context("internal error: ring buffer already being read")?.into_cow();
+        let mut records = sampler
+            .iter()
+            .context("internal error: ring buffer already being read")?
+            .into_cow();
         while let Some(record) = records.lending_next() {
             let bytes = record.as_raw().as_bytes();
             let type_ = u32::from_le_bytes(bytes[..4].try_into().expect("record header"));
@@ -304,13 +352,29 @@ fn drain(samplers: &[Sampler], writer: &mut PerfDataWriter, summary: &mut Record
 }
 
 fn read_u64(bytes: &[u8], at: usize) -> u64 {
-    bytes.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0)
+    bytes
+        .get(at..at + 8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .unwrap_or(0)
 }
 
 fn wait_for_data(fds: &[i32], timeout: Duration) {
-    let mut pollfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     // SAFETY: pollfds is a valid array of the given length. EINTR only ends the wait early.
-    unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout.as_millis() as i32) };
+    unsafe {
+        libc::poll(
+            pollfds.as_mut_ptr(),
+            pollfds.len() as libc::nfds_t,
+            timeout.as_millis() as i32,
+        )
+    };
 }
 
 fn install_stop_handlers() {
@@ -324,17 +388,26 @@ fn install_stop_handlers() {
 /// Names and executable maps of processes that exist before sampling starts.
 fn synthesize_processes(writer: &mut PerfDataWriter, pids: &[u32], id: u64) -> Result<()> {
     for &pid in pids {
-        let Ok(process) = procfs::process::Process::new(pid as i32) else { continue };
+        let Ok(process) = procfs::process::Process::new(pid as i32) else {
+            continue;
+        };
         if let Ok(tasks) = process.tasks() {
             for task in tasks.flatten() {
                 if let Ok(stat) = task.stat() {
-                    writer.write_record(&RecordBuilder::comm(pid, task.tid as u32, stat.comm.as_bytes(), id))?;
+                    writer.write_record(&RecordBuilder::comm(
+                        pid,
+                        task.tid as u32,
+                        stat.comm.as_bytes(),
+                        id,
+                    ))?;
                 }
             }
         }
         let Ok(maps) = process.maps() else { continue };
         for m in maps {
-            let procfs::process::MMapPath::Path(path) = &m.pathname else { continue };
+            let procfs::process::MMapPath::Path(path) = &m.pathname else {
+                continue;
+            };
             if !m.perms.contains(procfs::process::MMPermissions::EXECUTE) {
                 continue;
             }
@@ -352,13 +425,29 @@ fn synthesize_processes(writer: &mut PerfDataWriter, pids: &[u32], id: u64) -> R
 }
 
 fn file_features(events: &[EventDesc], kallsyms_text: String) -> Vec<(u32, Vec<u8>)> {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
     let args: Vec<String> = std::env::args().collect();
-    let ncpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let ncpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
     let mut features = vec![
-        (HEADER_HOSTNAME, writer::string_feature(&read("/proc/sys/kernel/hostname"))),
-        (HEADER_OSRELEASE, writer::string_feature(&read("/proc/sys/kernel/osrelease"))),
-        (HEADER_VERSION, writer::string_feature(concat!("netprof ", env!("CARGO_PKG_VERSION")))),
+        (
+            HEADER_HOSTNAME,
+            writer::string_feature(&read("/proc/sys/kernel/hostname")),
+        ),
+        (
+            HEADER_OSRELEASE,
+            writer::string_feature(&read("/proc/sys/kernel/osrelease")),
+        ),
+        (
+            HEADER_VERSION,
+            writer::string_feature(concat!("netprof ", env!("CARGO_PKG_VERSION"))),
+        ),
         (HEADER_ARCH, writer::string_feature(std::env::consts::ARCH)),
         (HEADER_NRCPUS, writer::nrcpus_feature(ncpus, ncpus)),
         (HEADER_CMDLINE, writer::cmdline_feature(&args)),
@@ -372,13 +461,21 @@ fn file_features(events: &[EventDesc], kallsyms_text: String) -> Vec<(u32, Vec<u
 
 fn all_pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
-        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn threads_of(pid: u32) -> Vec<u32> {
     let tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     if tids.is_empty() {
         vec![pid]
@@ -388,7 +485,8 @@ fn threads_of(pid: u32) -> Vec<u32> {
 }
 
 pub fn online_cpus() -> Result<Vec<u32>> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").context("cannot read the online CPUs")?;
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .context("cannot read the online CPUs")?;
     parse_cpu_list(text.trim())
 }
 
@@ -399,7 +497,10 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
         let bad = || anyhow::anyhow!("bad CPU list '{s}'; write it like 0,2-3");
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                let (a, b): (u32, u32) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
                 if a > b {
                     return Err(bad());
                 }
@@ -417,7 +518,10 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
 }
 
 fn format_cpus(cpus: &[u32]) -> String {
-    cpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+    cpus.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A command forked and held before exec until its events are open.
@@ -448,7 +552,10 @@ impl HeldChild {
         unsafe {
             let pid = libc::fork();
             if pid < 0 {
-                bail!("cannot start the command: {}", std::io::Error::last_os_error());
+                bail!(
+                    "cannot start the command: {}",
+                    std::io::Error::last_os_error()
+                );
             }
             if pid == 0 {
                 libc::close(gate_w);

@@ -7,7 +7,7 @@
 //! neighbour's name. Frames are identified by name and module, not address, so
 //! the same function compares equal across kernels, builds and processes.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{Input, Symbolized as Lookup, Symbolizer};
@@ -78,7 +78,13 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
 
     // Return addresses point after the call; look up the byte before them so
     // a call at the very end of a function is named after that function.
-    let lookup_addr = |addr: u64, index_in_domain: usize| if index_in_domain > 0 { addr.saturating_sub(1) } else { addr };
+    let lookup_addr = |addr: u64, index_in_domain: usize| {
+        if index_in_domain > 0 {
+            addr.saturating_sub(1)
+        } else {
+            addr
+        }
+    };
 
     let mut kernel_ids: HashMap<u64, u32> = HashMap::new();
     let mut user_ids: HashMap<(u32, u64), u32> = HashMap::new();
@@ -87,10 +93,9 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
         for (i, &addr) in stack.frames.iter().enumerate() {
             if i < stack.kernel_len {
                 let a = lookup_addr(addr, i);
-                if !kernel_ids.contains_key(&a) {
-                    let id = table.intern(kernel_frame(profile, a));
-                    kernel_ids.insert(a, id);
-                }
+                kernel_ids
+                    .entry(a)
+                    .or_insert_with(|| table.intern(kernel_frame(profile, a)));
             } else {
                 user_wanted.insert((stack.space, lookup_addr(addr, i - stack.kernel_len)), ());
             }
@@ -102,7 +107,11 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
     let mut per_file: HashMap<&str, Vec<(u32, u64, u64)>> = HashMap::new();
     for &(space, addr) in user_wanted.keys() {
         match find_map(&profile.spaces[space as usize], addr) {
-            Some(m) => per_file.entry(m.path.as_str()).or_default().push((space, addr, addr - m.start + m.pgoff)),
+            Some(m) => per_file.entry(m.path.as_str()).or_default().push((
+                space,
+                addr,
+                addr - m.start + m.pgoff,
+            )),
             None => {
                 let id = table.intern(Frame {
                     name: format!("{addr:#x}"),
@@ -138,7 +147,12 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
         let short = path.rsplit('/').next().unwrap_or(path);
         for ((space, addr, offset), name) in entries.into_iter().zip(names) {
             let frame = match name {
-                Some(name) => Frame { name, module: Some(path.to_string()), kind: FrameKind::User, resolved: true },
+                Some(name) => Frame {
+                    name,
+                    module: Some(path.to_string()),
+                    kind: FrameKind::User,
+                    resolved: true,
+                },
                 None => Frame {
                     name: format!("{addr:#x} ({short}+{offset:#x})"),
                     module: Some(path.to_string()),
@@ -166,7 +180,10 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
             ids
         })
         .collect();
-    SymbolizedProfile { frames: table.frames, stacks }
+    SymbolizedProfile {
+        frames: table.frames,
+        stacks,
+    }
 }
 
 fn kernel_frame(profile: &Profile, addr: u64) -> Frame {
@@ -177,9 +194,19 @@ fn kernel_frame(profile: &Profile, addr: u64) -> Frame {
                 Some("bpf") => FrameKind::Bpf,
                 Some(_) => FrameKind::Module,
             };
-            Frame { name: sym.name.to_string(), module: sym.module.map(str::to_string), kind, resolved: true }
+            Frame {
+                name: sym.name.to_string(),
+                module: sym.module.map(str::to_string),
+                kind,
+                resolved: true,
+            }
         }
-        None => Frame { name: format!("{addr:#x}"), module: None, kind: FrameKind::Kernel, resolved: false },
+        None => Frame {
+            name: format!("{addr:#x}"),
+            module: None,
+            kind: FrameKind::Kernel,
+            resolved: false,
+        },
     }
 }
 

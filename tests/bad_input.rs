@@ -12,7 +12,10 @@ fn missing_empty_truncated_and_corrupt_files() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
 
-    assert_one_line_error(&netprof(&["report", "-i", &p("none.data")]), "no such file; record one with `netprof record`");
+    assert_one_line_error(
+        &netprof(&["report", "-i", &p("none.data")]),
+        "no such file; record one with `netprof record`",
+    );
 
     std::fs::write(p("empty.data"), b"").unwrap();
     assert_one_line_error(&netprof(&["report", "-i", &p("empty.data")]), "is empty");
@@ -22,15 +25,24 @@ fn missing_empty_truncated_and_corrupt_files() {
     let good = s.write_in(dir.path(), "good.data");
     let bytes = std::fs::read(&good).unwrap();
     std::fs::write(p("trunc.data"), &bytes[..bytes.len() / 3]).unwrap();
-    assert_one_line_error(&netprof(&["report", "-i", &p("trunc.data")]), "is truncated");
+    assert_one_line_error(
+        &netprof(&["report", "-i", &p("trunc.data")]),
+        "is truncated",
+    );
 
     let mut garbage = b"PERFILE2".to_vec();
     garbage.extend((0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
     std::fs::write(p("corrupt.data"), &garbage).unwrap();
-    assert_one_line_error(&netprof(&["report", "-i", &p("corrupt.data")]), "corrupt.data");
+    assert_one_line_error(
+        &netprof(&["report", "-i", &p("corrupt.data")]),
+        "corrupt.data",
+    );
 
     std::fs::write(p("text.data"), b"this is not a recording\n").unwrap();
-    assert_one_line_error(&netprof(&["report", "-i", &p("text.data")]), "not a readable perf.data file");
+    assert_one_line_error(
+        &netprof(&["report", "-i", &p("text.data")]),
+        "not a readable perf.data file",
+    );
 
     // Header intact, a record's size field broken in the middle of the data.
     let mut broken = bytes.clone();
@@ -46,12 +58,18 @@ fn missing_empty_truncated_and_corrupt_files() {
 
 #[test]
 fn unknown_events_suggest_close_names() {
-    assert_one_line_error(&netprof(&["record", "-e", "cpu-clok", "--duration", "0.1"]), "did you mean cpu-clock");
+    assert_one_line_error(
+        &netprof(&["record", "-e", "cpu-clok", "--duration", "0.1"]),
+        "did you mean cpu-clock",
+    );
     assert_one_line_error(
         &netprof(&["record", "-e", "sched:sched_swich", "--duration", "0.1"]),
         "did you mean sched:sched_switch",
     );
-    assert_one_line_error(&netprof(&["record", "-e", "nosuchsys:x", "--duration", "0.1"]), "unknown tracepoint subsystem");
+    assert_one_line_error(
+        &netprof(&["record", "-e", "nosuchsys:x", "--duration", "0.1"]),
+        "unknown tracepoint subsystem",
+    );
 }
 
 #[test]
@@ -59,7 +77,16 @@ fn hardware_event_without_a_pmu_says_so() {
     let has_pmu = std::path::Path::new("/sys/bus/event_source/devices/cpu").exists();
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("hw.data");
-    let out = netprof(&["record", "-e", "cycles", "-a", "--duration", "0.2", "-o", out_file.to_str().unwrap()]);
+    let out = netprof(&[
+        "record",
+        "-e",
+        "cycles",
+        "-a",
+        "--duration",
+        "0.2",
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
     if has_pmu {
         assert!(out.status.success(), "{}", stderr(&out));
     } else {
@@ -71,9 +98,15 @@ fn hardware_event_without_a_pmu_says_so() {
 
 #[test]
 fn no_permission_names_the_sysctl() {
-    let paranoid: i32 =
-        std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").unwrap().trim().parse().unwrap();
-    assert!(paranoid >= 1, "test needs perf_event_paranoid >= 1 to deny unprivileged system-wide sampling");
+    let paranoid: i32 = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        paranoid >= 1,
+        "test needs perf_event_paranoid >= 1 to deny unprivileged system-wide sampling"
+    );
     let dir = tempfile::tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -84,19 +117,40 @@ fn no_permission_names_the_sysctl() {
         .arg(dir.path().join("x.data"))
         .output()
         .expect("setpriv (util-linux)");
-    assert_one_line_error(&out, "no permission to open event 'cpu-clock' (kernel.perf_event_paranoid =");
+    assert_one_line_error(
+        &out,
+        "no permission to open event 'cpu-clock' (kernel.perf_event_paranoid =",
+    );
 }
 
 #[test]
 fn bad_targets_and_commands() {
-    assert_one_line_error(&netprof(&["record", "-C", "999", "--duration", "0.1"]), "CPU 999 is not online");
+    assert_one_line_error(
+        &netprof(&["record", "-C", "999", "--duration", "0.1"]),
+        "CPU 999 is not online",
+    );
     assert_one_line_error(&netprof(&["record", "-C", "3-1"]), "bad CPU list");
-    assert_one_line_error(&netprof(&["record", "-p", "999999999"]), "process 999999999 does not exist");
-    assert_one_line_error(&netprof(&["record", "--", "/nonexistent/prog"]), "cannot run the command");
-    assert_one_line_error(&netprof(&["record", "-F", "0"]), "frequency must be at least 1 Hz");
+    assert_one_line_error(
+        &netprof(&["record", "-p", "999999999"]),
+        "process 999999999 does not exist",
+    );
+    assert_one_line_error(
+        &netprof(&["record", "--", "/nonexistent/prog"]),
+        "cannot run the command",
+    );
+    assert_one_line_error(
+        &netprof(&["record", "-F", "0"]),
+        "frequency must be at least 1 Hz",
+    );
     let dir = tempfile::tempdir().unwrap();
     assert_one_line_error(
-        &netprof(&["record", "--duration", "0.1", "-o", dir.path().to_str().unwrap()]),
+        &netprof(&[
+            "record",
+            "--duration",
+            "0.1",
+            "-o",
+            dir.path().to_str().unwrap(),
+        ]),
         "is a directory",
     );
 }

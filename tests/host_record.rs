@@ -9,7 +9,14 @@ use std::time::Duration;
 
 use common::*;
 
-const DD: [&str; 6] = ["dd", "if=/dev/zero", "of=/dev/null", "bs=4k", "count=1500000", "status=none"];
+const DD: [&str; 6] = [
+    "dd",
+    "if=/dev/zero",
+    "of=/dev/null",
+    "bs=4k",
+    "count=1500000",
+    "status=none",
+];
 
 fn folded(file: &Path, extra: &[&str]) -> String {
     let mut args = vec!["report", "-i", file.to_str().unwrap(), "--folded"];
@@ -20,12 +27,22 @@ fn folded(file: &Path, extra: &[&str]) -> String {
 }
 
 fn samples_in(folded: &str) -> u64 {
-    folded.lines().map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap()).sum()
+    folded
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
 }
 
 fn perf(args: &[&str]) -> String {
-    let out = Command::new("perf").args(args).output().expect("perf is installed (linux-perf); .ci/run installs it");
-    assert!(out.status.success(), "perf {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("perf")
+        .args(args)
+        .output()
+        .expect("perf is installed (linux-perf); .ci/run installs it");
+    assert!(
+        out.status.success(),
+        "perf {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -37,30 +54,63 @@ fn dd_reads_zero_in_text_folded_svg_and_in_perf() {
     args.extend_from_slice(&DD);
     let out = netprof(&args);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("samples (0 lost)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("samples (0 lost)"),
+        "{}",
+        stderr(&out)
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     let f = folded(&data, &[]);
     assert!(
-        f.lines().any(|l| l.starts_with("dd;") && l.contains(";vfs_read;read_zero ")),
+        f.lines()
+            .any(|l| l.starts_with("dd;") && l.contains(";vfs_read;read_zero ")),
         "no dd stack through read_zero:\n{f}"
     );
 
     let out = netprof(&["report", "-i", data.to_str().unwrap(), "--comm", "dd"]);
     let text = stdout(&out);
     assert!(text.contains("[k] read_zero"), "{text}");
-    let block = text.split("\n\n").find(|b| b.contains("[k] vfs_read")).expect("vfs_read entry");
-    assert!(block.contains("read_zero"), "read_zero not under vfs_read:\n{block}");
+    let block = text
+        .split("\n\n")
+        .find(|b| b.contains("[k] vfs_read"))
+        .expect("vfs_read entry");
+    assert!(
+        block.contains("read_zero"),
+        "read_zero not under vfs_read:\n{block}"
+    );
 
     let svg = dir.path().join("dd.svg");
-    let out = netprof(&["report", "-i", data.to_str().unwrap(), "--flame", svg.to_str().unwrap()]);
+    let out = netprof(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--flame",
+        svg.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(std::fs::read_to_string(&svg).unwrap().contains("read_zero"));
 
     // perf reads the same file and finds the same function under dd.
-    let report = perf(&["report", "-i", data.to_str().unwrap(), "--stdio", "--comm", "dd", "--no-children", "--sort", "sym"]);
-    assert!(report.contains("read_zero"), "perf report lacks read_zero:\n{report}");
+    let report = perf(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--stdio",
+        "--comm",
+        "dd",
+        "--no-children",
+        "--sort",
+        "sym",
+    ]);
+    assert!(
+        report.contains("read_zero"),
+        "perf report lacks read_zero:\n{report}"
+    );
     let script = perf(&["script", "-i", data.to_str().unwrap(), "--comm", "dd"]);
     assert!(script.contains("read_zero"), "perf script lacks read_zero");
 }
@@ -69,11 +119,25 @@ fn dd_reads_zero_in_text_folded_svg_and_in_perf() {
 fn reads_files_written_by_perf_record() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("perf.data");
-    let mut args = vec!["record", "-q", "-e", "cpu-clock", "-a", "-g", "-o", data.to_str().unwrap(), "--"];
+    let mut args = vec![
+        "record",
+        "-q",
+        "-e",
+        "cpu-clock",
+        "-a",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+    ];
     args.extend_from_slice(&DD);
     perf(&args);
     let f = folded(&data, &["--comm", "dd"]);
-    assert!(f.lines().any(|l| l.starts_with("dd;") && l.contains(";read_zero ")), "{f}");
+    assert!(
+        f.lines()
+            .any(|l| l.starts_with("dd;") && l.contains(";read_zero ")),
+        "{f}"
+    );
     let out = netprof(&["report", "-i", data.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kernel_names"], "live-kallsyms");
@@ -84,16 +148,33 @@ fn tracepoint_gives_a_stack_on_every_hit() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("tp.data");
     let out = netprof(&[
-        "record", "-e", "sched:sched_switch", "-g", "-o", data.to_str().unwrap(), "--",
-        "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.01; done",
+        "record",
+        "-e",
+        "sched:sched_switch",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.01; done",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let f = folded(&data, &[]);
     // Every sleep switches out at least once; each hit carries a stack ending
     // in the scheduler.
-    let sleeps: u64 = f.lines().filter(|l| l.starts_with("sleep;")).map(|l| samples_in(l)).sum();
+    let sleeps: u64 = f
+        .lines()
+        .filter(|l| l.starts_with("sleep;"))
+        .map(samples_in)
+        .sum();
     assert!(sleeps >= 10, "expected >= 10 switches of sleep:\n{f}");
-    assert!(f.lines().filter(|l| l.starts_with("sleep;")).all(|l| l.contains("__schedule")), "{f}");
+    assert!(
+        f.lines()
+            .filter(|l| l.starts_with("sleep;"))
+            .all(|l| l.contains("__schedule")),
+        "{f}"
+    );
 }
 
 #[test]
@@ -106,18 +187,42 @@ fn command_without_a_follows_only_that_command() {
     assert!(out.status.success(), "{}", stderr(&out));
     let f = folded(&data, &[]);
     assert!(samples_in(&f) > 20, "{f}");
-    assert!(f.lines().all(|l| l.starts_with("dd;")), "other tasks recorded:\n{f}");
+    assert!(
+        f.lines().all(|l| l.starts_with("dd;")),
+        "other tasks recorded:\n{f}"
+    );
 }
 
 #[test]
 fn pid_and_cpu_targets() {
     let dir = tempfile::tempdir().unwrap();
-    let mut dd = Command::new("dd").args(["if=/dev/zero", "of=/dev/null", "bs=4k"]).stderr(Stdio::null()).spawn().unwrap();
+    let mut dd = Command::new("dd")
+        .args(["if=/dev/zero", "of=/dev/null", "bs=4k"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = dd.id().to_string();
     let data = dir.path().join("pid.data");
-    let out = netprof(&["record", "-g", "-p", &pid, "--duration", "1", "-o", data.to_str().unwrap()]);
+    let out = netprof(&[
+        "record",
+        "-g",
+        "-p",
+        &pid,
+        "--duration",
+        "1",
+        "-o",
+        data.to_str().unwrap(),
+    ]);
     let data2 = dir.path().join("cpu.data");
-    let out2 = netprof(&["record", "-C", "0", "--duration", "0.5", "-o", data2.to_str().unwrap()]);
+    let out2 = netprof(&[
+        "record",
+        "-C",
+        "0",
+        "--duration",
+        "0.5",
+        "-o",
+        data2.to_str().unwrap(),
+    ]);
     dd.kill().unwrap();
     dd.wait().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -131,7 +236,10 @@ fn pid_and_cpu_targets() {
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let stacks = v["stacks"].as_array().unwrap();
     assert!(!stacks.is_empty());
-    assert!(stacks.iter().all(|s| s["cpu"] == 0), "samples from other CPUs with -C 0");
+    assert!(
+        stacks.iter().all(|s| s["cpu"] == 0),
+        "samples from other CPUs with -C 0"
+    );
 }
 
 #[test]
@@ -139,8 +247,20 @@ fn ten_khz_on_all_cpus_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("fast.data");
     let out = netprof(&[
-        "record", "-a", "-g", "-F", "10000", "-o", data.to_str().unwrap(), "--",
-        "dd", "if=/dev/zero", "of=/dev/null", "bs=4k", "count=6000000", "status=none",
+        "record",
+        "-a",
+        "-g",
+        "-F",
+        "10000",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=4k",
+        "count=6000000",
+        "status=none",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
@@ -161,7 +281,11 @@ fn interrupted_run_leaves_a_complete_file(signal: i32) {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, signal) };
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let f = folded(&data, &[]);
     assert!(samples_in(&f) > 100, "{f}");
     // Nothing but the file is left in the directory.
@@ -182,14 +306,43 @@ fn sigterm_ends_the_run_with_a_readable_file() {
 fn status_line_only_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("s.data");
-    let cmd = format!("{} record -a --duration 1 -o {}", env!("CARGO_BIN_EXE_netprof"), data.display());
+    let cmd = format!(
+        "{} record -a --duration 1 -o {}",
+        env!("CARGO_BIN_EXE_netprof"),
+        data.display()
+    );
     // `script` gives netprof a pseudo-terminal.
-    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("script (util-linux)");
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
     let tty = String::from_utf8_lossy(&out.stdout);
-    assert!(tty.contains("[ netprof record:") && tty.contains("lost ]"), "{tty}");
-    let plain = netprof(&["record", "-a", "--duration", "0.5", "-o", data.to_str().unwrap()]);
-    assert!(!stderr(&plain).contains("[ netprof record:"), "{}", stderr(&plain));
-    let quiet = netprof(&["record", "-a", "-q", "--duration", "0.3", "-o", data.to_str().unwrap()]);
+    assert!(
+        tty.contains("[ netprof record:") && tty.contains("lost ]"),
+        "{tty}"
+    );
+    let plain = netprof(&[
+        "record",
+        "-a",
+        "--duration",
+        "0.5",
+        "-o",
+        data.to_str().unwrap(),
+    ]);
+    assert!(
+        !stderr(&plain).contains("[ netprof record:"),
+        "{}",
+        stderr(&plain)
+    );
+    let quiet = netprof(&[
+        "record",
+        "-a",
+        "-q",
+        "--duration",
+        "0.3",
+        "-o",
+        data.to_str().unwrap(),
+    ]);
     assert!(quiet.status.success());
     assert_eq!(stderr(&quiet), "");
 }

@@ -10,9 +10,42 @@ use common::*;
 fn fixture(dir: &std::path::Path) -> std::path::PathBuf {
     let mut s = Synth::new();
     s.comm(100, "nc").comm(200, "dd");
-    s.samples(60, 100, 0, &[k("hsr_forward_skb"), k("hsr_handle_frame"), k("__netif_receive_skb"), k("net_rx_action")], &[]);
-    s.samples(30, 200, 1, &[k("read_zero"), k("vfs_read"), k("ksys_read"), k("do_syscall_64"), k("entry_SYSCALL_64")], &[]);
-    s.samples(10, 200, 1, &[k("bpf_prog_6deef7357e7b4530_xdp_count"), k("__netif_receive_skb"), k("net_rx_action")], &[]);
+    s.samples(
+        60,
+        100,
+        0,
+        &[
+            k("hsr_forward_skb"),
+            k("hsr_handle_frame"),
+            k("__netif_receive_skb"),
+            k("net_rx_action"),
+        ],
+        &[],
+    );
+    s.samples(
+        30,
+        200,
+        1,
+        &[
+            k("read_zero"),
+            k("vfs_read"),
+            k("ksys_read"),
+            k("do_syscall_64"),
+            k("entry_SYSCALL_64"),
+        ],
+        &[],
+    );
+    s.samples(
+        10,
+        200,
+        1,
+        &[
+            k("bpf_prog_6deef7357e7b4530_xdp_count"),
+            k("__netif_receive_skb"),
+            k("net_rx_action"),
+        ],
+        &[],
+    );
     s.write_in(dir, "fixture.data")
 }
 
@@ -38,14 +71,27 @@ fn folded_stacks_name_vmlinux_module_and_bpf_frames_with_exact_counts() {
 fn module_filter_keeps_only_stacks_through_the_module() {
     let dir = tempfile::tempdir().unwrap();
     let file = fixture(dir.path());
-    let out = netprof(&["report", "-i", file.to_str().unwrap(), "--folded", "--module", "hsr"]);
+    let out = netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--folded",
+        "--module",
+        "hsr",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(text.starts_with("nc;") && text.trim_end().ends_with(" 60"), "{text}");
+    assert!(
+        text.starts_with("nc;") && text.trim_end().ends_with(" 60"),
+        "{text}"
+    );
 
     let out = netprof(&["report", "-i", file.to_str().unwrap(), "--module", "e1000"]);
-    assert_one_line_error(&out, "no sampled stack passes through module 'e1000' (modules in this recording: hsr)");
+    assert_one_line_error(
+        &out,
+        "no sampled stack passes through module 'e1000' (modules in this recording: hsr)",
+    );
 }
 
 #[test]
@@ -58,7 +104,10 @@ fn comm_pid_and_cpu_filters() {
         a.extend_from_slice(args);
         let out = netprof(&a);
         assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out).lines().map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap()).sum()
+        stdout(&out)
+            .lines()
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
     };
     assert_eq!(total(&[]), 100);
     assert_eq!(total(&["--comm", "dd"]), 40);
@@ -79,19 +128,36 @@ fn call_graph_entries_have_children_and_self_shares() {
             .lines()
             .find(|l| l.ends_with(&format!("[k] {name}")) && l.contains('%'))
             .unwrap_or_else(|| panic!("no entry {name} in\n{text}"));
-        let nums: Vec<f64> = line.split_whitespace().take(2).map(|p| p.trim_end_matches('%').parse().unwrap()).collect();
+        let nums: Vec<f64> = line
+            .split_whitespace()
+            .take(2)
+            .map(|p| p.trim_end_matches('%').parse().unwrap())
+            .collect();
         (nums[0], nums[1])
     };
     assert_eq!(entry("net_rx_action"), (70.0, 0.0));
     assert_eq!(entry("hsr_forward_skb [hsr]"), (60.0, 60.0));
     assert_eq!(entry("read_zero"), (30.0, 30.0));
     // Caller order: under net_rx_action, its callees with their shares.
-    let block: String = text.split("\n\n").find(|b| b.contains("[k] net_rx_action")).unwrap().to_string();
-    assert!(block.contains("--60.00%--hsr_handle_frame [hsr]"), "{block}");
-    assert!(block.contains("--10.00%--bpf_prog_6deef7357e7b4530_xdp_count [bpf]"), "{block}");
+    let block: String = text
+        .split("\n\n")
+        .find(|b| b.contains("[k] net_rx_action"))
+        .unwrap()
+        .to_string();
+    assert!(
+        block.contains("--60.00%--hsr_handle_frame [hsr]"),
+        "{block}"
+    );
+    assert!(
+        block.contains("--10.00%--bpf_prog_6deef7357e7b4530_xdp_count [bpf]"),
+        "{block}"
+    );
     // The highest entry comes first.
     let first = text.lines().find(|l| l.contains("[k]")).unwrap();
-    assert!(first.contains("__netif_receive_skb") || first.contains("net_rx_action"), "{first}");
+    assert!(
+        first.contains("__netif_receive_skb") || first.contains("net_rx_action"),
+        "{first}"
+    );
 }
 
 #[test]
@@ -101,31 +167,75 @@ fn callee_order_shows_who_calls_an_entry() {
     let out = netprof(&["report", "-i", file.to_str().unwrap(), "-g", "callee"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    let block: String = text.split("\n\n").find(|b| b.contains("[k] __netif_receive_skb")).unwrap().to_string();
+    let block: String = text
+        .split("\n\n")
+        .find(|b| b.contains("[k] __netif_receive_skb"))
+        .unwrap()
+        .to_string();
     // Who calls __netif_receive_skb: net_rx_action, in all 70 samples.
-    assert!(block.contains("---__netif_receive_skb\n               net_rx_action"), "{block}");
+    assert!(
+        block.contains("---__netif_receive_skb\n               net_rx_action"),
+        "{block}"
+    );
 }
 
 #[test]
 fn percent_limit_hides_small_entries() {
     let dir = tempfile::tempdir().unwrap();
     let file = fixture(dir.path());
-    let out = netprof(&["report", "-i", file.to_str().unwrap(), "--percent-limit", "50"]);
+    let out = netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--percent-limit",
+        "50",
+    ]);
     let text = stdout(&out);
     assert!(text.contains("hsr_forward_skb"), "{text}");
-    assert!(!text.contains("read_zero"), "30% entry shown with limit 50: {text}");
+    assert!(
+        !text.contains("read_zero"),
+        "30% entry shown with limit 50: {text}"
+    );
 }
 
 #[test]
 fn sort_by_comm_and_dso() {
     let dir = tempfile::tempdir().unwrap();
     let file = fixture(dir.path());
-    let text = stdout(&netprof(&["report", "-i", file.to_str().unwrap(), "--sort", "comm"]));
-    assert!(text.lines().any(|l| l.trim_start().starts_with("60.00%") && l.trim_end().ends_with("nc")), "{text}");
-    assert!(text.lines().any(|l| l.trim_start().starts_with("40.00%") && l.trim_end().ends_with("dd")), "{text}");
-    let text = stdout(&netprof(&["report", "-i", file.to_str().unwrap(), "--sort", "dso"]));
-    assert!(text.lines().any(|l| l.trim_start().starts_with("60.00%") && l.trim_end().ends_with("[hsr]")), "{text}");
-    assert!(text.lines().any(|l| l.trim_start().starts_with("10.00%") && l.trim_end().ends_with("[bpf]")), "{text}");
+    let text = stdout(&netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--sort",
+        "comm",
+    ]));
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("60.00%") && l.trim_end().ends_with("nc")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("40.00%") && l.trim_end().ends_with("dd")),
+        "{text}"
+    );
+    let text = stdout(&netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--sort",
+        "dso",
+    ]));
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("60.00%") && l.trim_end().ends_with("[hsr]")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("10.00%") && l.trim_end().ends_with("[bpf]")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -139,14 +249,27 @@ fn json_follows_the_documented_schema() {
     assert_eq!(v["total_samples"], 100);
     assert_eq!(v["kernel_names"], "snapshot");
     let frames = v["frames"].as_array().unwrap();
-    let hsr = frames.iter().position(|f| f["name"] == "hsr_forward_skb").unwrap();
+    let hsr = frames
+        .iter()
+        .position(|f| f["name"] == "hsr_forward_skb")
+        .unwrap();
     assert_eq!(frames[hsr]["module"], "hsr");
     assert_eq!(frames[hsr]["kind"], "module");
     let stacks = v["stacks"].as_array().unwrap();
     let nc = stacks.iter().find(|s| s["comm"] == "nc").unwrap();
     assert_eq!(nc["count"], 60);
     assert_eq!(nc["event"], "cpu-clock");
-    assert_eq!(nc["frames"].as_array().unwrap().last().unwrap().as_u64().unwrap() as usize, hsr, "leaf last");
+    assert_eq!(
+        nc["frames"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_u64()
+            .unwrap() as usize,
+        hsr,
+        "leaf last"
+    );
 }
 
 #[test]
@@ -154,7 +277,15 @@ fn flamegraph_svg_has_every_frame_and_distinct_colours() {
     let dir = tempfile::tempdir().unwrap();
     let file = fixture(dir.path());
     let svg = dir.path().join("out.svg");
-    let out = netprof(&["report", "-i", file.to_str().unwrap(), "--flame", svg.to_str().unwrap(), "--title", "HSR run"]);
+    let out = netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--flame",
+        svg.to_str().unwrap(),
+        "--title",
+        "HSR run",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.contains("HSR run"));
@@ -165,7 +296,10 @@ fn flamegraph_svg_has_every_frame_and_distinct_colours() {
         assert!(text.contains(rgb), "{rgb} missing");
     }
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&svg).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&svg).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
@@ -178,10 +312,18 @@ fn unknown_addresses_stay_hex_never_a_wrong_name() {
     s.mmap(300, 0x400000, 0x500000, "/nonexistent/libgone.so");
     s.samples(5, 300, 0, &[0xffffffffa0000000], &[0x400123, 0x7777]);
     let file = s.write_in(dir.path(), "hex.data");
-    let text = stdout(&netprof(&["report", "-i", file.to_str().unwrap(), "--folded"]));
+    let text = stdout(&netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--folded",
+    ]));
     // Callers are looked up (and shown) at their call site, one byte before
     // the return address, as perf does.
-    assert_eq!(text.trim_end(), "app;0x7776;0x400123 (libgone.so+0x123);0xffffffffa0000000 5");
+    assert_eq!(
+        text.trim_end(),
+        "app;0x7776;0x400123 (libgone.so+0x123);0xffffffffa0000000 5"
+    );
 }
 
 #[test]
@@ -191,7 +333,17 @@ fn module_frames_are_named_from_the_snapshot_after_the_module_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     let file = fixture(dir.path());
     let live = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-    assert!(!live.contains("[hsr]"), "test assumes hsr is not loaded here");
-    let text = stdout(&netprof(&["report", "-i", file.to_str().unwrap(), "--folded", "--module", "hsr"]));
+    assert!(
+        !live.contains("[hsr]"),
+        "test assumes hsr is not loaded here"
+    );
+    let text = stdout(&netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--folded",
+        "--module",
+        "hsr",
+    ]));
     assert!(text.contains("hsr_forward_skb [hsr]"), "{text}");
 }

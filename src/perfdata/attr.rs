@@ -72,7 +72,8 @@ impl EventAttr {
     }
 
     fn flags(&self) -> u64 {
-        let mut f = FLAG_DISABLED | FLAG_MMAP | FLAG_COMM | FLAG_TASK | FLAG_SAMPLE_ID_ALL | FLAG_MMAP2;
+        let mut f =
+            FLAG_DISABLED | FLAG_MMAP | FLAG_COMM | FLAG_TASK | FLAG_SAMPLE_ID_ALL | FLAG_MMAP2;
         if matches!(self.rate, Rate::Frequency(_)) {
             f |= FLAG_FREQ;
         }
@@ -93,8 +94,11 @@ impl EventAttr {
 
     /// The options for the perf-event-open crate that open this same attr.
     pub fn opts(&self) -> Opts {
-        let mut opts = Opts::default();
-        opts.enable = false;
+        // Events start disabled; the recorder enables them once the file is ready.
+        let mut opts = Opts {
+            enable: false,
+            ..Default::default()
+        };
         opts.exclude.user = self.exclude_user;
         opts.exclude.kernel = self.exclude_kernel;
         opts.inherit = self.inherit.then_some(Inherit::NewChild);

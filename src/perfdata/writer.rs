@@ -50,7 +50,9 @@ impl PerfDataWriter {
 
     /// Appends one record (header included) to the data section.
     pub fn write_record(&mut self, record: &[u8]) -> Result<()> {
-        self.out.write_all(record).context("cannot write the data file")?;
+        self.out
+            .write_all(record)
+            .context("cannot write the data file")?;
         self.data_size += record.len() as u64;
         Ok(())
     }
@@ -177,7 +179,12 @@ impl RecordBuilder {
         self
     }
     fn finish(mut self, type_: u32, misc: u16, sid: &SampleId) -> Vec<u8> {
-        self.u32(sid.pid).u32(sid.tid).u64(0).u64(sid.id).u32(0).u32(0);
+        self.u32(sid.pid)
+            .u32(sid.tid)
+            .u64(0)
+            .u64(sid.id)
+            .u32(0)
+            .u32(0);
         let size = self.buf.len() as u16;
         self.buf[..8].copy_from_slice(&record_header(type_, misc, size));
         self.buf
@@ -192,20 +199,45 @@ impl RecordBuilder {
     /// A user-space file mapping (MMAP2 without device/inode identity).
     pub fn mmap2(m: &Mapping, id: u64) -> Vec<u8> {
         let mut r = Self::new();
-        r.u32(m.pid).u32(m.pid).u64(m.start).u64(m.end - m.start).u64(m.pgoff);
+        r.u32(m.pid)
+            .u32(m.pid)
+            .u64(m.start)
+            .u64(m.end - m.start)
+            .u64(m.pgoff);
         r.u32(0).u32(0).u64(0).u64(0); // maj, min, ino, ino_generation
-        r.u32(libc::PROT_READ as u32 | libc::PROT_EXEC as u32).u32(libc::MAP_PRIVATE as u32);
+        r.u32(libc::PROT_READ as u32 | libc::PROT_EXEC as u32)
+            .u32(libc::MAP_PRIVATE as u32);
         r.string(m.path.as_bytes());
-        r.finish(PERF_RECORD_MMAP2, PERF_RECORD_MISC_USER, &SampleId { pid: m.pid, tid: m.pid, id })
+        r.finish(
+            PERF_RECORD_MMAP2,
+            PERF_RECORD_MISC_USER,
+            &SampleId {
+                pid: m.pid,
+                tid: m.pid,
+                id,
+            },
+        )
     }
 
     /// A kernel map (vmlinux as `[kernel.kallsyms]_text`, or a module), the
     /// way `perf record` synthesizes them: pid -1 and the kernel misc bit.
     pub fn kernel_mmap(name: &str, start: u64, end: u64, pgoff: u64, id: u64) -> Vec<u8> {
         let mut r = Self::new();
-        r.u32(u32::MAX).u32(0).u64(start).u64(end - start).u64(pgoff);
+        r.u32(u32::MAX)
+            .u32(0)
+            .u64(start)
+            .u64(end - start)
+            .u64(pgoff);
         r.string(name.as_bytes());
-        r.finish(PERF_RECORD_MMAP, PERF_RECORD_MISC_KERNEL, &SampleId { pid: u32::MAX, tid: 0, id })
+        r.finish(
+            PERF_RECORD_MMAP,
+            PERF_RECORD_MISC_KERNEL,
+            &SampleId {
+                pid: u32::MAX,
+                tid: 0,
+                id,
+            },
+        )
     }
 }
 

@@ -15,12 +15,36 @@ pub struct FlameOptions {
     pub icicle: bool,
 }
 
-const KERNEL: Color = Color { r: 235, g: 140, b: 60 };
-const MODULE: Color = Color { r: 170, g: 110, b: 220 };
-const BPF: Color = Color { r: 90, g: 190, b: 90 };
-const USER: Color = Color { r: 90, g: 160, b: 225 };
-const UNNAMED: Color = Color { r: 170, g: 170, b: 170 };
-const COMMAND: Color = Color { r: 200, g: 200, b: 200 };
+const KERNEL: Color = Color {
+    r: 235,
+    g: 140,
+    b: 60,
+};
+const MODULE: Color = Color {
+    r: 170,
+    g: 110,
+    b: 220,
+};
+const BPF: Color = Color {
+    r: 90,
+    g: 190,
+    b: 90,
+};
+const USER: Color = Color {
+    r: 90,
+    g: 160,
+    b: 225,
+};
+const UNNAMED: Color = Color {
+    r: 170,
+    g: 170,
+    b: 170,
+};
+const COMMAND: Color = Color {
+    r: 200,
+    g: 200,
+    b: 200,
+};
 
 pub fn write_svg(view: &View, opts: &FlameOptions, out: impl Write) -> Result<()> {
     let folded = view.folded();
@@ -52,7 +76,11 @@ pub fn write_svg(view: &View, opts: &FlameOptions, out: impl Write) -> Result<()
     if opts.icicle {
         options.direction = Direction::Inverted;
     }
-    let lines: Vec<String> = folded.iter().map(|(stack, n)| format!("{stack} {n}")).collect();
-    flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out).context("cannot draw the flamegraph")?;
+    let lines: Vec<String> = folded
+        .iter()
+        .map(|(stack, n)| format!("{stack} {n}"))
+        .collect();
+    flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
+        .context("cannot draw the flamegraph")?;
     Ok(())
 }

@@ -60,7 +60,11 @@ pub fn to_json(view: &View) -> String {
                 pid: r.pid,
                 tid: r.tid,
                 cpu: r.cpu,
-                event: p.events.get(r.event as usize).map(String::as_str).unwrap_or("?"),
+                event: p
+                    .events
+                    .get(r.event as usize)
+                    .map(String::as_str)
+                    .unwrap_or("?"),
                 count: r.count,
                 frames: &view.symbols.stacks[r.stack as usize],
             })

@@ -6,7 +6,7 @@ pub mod flame;
 pub mod json;
 pub mod tree;
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 use anyhow::{bail, Result};
 
@@ -43,7 +43,10 @@ impl<'a> View<'a> {
                 let flags: Vec<bool> = symbols
                     .frames
                     .iter()
-                    .map(|f| matches!(f.kind, FrameKind::Module | FrameKind::Bpf) && f.module.as_deref() == Some(m))
+                    .map(|f| {
+                        matches!(f.kind, FrameKind::Module | FrameKind::Bpf)
+                            && f.module.as_deref() == Some(m)
+                    })
                     .collect();
                 if !flags.contains(&true) {
                     let mut seen: Vec<&str> = symbols
@@ -54,7 +57,11 @@ impl<'a> View<'a> {
                         .collect();
                     seen.sort_unstable();
                     seen.dedup();
-                    let seen = if seen.is_empty() { "none".to_string() } else { seen.join(", ") };
+                    let seen = if seen.is_empty() {
+                        "none".to_string()
+                    } else {
+                        seen.join(", ")
+                    };
                     bail!("no sampled stack passes through module '{m}' (modules in this recording: {seen}); check the name with `lsmod`");
                 }
                 Some(flags)
@@ -65,7 +72,9 @@ impl<'a> View<'a> {
             .iter()
             .filter(|g| match &in_module {
                 None => true,
-                Some(flags) => symbols.stacks[g.stack as usize].iter().any(|&f| flags[f as usize]),
+                Some(flags) => symbols.stacks[g.stack as usize]
+                    .iter()
+                    .any(|&f| flags[f as usize]),
             })
             .map(|g| Row {
                 event: g.event,
@@ -78,13 +87,23 @@ impl<'a> View<'a> {
             })
             .collect();
         let total = rows.iter().map(|r| r.count).sum();
-        Ok(View { profile, symbols, rows, total })
+        Ok(View {
+            profile,
+            symbols,
+            rows,
+            total,
+        })
     }
 
     /// Folded stacks (`comm;root;...;leaf count`), identical lines merged,
     /// sorted, as inferno and flamegraph.pl read them.
     pub fn folded(&self) -> Vec<(String, u64)> {
-        let labels: Vec<String> = self.symbols.frames.iter().map(|f| f.label().replace(';', ":")).collect();
+        let labels: Vec<String> = self
+            .symbols
+            .frames
+            .iter()
+            .map(|f| f.label().replace(';', ":"))
+            .collect();
         let mut merged: HashMap<String, u64> = HashMap::new();
         let mut line = String::new();
         for row in &self.rows {

@@ -7,7 +7,7 @@
 //! entry towards the root). Entries and branches below the percent limit are
 //! left out.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::fmt::Write;
 
 use super::View;
@@ -102,13 +102,21 @@ pub fn render(view: &View, opts: &TreeOptions) -> String {
     let label = |k: Key| match k {
         Key::Frame(f) => {
             let fr = &frames[f as usize];
-            let mark = if fr.kind == FrameKind::User { "[.]" } else { "[k]" };
+            let mark = if fr.kind == FrameKind::User {
+                "[.]"
+            } else {
+                "[k]"
+            };
             format!("{mark} {}", fr.label())
         }
         Key::Dso(d) => dso_names[d as usize].clone(),
         Key::Comm(c) => view.profile.comms[c as usize].clone(),
     };
-    entries.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then_with(|| label(a.0).cmp(&label(b.0))));
+    entries.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then(b.2.cmp(&a.2))
+            .then_with(|| label(a.0).cmp(&label(b.0)))
+    });
 
     // One call tree per entry shown, built in a single pass over the rows.
     let shown: HashMap<Key, usize> = entries.iter().enumerate().map(|(i, e)| (e.0, i)).collect();
@@ -131,7 +139,11 @@ pub fn render(view: &View, opts: &TreeOptions) -> String {
             match opts.order {
                 Order::Caller => path.extend_from_slice(&stack[start..]),
                 Order::Callee => {
-                    let end = if matches!(k, Key::Comm(_)) { stack.len() - 1 } else { i };
+                    let end = if matches!(k, Key::Comm(_)) {
+                        stack.len() - 1
+                    } else {
+                        i
+                    };
                     path.extend(stack[..=end].iter().rev());
                 }
             }
@@ -144,22 +156,45 @@ pub fn render(view: &View, opts: &TreeOptions) -> String {
     let _ = writeln!(
         out,
         "# call graph: {}, percent limit {}%",
-        if opts.order == Order::Caller { "caller (what each entry calls)" } else { "callee (who calls each entry)" },
+        if opts.order == Order::Caller {
+            "caller (what each entry calls)"
+        } else {
+            "callee (who calls each entry)"
+        },
         opts.percent_limit
     );
     let _ = writeln!(out, "#");
-    let _ = writeln!(out, "# Children      Self  {}", match opts.sort {
-        SortKey::Symbol => "Symbol",
-        SortKey::Dso => "Shared Object",
-        SortKey::Comm => "Command",
-    });
+    let _ = writeln!(
+        out,
+        "# Children      Self  {}",
+        match opts.sort {
+            SortKey::Symbol => "Symbol",
+            SortKey::Dso => "Shared Object",
+            SortKey::Comm => "Command",
+        }
+    );
     let _ = writeln!(out, "#");
     for (i, &(k, children, selfc)) in entries.iter().enumerate() {
-        let _ = writeln!(out, "{:>9.2}% {:>8.2}%  {}", pct(children), pct(selfc), label(k));
+        let _ = writeln!(
+            out,
+            "{:>9.2}% {:>8.2}%  {}",
+            pct(children),
+            pct(selfc),
+            label(k)
+        );
         let tree = &trees[i];
         if !tree.roots.is_empty() {
             let _ = writeln!(out, "            |");
-            print_children(&mut out, &tree.nodes, &tree.roots, "            ", true, frames, &pct, opts.percent_limit);
+            print_children(
+                &mut out,
+                &tree.nodes,
+                &tree.roots,
+                "            ",
+                true,
+                frames,
+                &pct,
+                opts.percent_limit,
+            );
         }
         let _ = writeln!(out);
     }
@@ -180,10 +215,18 @@ impl Tree {
                 None => &self.roots,
                 Some(p) => &self.nodes[p].children,
             };
-            let idx = match siblings.iter().copied().find(|&c| self.nodes[c].frame == frame) {
+            let idx = match siblings
+                .iter()
+                .copied()
+                .find(|&c| self.nodes[c].frame == frame)
+            {
                 Some(c) => c,
                 None => {
-                    self.nodes.push(Node { frame, count: 0, children: Vec::new() });
+                    self.nodes.push(Node {
+                        frame,
+                        count: 0,
+                        children: Vec::new(),
+                    });
                     let c = self.nodes.len() - 1;
                     match parent {
                         None => self.roots.push(c),
@@ -209,20 +252,45 @@ fn print_children(
     pct: &dyn Fn(u64) -> f64,
     limit: f64,
 ) {
-    let mut nodes: Vec<usize> = nodes.iter().copied().filter(|&n| pct(tree[n].count) >= limit).collect();
+    let mut nodes: Vec<usize> = nodes
+        .iter()
+        .copied()
+        .filter(|&n| pct(tree[n].count) >= limit)
+        .collect();
     nodes.sort_by(|&a, &b| tree[b].count.cmp(&tree[a].count));
     if nodes.len() == 1 && first_level {
         // A single root continues the entry's line, as perf draws it.
-        let _ = writeln!(out, "{prefix}---{}", frames[tree[nodes[0]].frame as usize].label());
-        print_chain(out, tree, nodes[0], &format!("{prefix}   "), frames, pct, limit);
+        let _ = writeln!(
+            out,
+            "{prefix}---{}",
+            frames[tree[nodes[0]].frame as usize].label()
+        );
+        print_chain(
+            out,
+            tree,
+            nodes[0],
+            &format!("{prefix}   "),
+            frames,
+            pct,
+            limit,
+        );
         return;
     }
     for (i, &n) in nodes.iter().enumerate() {
         let last = i + 1 == nodes.len();
         let tag = format!("--{:.2}%--", pct(tree[n].count));
         let _ = writeln!(out, "{prefix}|");
-        let _ = writeln!(out, "{prefix}{}{tag}{}", if last { " " } else { "|" }, frames[tree[n].frame as usize].label());
-        let cont = format!("{prefix}{}{}", if last { " " } else { "|" }, " ".repeat(tag.len()));
+        let _ = writeln!(
+            out,
+            "{prefix}{}{tag}{}",
+            if last { " " } else { "|" },
+            frames[tree[n].frame as usize].label()
+        );
+        let cont = format!(
+            "{prefix}{}{}",
+            if last { " " } else { "|" },
+            " ".repeat(tag.len())
+        );
         print_chain(out, tree, n, &cont, frames, pct, limit);
     }
 }
@@ -239,11 +307,20 @@ fn print_chain(
     limit: f64,
 ) {
     loop {
-        let kids: Vec<usize> = tree[node].children.iter().copied().filter(|&c| pct(tree[c].count) >= limit).collect();
+        let kids: Vec<usize> = tree[node]
+            .children
+            .iter()
+            .copied()
+            .filter(|&c| pct(tree[c].count) >= limit)
+            .collect();
         match kids.len() {
             0 => return,
             1 if tree[kids[0]].count == tree[node].count => {
-                let _ = writeln!(out, "{prefix}{}", frames[tree[kids[0]].frame as usize].label());
+                let _ = writeln!(
+                    out,
+                    "{prefix}{}",
+                    frames[tree[kids[0]].frame as usize].label()
+                );
                 node = kids[0];
             }
             _ => {

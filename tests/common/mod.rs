@@ -6,11 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use netprof::perfdata::attr::{EventAttr, Rate};
-use netprof::perfdata::writer::{event_desc_feature, EventDesc, Mapping, PerfDataWriter, RecordBuilder};
-use netprof::perfdata::{FEATURE_NETPROF_KALLSYMS, HEADER_EVENT_DESC, PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER};
+use netprof::perfdata::writer::{
+    event_desc_feature, EventDesc, Mapping, PerfDataWriter, RecordBuilder,
+};
+use netprof::perfdata::{
+    FEATURE_NETPROF_KALLSYMS, HEADER_EVENT_DESC, PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER,
+};
 
 pub fn netprof(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netprof")).args(args).output().expect("netprof runs")
+    Command::new(env!("CARGO_BIN_EXE_netprof"))
+        .args(args)
+        .output()
+        .expect("netprof runs")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -24,10 +31,17 @@ pub fn stderr(o: &Output) -> String {
 /// Asserts a failure with exactly one line of error, naming `needle`, and no panic.
 pub fn assert_one_line_error(o: &Output, needle: &str) {
     let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
     assert_eq!(o.status.code(), Some(1), "exit code; stderr: {err}");
     assert!(!err.contains("panicked"), "panic: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
     assert!(err.contains(needle), "expected '{needle}' in: {err}");
 }
 
@@ -47,7 +61,10 @@ ffffffffc0100000 t bpf_prog_6deef7357e7b4530_xdp_count\t[bpf]
 
 /// Addresses inside the functions above (an offset into each).
 pub fn k(name: &str) -> u64 {
-    let line = KALLSYMS.lines().find(|l| l.split([' ', '\t']).nth(2) == Some(name)).expect("known symbol");
+    let line = KALLSYMS
+        .lines()
+        .find(|l| l.split([' ', '\t']).nth(2) == Some(name))
+        .expect("known symbol");
     u64::from_str_radix(&line[..16], 16).unwrap() + 0x10
 }
 
@@ -62,23 +79,41 @@ pub const EVENT_ID: u64 = 7;
 
 impl Synth {
     pub fn new() -> Self {
-        Synth { records: Vec::new(), kallsyms: Some(KALLSYMS.to_string()), time: 1 }
+        Synth {
+            records: Vec::new(),
+            kallsyms: Some(KALLSYMS.to_string()),
+            time: 1,
+        }
     }
 
     pub fn comm(&mut self, pid: u32, name: &str) -> &mut Self {
-        self.records.push(RecordBuilder::comm(pid, pid, name.as_bytes(), EVENT_ID));
+        self.records
+            .push(RecordBuilder::comm(pid, pid, name.as_bytes(), EVENT_ID));
         self
     }
 
     pub fn mmap(&mut self, pid: u32, start: u64, end: u64, path: &str) -> &mut Self {
-        let m = Mapping { pid, start, end, pgoff: 0, path: path.to_string() };
+        let m = Mapping {
+            pid,
+            start,
+            end,
+            pgoff: 0,
+            path: path.to_string(),
+        };
         self.records.push(RecordBuilder::mmap2(&m, EVENT_ID));
         self
     }
 
     /// `n` samples of `pid` on `cpu` with kernel frames and user frames, each
     /// list leaf first, in the layout netprof's attr declares.
-    pub fn samples(&mut self, n: u32, pid: u32, cpu: u32, kernel: &[u64], user: &[u64]) -> &mut Self {
+    pub fn samples(
+        &mut self,
+        n: u32,
+        pid: u32,
+        cpu: u32,
+        kernel: &[u64],
+        user: &[u64],
+    ) -> &mut Self {
         for _ in 0..n {
             let mut chain = Vec::new();
             if !kernel.is_empty() {

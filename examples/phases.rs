@@ -1,0 +1,40 @@
+//! Where `netprof report` spends its time, phase by phase, on a given file:
+//!   cargo run --release --example phases -- FILE
+use std::time::Instant;
+
+use netprof::profile::{Filter, Profile};
+use netprof::report::{flame, View};
+
+fn main() -> anyhow::Result<()> {
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "netprof.data".into());
+    let t = Instant::now();
+    let profile = Profile::read(path.as_ref(), &Filter::default())?;
+    let read = t.elapsed();
+    let view = View::build(&profile, None)?;
+    let named = t.elapsed();
+    let folded = view.folded();
+    let fold = t.elapsed();
+    flame::write_svg(
+        &view,
+        &flame::FlameOptions {
+            title: None,
+            icicle: false,
+        },
+        std::io::sink(),
+    )?;
+    let svg = t.elapsed();
+    println!(
+        "{} samples, {} distinct stacks, {} frames: read {:?}, symbolize {:?}, fold {:?} ({} lines), svg {:?}",
+        profile.total_samples,
+        profile.stacks.len(),
+        view.symbols.frames.len(),
+        read,
+        named - read,
+        fold - named,
+        folded.len(),
+        svg - fold
+    );
+    Ok(())
+}
