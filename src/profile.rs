@@ -8,11 +8,12 @@
 
 use ahash::AHashMap as HashMap;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use linux_perf_data::linux_perf_event_reader::{CpuMode, EventRecord};
+use linux_perf_data::linux_perf_event_reader::{
+    CpuMode, EventRecord, RawData, RawEventRecord, RecordParseInfo, RecordType, SampleRecord,
+};
 use linux_perf_data::{Feature, PerfFileReader, PerfFileRecord};
 
 use crate::kallsyms::KernelSymbols;
@@ -106,12 +107,12 @@ impl Profile {
         }
         // A dependency's bug on a malformed file must not become a crash with
         // a stack trace; treat it like any other unreadable file.
-        read_guarded(
-            BufReader::with_capacity(1 << 20, file),
-            filter,
-            live_kallsyms,
-        )
-        .map_err(|e| anyhow::anyhow!("{}{e}", path.display()))
+        // SAFETY: the mapping is only read; a file truncated by another
+        // process while we read is the one hazard, as for every mmap reader.
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        read_guarded(std::io::Cursor::new(&map[..]), filter, live_kallsyms)
+            .map_err(|e| anyhow::anyhow!("{}{e}", path.display()))
     }
 
     /// Reads a file held in memory; kernel frames are named only from the
@@ -129,10 +130,10 @@ fn live_kallsyms() -> Option<String> {
 }
 
 /// Reads a profile; errors start with " is ..." to follow the file's name.
-fn read_guarded<R: std::io::Read + std::io::Seek>(
+fn read_guarded<R: std::io::Read + std::io::Seek + Send>(
     mut reader: R,
     filter: &Filter,
-    kallsyms: impl FnOnce() -> Option<String>,
+    kallsyms: fn() -> Option<String>,
 ) -> Result<Profile> {
     let mut magic = [0u8; 8];
     let n = reader.read(&mut magic)?;
@@ -196,10 +197,10 @@ impl AddressSpaces {
     }
 }
 
-fn read_profile<R: std::io::Read + std::io::Seek>(
+fn read_profile<R: std::io::Read + std::io::Seek + Send>(
     reader: R,
     filter: &Filter,
-    kallsyms: impl FnOnce() -> Option<String>,
+    kallsyms: fn() -> Option<String>,
 ) -> Result<Profile> {
     let PerfFileReader {
         mut perf_file,
@@ -216,165 +217,51 @@ fn read_profile<R: std::io::Read + std::io::Seek>(
         })
         .collect();
 
-    let (kernel, kernel_names) =
-        match perf_file.feature_section_data(Feature(FEATURE_NETPROF_KALLSYMS)) {
-            Some(text) => (
-                KernelSymbols::parse(&String::from_utf8_lossy(text)),
-                KernelNames::Snapshot,
-            ),
-            None => match kallsyms() {
-                Some(text) => (KernelSymbols::parse(&text), KernelNames::LiveKallsyms),
-                None => (KernelSymbols::parse(""), KernelNames::Unavailable),
-            },
-        };
+    // Kernel symbols load on another core while the records are read.
+    let snapshot = perf_file
+        .feature_section_data(Feature(FEATURE_NETPROF_KALLSYMS))
+        .map(|text| String::from_utf8_lossy(text).into_owned());
+    let kernel_thread = std::thread::spawn(move || match snapshot {
+        Some(text) => (KernelSymbols::parse(text), KernelNames::Snapshot),
+        None => match kallsyms() {
+            Some(text) => (KernelSymbols::parse(text), KernelNames::LiveKallsyms),
+            None => (KernelSymbols::parse(""), KernelNames::Unavailable),
+        },
+    });
+
+    // One thread walks the records (the perf.data parser), this one parses
+    // and counts them: the two halves of the work run on two cores.
+    let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+    let mut counts = Aggregator::new(filter);
+    std::thread::scope(|scope| -> Result<()> {
+        let reader =
+            scope.spawn(move || read_records(&mut perf_file, &mut record_iter, batches_tx));
+        for batch in batches_rx {
+            counts.add(&batch);
+        }
+        reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the records do not parse"))?
+    })?;
+    let Aggregator {
+        groups,
+        stacks,
+        comms,
+        spaces,
+        total_samples,
+        file_samples,
+        lost_samples,
+        ..
+    } = counts;
+
+    let (kernel, kernel_names) = kernel_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the kernel symbols do not parse"))?;
     let kernel_names = if kernel.is_empty() {
         KernelNames::Unavailable
     } else {
         kernel_names
     };
-
-    let mut spaces = AddressSpaces::default();
-    let mut comm_ids: HashMap<String, u32> = HashMap::new();
-    let mut comms: Vec<String> = Vec::new();
-    let mut comm_of_tid: HashMap<i32, u32> = HashMap::new();
-    let mut stack_ids: HashMap<Vec<u64>, u32> = HashMap::new();
-    let mut stacks: Vec<RawStack> = Vec::new();
-    let mut groups: HashMap<(u16, i32, i32, u32, u32, u32), u64> = HashMap::new();
-    let mut total_samples = 0u64;
-    let mut file_samples = 0u64;
-    let mut lost_samples = 0u64;
-    let mut key = Vec::with_capacity(130);
-    let comm_filter: Vec<&str> = filter.comms.iter().map(String::as_str).collect();
-
-    let mut intern_comm = |name: &str, comms: &mut Vec<String>| -> u32 {
-        if let Some(&id) = comm_ids.get(name) {
-            return id;
-        }
-        comms.push(name.to_string());
-        comm_ids.insert(name.to_string(), (comms.len() - 1) as u32);
-        (comms.len() - 1) as u32
-    };
-
-    while let Some(record) = record_iter.next_record(&mut perf_file)? {
-        let PerfFileRecord::EventRecord { attr_index, record } = record else {
-            continue;
-        };
-        let Ok(parsed) = record.parse() else { continue };
-        match parsed {
-            EventRecord::Comm(c) => {
-                if c.is_execve {
-                    spaces.exec(c.pid);
-                }
-                let name = String::from_utf8_lossy(&c.name.as_slice()).into_owned();
-                let id = intern_comm(&name, &mut comms);
-                comm_of_tid.insert(c.tid, id);
-            }
-            EventRecord::Fork(f) => {
-                if f.pid != f.ppid {
-                    spaces.fork(f.ppid, f.pid);
-                }
-                if let Some(&parent_comm) = comm_of_tid.get(&f.ptid) {
-                    comm_of_tid.entry(f.tid).or_insert(parent_comm);
-                }
-            }
-            EventRecord::Mmap(m) if m.is_executable && m.cpu_mode == CpuMode::User => {
-                spaces.map(
-                    m.pid,
-                    FileMap {
-                        start: m.address,
-                        end: m.address + m.length,
-                        pgoff: m.page_offset,
-                        path: String::from_utf8_lossy(&m.path.as_slice()).into_owned(),
-                    },
-                );
-            }
-            EventRecord::Mmap2(m)
-                if m.protection & libc::PROT_EXEC as u32 != 0 && m.cpu_mode == CpuMode::User =>
-            {
-                spaces.map(
-                    m.pid,
-                    FileMap {
-                        start: m.address,
-                        end: m.address + m.length,
-                        pgoff: m.page_offset,
-                        path: String::from_utf8_lossy(&m.path.as_slice()).into_owned(),
-                    },
-                );
-            }
-            EventRecord::Lost(l) => lost_samples += l.count,
-            EventRecord::Sample(s) => {
-                file_samples += 1;
-                let pid = s.pid.unwrap_or(-1);
-                let tid = s.tid.unwrap_or(pid);
-                let cpu = s.cpu.unwrap_or(0);
-                let comm = match comm_of_tid.get(&tid).or_else(|| comm_of_tid.get(&pid)) {
-                    Some(&c) => c,
-                    // The idle task never reports a name; perf calls it swapper.
-                    None if pid == 0 => intern_comm("swapper", &mut comms),
-                    None => intern_comm(&format!(":{pid}"), &mut comms),
-                };
-                if (!filter.pids.is_empty() && !filter.pids.contains(&pid))
-                    || (!filter.cpus.is_empty() && !filter.cpus.contains(&cpu))
-                    || (!comm_filter.is_empty()
-                        && !comm_filter.contains(&comms[comm as usize].as_str()))
-                {
-                    continue;
-                }
-                total_samples += 1;
-                let space = spaces.of(pid);
-                // The key is [space, kernel_len, frames...]; see RawStack.
-                key.clear();
-                key.push(space as u64);
-                key.push(0);
-                match &s.callchain {
-                    Some(chain) if !chain.is_empty() => {
-                        let mut in_kernel = s.cpu_mode == CpuMode::Kernel;
-                        for i in 0..chain.len() {
-                            let addr = chain.get(i).unwrap_or(0);
-                            if addr >= PERF_CONTEXT_MAX {
-                                in_kernel = addr == PERF_CONTEXT_KERNEL;
-                                if addr != PERF_CONTEXT_KERNEL && addr != PERF_CONTEXT_USER {
-                                    // Guest and hypervisor frames: not ours to name.
-                                    break;
-                                }
-                                continue;
-                            }
-                            key.push(addr);
-                            if in_kernel {
-                                key[1] += 1;
-                            }
-                        }
-                    }
-                    _ => {
-                        if let Some(ip) = s.ip {
-                            key.push(ip);
-                            if s.cpu_mode == CpuMode::Kernel {
-                                key[1] = 1;
-                            }
-                        }
-                    }
-                }
-                let stack = match stack_ids.get(&key) {
-                    Some(&id) => id,
-                    None => {
-                        let id = stacks.len() as u32;
-                        stacks.push(RawStack {
-                            space,
-                            kernel_len: key[1] as usize,
-                            frames: key[2..].to_vec(),
-                        });
-                        stack_ids.insert(key.clone(), id);
-                        id
-                    }
-                };
-                *groups
-                    .entry((attr_index as u16, pid, tid, cpu, comm, stack))
-                    .or_insert(0) += 1;
-            }
-            _ => {}
-        }
-    }
-
     let mut groups: Vec<SampleGroup> = groups
         .into_iter()
         .map(|((event, pid, tid, cpu, comm, stack), count)| SampleGroup {
@@ -401,4 +288,216 @@ fn read_profile<R: std::io::Read + std::io::Seek>(
         file_samples,
         lost_samples,
     })
+}
+
+const BATCH_RECORDS: usize = 4096;
+
+/// Records as the file holds them, copied out of the parser's buffers so that
+/// another thread can parse and count them.
+#[derive(Default)]
+struct Batch {
+    /// Attr index, record type, misc, parse info, end of the body in `bytes`.
+    records: Vec<(u16, RecordType, u16, RecordParseInfo, usize)>,
+    bytes: Vec<u8>,
+}
+
+/// Walks the file's records in time order (linux-perf-data sorts each round)
+/// and hands them over in batches.
+fn read_records<R: std::io::Read>(
+    perf_file: &mut linux_perf_data::PerfFile,
+    record_iter: &mut linux_perf_data::PerfRecordIter<R>,
+    out: std::sync::mpsc::SyncSender<Batch>,
+) -> Result<()> {
+    let mut batch = Batch::default();
+    while let Some(record) = record_iter.next_record(perf_file)? {
+        let PerfFileRecord::EventRecord { attr_index, record } = record else {
+            continue;
+        };
+        match record.data {
+            RawData::Single(body) => batch.bytes.extend_from_slice(body),
+            RawData::Split(a, b) => {
+                batch.bytes.extend_from_slice(a);
+                batch.bytes.extend_from_slice(b);
+            }
+        }
+        batch.records.push((
+            attr_index as u16,
+            record.record_type,
+            record.misc,
+            record.parse_info,
+            batch.bytes.len(),
+        ));
+        if batch.records.len() >= BATCH_RECORDS && out.send(std::mem::take(&mut batch)).is_err() {
+            return Ok(());
+        }
+    }
+    let _ = out.send(batch);
+    Ok(())
+}
+
+/// Counts samples per (event, task, CPU, command, stack) while following
+/// process names and address spaces through the record stream.
+struct Aggregator<'f> {
+    filter: &'f Filter,
+    spaces: AddressSpaces,
+    comm_ids: HashMap<String, u32>,
+    comms: Vec<String>,
+    comm_of_tid: HashMap<i32, u32>,
+    stack_ids: HashMap<Vec<u64>, u32>,
+    stacks: Vec<RawStack>,
+    groups: HashMap<(u16, i32, i32, u32, u32, u32), u64>,
+    total_samples: u64,
+    file_samples: u64,
+    lost_samples: u64,
+    /// Reused for each sample: [space, kernel_len, frames...].
+    key: Vec<u64>,
+}
+
+impl<'f> Aggregator<'f> {
+    fn new(filter: &'f Filter) -> Self {
+        Aggregator {
+            filter,
+            spaces: AddressSpaces::default(),
+            comm_ids: HashMap::new(),
+            comms: Vec::new(),
+            comm_of_tid: HashMap::new(),
+            stack_ids: HashMap::new(),
+            stacks: Vec::new(),
+            groups: HashMap::new(),
+            total_samples: 0,
+            file_samples: 0,
+            lost_samples: 0,
+            key: Vec::with_capacity(130),
+        }
+    }
+
+    fn intern_comm(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.comm_ids.get(name) {
+            return id;
+        }
+        self.comms.push(name.to_string());
+        let id = (self.comms.len() - 1) as u32;
+        self.comm_ids.insert(name.to_string(), id);
+        id
+    }
+
+    fn add(&mut self, batch: &Batch) {
+        let mut start = 0;
+        for &(event, record_type, misc, parse_info, end) in &batch.records {
+            let body = RawData::Single(&batch.bytes[start..end]);
+            start = end;
+            let Ok(parsed) = RawEventRecord::new(record_type, misc, body, parse_info).parse()
+            else {
+                continue;
+            };
+            let path = |p: &RawData| String::from_utf8_lossy(&p.as_slice()).into_owned();
+            match parsed {
+                EventRecord::Comm(c) => {
+                    if c.is_execve {
+                        self.spaces.exec(c.pid);
+                    }
+                    let id = self.intern_comm(&path(&c.name));
+                    self.comm_of_tid.insert(c.tid, id);
+                }
+                EventRecord::Fork(f) => {
+                    if f.pid != f.ppid {
+                        self.spaces.fork(f.ppid, f.pid);
+                    }
+                    if let Some(&parent_comm) = self.comm_of_tid.get(&f.ptid) {
+                        self.comm_of_tid.entry(f.tid).or_insert(parent_comm);
+                    }
+                }
+                EventRecord::Mmap(m) if m.is_executable && m.cpu_mode == CpuMode::User => {
+                    let map = FileMap {
+                        start: m.address,
+                        end: m.address + m.length,
+                        pgoff: m.page_offset,
+                        path: path(&m.path),
+                    };
+                    self.spaces.map(m.pid, map);
+                }
+                EventRecord::Mmap2(m)
+                    if m.protection & libc::PROT_EXEC as u32 != 0
+                        && m.cpu_mode == CpuMode::User =>
+                {
+                    let map = FileMap {
+                        start: m.address,
+                        end: m.address + m.length,
+                        pgoff: m.page_offset,
+                        path: path(&m.path),
+                    };
+                    self.spaces.map(m.pid, map);
+                }
+                EventRecord::Lost(l) => self.lost_samples += l.count,
+                EventRecord::Sample(s) => self.sample(event, &s),
+                _ => {}
+            }
+        }
+    }
+
+    fn sample(&mut self, event: u16, s: &SampleRecord) {
+        let pid = s.pid.unwrap_or(-1);
+        let tid = s.tid.unwrap_or(pid);
+        let cpu = s.cpu.unwrap_or(0);
+        self.file_samples += 1;
+        let comm = match self
+            .comm_of_tid
+            .get(&tid)
+            .or_else(|| self.comm_of_tid.get(&pid))
+        {
+            Some(&c) => c,
+            // The idle task never reports a name; perf calls it swapper.
+            None if pid == 0 => self.intern_comm("swapper"),
+            None => self.intern_comm(&format!(":{pid}")),
+        };
+        let f = self.filter;
+        if (!f.pids.is_empty() && !f.pids.contains(&pid))
+            || (!f.cpus.is_empty() && !f.cpus.contains(&cpu))
+            || (!f.comms.is_empty() && !f.comms.iter().any(|c| *c == self.comms[comm as usize]))
+        {
+            return;
+        }
+        self.total_samples += 1;
+        let space = self.spaces.of(pid);
+        let key = &mut self.key;
+        key.clear();
+        key.push(space as u64);
+        key.push(0);
+        let mut in_kernel = s.cpu_mode == CpuMode::Kernel;
+        let chain_len = s.callchain.as_ref().map_or(0, |c| c.len());
+        let frames = (0..chain_len).filter_map(|i| s.callchain.as_ref()?.get(i));
+        // A sample without a call chain is its ip alone.
+        let ip_only = if chain_len == 0 { s.ip } else { None };
+        for addr in frames.chain(ip_only) {
+            if addr >= PERF_CONTEXT_MAX {
+                if addr != PERF_CONTEXT_KERNEL && addr != PERF_CONTEXT_USER {
+                    // Guest and hypervisor frames: not ours to name.
+                    break;
+                }
+                in_kernel = addr == PERF_CONTEXT_KERNEL;
+                continue;
+            }
+            key.push(addr);
+            if in_kernel {
+                key[1] += 1;
+            }
+        }
+        let stack = match self.stack_ids.get(key.as_slice()) {
+            Some(&id) => id,
+            None => {
+                let id = self.stacks.len() as u32;
+                self.stacks.push(RawStack {
+                    space,
+                    kernel_len: key[1] as usize,
+                    frames: key[2..].to_vec(),
+                });
+                self.stack_ids.insert(key.clone(), id);
+                id
+            }
+        };
+        *self
+            .groups
+            .entry((event, pid, tid, cpu, comm, stack))
+            .or_insert(0) += 1;
+    }
 }

@@ -180,7 +180,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     }
 
     let kallsyms_text = KernelSymbols::snapshot_text().unwrap_or_default();
-    let kernel = KernelSymbols::parse(&kallsyms_text);
+    let kernel = KernelSymbols::parse(kallsyms_text.clone());
     if kernel.is_empty() {
         eprintln!(
             "netprof: warning: /proc/kallsyms shows no addresses (kernel.kptr_restrict?); kernel frames \

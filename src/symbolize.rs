@@ -55,6 +55,10 @@ pub struct SymbolizedProfile {
     pub stacks: Vec<Vec<u32>>,
 }
 
+/// A user address to name: its address space, the address, and its offset
+/// in the mapped file.
+type UserAddr = (u32, u64, u64);
+
 #[derive(Default)]
 struct FrameTable {
     frames: Vec<Frame>,
@@ -93,9 +97,7 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
         for (i, &addr) in stack.frames.iter().enumerate() {
             if i < stack.kernel_len {
                 let a = lookup_addr(addr, i);
-                kernel_ids
-                    .entry(a)
-                    .or_insert_with(|| table.intern(kernel_frame(profile, a)));
+                kernel_ids.insert(a, 0);
             } else {
                 user_wanted.insert((stack.space, lookup_addr(addr, i - stack.kernel_len)), ());
             }
@@ -104,7 +106,7 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
 
     // User frames: find each address's mapping, then symbolize file offsets in
     // one batch per file.
-    let mut per_file: HashMap<&str, Vec<(u32, u64, u64)>> = HashMap::new();
+    let mut per_file: HashMap<&str, Vec<UserAddr>> = HashMap::new();
     for &(space, addr) in user_wanted.keys() {
         match find_map(&profile.spaces[space as usize], addr) {
             Some(m) => per_file.entry(m.path.as_str()).or_default().push((
@@ -123,27 +125,45 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
             }
         }
     }
-    let symbolizer = Symbolizer::new();
-    let mut files: Vec<_> = per_file.into_iter().collect();
+    let mut files: Vec<(&str, Vec<UserAddr>)> = per_file.into_iter().collect();
     files.sort_by(|a, b| a.0.cmp(b.0));
-    for (path, entries) in files {
-        let offsets: Vec<u64> = entries.iter().map(|e| e.2).collect();
-        let names: Vec<Option<String>> = if path.starts_with('/') {
-            let src = Source::Elf(Elf::new(path));
-            match symbolizer.symbolize(&src, Input::FileOffset(&offsets)) {
-                Ok(results) => results
-                    .into_iter()
-                    .map(|r| match r {
-                        Lookup::Sym(sym) => Some(sym.name.into_owned()),
-                        Lookup::Unknown(_) => None,
-                    })
-                    .collect(),
-                Err(_) => vec![None; offsets.len()],
+
+    // Reading ELF and DWARF is the slow part: files go to one worker per
+    // core while this thread names the kernel frames.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let names_per_file: Vec<Vec<Option<String>>> = std::thread::scope(|scope| {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(files.len());
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (files, next) = (&files, &next);
+                scope.spawn(move || {
+                    let symbolizer = Symbolizer::new();
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((path, entries)) = files.get(i) else {
+                            break done;
+                        };
+                        done.push((i, symbolize_file(&symbolizer, path, entries)));
+                    }
+                })
+            })
+            .collect();
+        for (addr, id) in kernel_ids.iter_mut() {
+            *id = table.intern(kernel_frame(profile, *addr));
+        }
+        let mut names = vec![Vec::new(); files.len()];
+        for h in handles {
+            for (i, n) in h.join().expect("symbolizer thread") {
+                names[i] = n;
             }
-        } else {
-            // [vdso] and friends: no file to read.
-            vec![None; offsets.len()]
-        };
+        }
+        names
+    });
+
+    for ((path, entries), names) in files.into_iter().zip(names_per_file) {
         let short = path.rsplit('/').next().unwrap_or(path);
         for ((space, addr, offset), name) in entries.into_iter().zip(names) {
             let frame = match name {
@@ -183,6 +203,30 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
     SymbolizedProfile {
         frames: table.frames,
         stacks,
+    }
+}
+
+/// Names for file offsets in one mapped file; `None` where nothing covers one.
+fn symbolize_file(
+    symbolizer: &Symbolizer,
+    path: &str,
+    entries: &[UserAddr],
+) -> Vec<Option<String>> {
+    let offsets: Vec<u64> = entries.iter().map(|e| e.2).collect();
+    if !path.starts_with('/') {
+        // [vdso] and friends: no file to read.
+        return vec![None; offsets.len()];
+    }
+    let src = Source::Elf(Elf::new(path));
+    match symbolizer.symbolize(&src, Input::FileOffset(&offsets)) {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| match r {
+                Lookup::Sym(sym) => Some(sym.name.into_owned()),
+                Lookup::Unknown(_) => None,
+            })
+            .collect(),
+        Err(_) => vec![None; offsets.len()],
     }
 }
 

@@ -73,6 +73,8 @@ pub fn write_svg(view: &View, opts: &FlameOptions, out: impl Write) -> Result<()
     ));
     options.count_name = "samples".to_string();
     options.palette_map = Some(&mut palette);
+    // View::folded sorts its lines already, the way inferno would.
+    options.no_sort = true;
     if opts.icicle {
         options.direction = Direction::Inverted;
     }
