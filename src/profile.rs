@@ -79,6 +79,8 @@ pub struct Profile {
     pub spaces: Vec<Vec<FileMap>>,
     pub kernel: KernelSymbols,
     pub kernel_names: KernelNames,
+    /// Build ids of the files the recording mapped, by path, where known.
+    pub build_ids: HashMap<String, Vec<u8>>,
     /// Samples that passed the filters.
     pub total_samples: u64,
     /// Samples in the file, before filters.
@@ -111,14 +113,15 @@ impl Profile {
         // process while we read is the one hazard, as for every mmap reader.
         let map = unsafe { memmap2::Mmap::map(&file) }
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        read_guarded(std::io::Cursor::new(&map[..]), filter, live_kallsyms)
+        read_guarded(&map, filter, live_kallsyms)
             .map_err(|e| anyhow::anyhow!("{}{e}", path.display()))
     }
 
     /// Reads a file held in memory; kernel frames are named only from the
-    /// file's own snapshot. (The fuzz target and its corpus test use this.)
+    /// file's own snapshot. Unlike [`Profile::read`], a panic in the parser
+    /// is not caught: the fuzz target and its corpus test must see them.
     pub fn from_bytes(bytes: &[u8], filter: &Filter) -> Result<Profile> {
-        read_guarded(std::io::Cursor::new(bytes), filter, || None)
+        read_profile(bytes, filter, || None)
     }
 }
 
@@ -130,27 +133,22 @@ fn live_kallsyms() -> Option<String> {
 }
 
 /// Reads a profile; errors start with " is ..." to follow the file's name.
-fn read_guarded<R: std::io::Read + std::io::Seek + Send>(
-    mut reader: R,
+fn read_guarded(
+    bytes: &[u8],
     filter: &Filter,
     kallsyms: fn() -> Option<String>,
 ) -> Result<Profile> {
-    let mut magic = [0u8; 8];
-    let n = reader.read(&mut magic)?;
-    if n < 8 || (&magic != b"PERFILE2" && &magic != b"2ELIFREP") {
-        bail!(" is not a readable perf.data file (no PERFILE2 magic); pass a file from `netprof record` or `perf record`");
-    }
-    reader.seek(std::io::SeekFrom::Start(0))?;
     // A dependency's bug on a malformed file must not become a crash with a
     // stack trace; treat it like any other unreadable file.
     let quiet_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        read_profile(reader, filter, kallsyms)
+        read_profile(bytes, filter, kallsyms)
     }));
     std::panic::set_hook(quiet_hook);
     match result {
         Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) if e.to_string().starts_with(" is") => Err(e),
         Ok(Err(e)) => match e.downcast_ref::<linux_perf_data::Error>() {
             Some(linux_perf_data::Error::IoError(io))
                 if io.kind() == std::io::ErrorKind::UnexpectedEof =>
@@ -197,11 +195,13 @@ impl AddressSpaces {
     }
 }
 
-fn read_profile<R: std::io::Read + std::io::Seek + Send>(
-    reader: R,
+fn read_profile(
+    bytes: &[u8],
     filter: &Filter,
     kallsyms: fn() -> Option<String>,
 ) -> Result<Profile> {
+    crate::perfdata::check::check_layout(bytes).map_err(|e| anyhow::anyhow!(" {e}"))?;
+    let reader = std::io::Cursor::new(bytes);
     let PerfFileReader {
         mut perf_file,
         mut record_iter,
@@ -214,6 +214,18 @@ fn read_profile<R: std::io::Read + std::io::Seek + Send>(
             a.name()
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("event{i}"))
+        })
+        .collect();
+
+    let build_ids: HashMap<String, Vec<u8>> = perf_file
+        .build_ids()
+        .unwrap_or_default()
+        .into_values()
+        .map(|info| {
+            (
+                String::from_utf8_lossy(&info.path).into_owned(),
+                info.build_id,
+            )
         })
         .collect();
 
@@ -284,6 +296,7 @@ fn read_profile<R: std::io::Read + std::io::Seek + Send>(
         spaces: spaces.spaces,
         kernel,
         kernel_names,
+        build_ids,
         total_samples,
         file_samples,
         lost_samples,

@@ -51,6 +51,8 @@ pub struct RecordOptions {
 
 #[derive(Debug, Default)]
 pub struct RecordSummary {
+    /// Executable files mapped by sampled tasks, for their build ids.
+    pub mapped_files: std::collections::BTreeSet<String>,
     pub samples: u64,
     pub lost: u64,
     pub bytes: u64,
@@ -203,7 +205,8 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
         Scope::SystemWide(_) => all_pids(),
         Scope::Tasks(_) => opts.pids.clone(),
     };
-    synthesize_processes(&mut writer, &existing, synth_id)?;
+    let mut summary = RecordSummary::default();
+    synthesize_processes(&mut writer, &existing, synth_id, &mut summary.mapped_files)?;
     writer.finish_round()?;
 
     install_stop_handlers();
@@ -221,7 +224,6 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
 
     let show_status = !opts.quiet && std::io::stderr().is_terminal();
     let deadline = opts.duration.map(|d| start + Duration::from_secs_f64(d));
-    let mut summary = RecordSummary::default();
     let mut last_status = Instant::now();
     let fds: Vec<i32> = counters.iter().map(|c| c.file().as_raw_fd()).collect();
     loop {
@@ -260,7 +262,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     }
     summary.bytes = writer.data_size();
 
-    let features = file_features(&events, kallsyms_text);
+    let features = file_features(&events, kallsyms_text, &summary.mapped_files);
     writer.finish(&events, &features)?;
     Ok(summary)
 }
@@ -341,6 +343,11 @@ fn drain(
             let type_ = u32::from_le_bytes(bytes[..4].try_into().expect("record header"));
             match type_ {
                 PERF_RECORD_SAMPLE => summary.samples += 1,
+                PERF_RECORD_MMAP2 => {
+                    if let Some(path) = executable_mmap2_path(bytes) {
+                        summary.mapped_files.insert(path);
+                    }
+                }
                 PERF_RECORD_LOST => summary.lost += read_u64(bytes, 16),
                 PERF_RECORD_LOST_SAMPLES => summary.lost += read_u64(bytes, 8),
                 _ => {}
@@ -349,6 +356,20 @@ fn drain(
         }
     }
     writer.finish_round()
+}
+
+/// The file of an MMAP2 record that maps code (its filename follows 64
+/// bytes of fields after the header).
+fn executable_mmap2_path(record: &[u8]) -> Option<String> {
+    const PROT_OFFSET: usize = 8 + 56;
+    const NAME_OFFSET: usize = 8 + 64;
+    let prot = u32::from_le_bytes(record.get(PROT_OFFSET..PROT_OFFSET + 4)?.try_into().ok()?);
+    if prot & libc::PROT_EXEC as u32 == 0 {
+        return None;
+    }
+    let name = record.get(NAME_OFFSET..)?;
+    let name = &name[..name.iter().position(|&b| b == 0)?];
+    Some(String::from_utf8_lossy(name).into_owned())
 }
 
 fn read_u64(bytes: &[u8], at: usize) -> u64 {
@@ -386,7 +407,12 @@ fn install_stop_handlers() {
 }
 
 /// Names and executable maps of processes that exist before sampling starts.
-fn synthesize_processes(writer: &mut PerfDataWriter, pids: &[u32], id: u64) -> Result<()> {
+fn synthesize_processes(
+    writer: &mut PerfDataWriter,
+    pids: &[u32],
+    id: u64,
+    mapped_files: &mut std::collections::BTreeSet<String>,
+) -> Result<()> {
     for &pid in pids {
         let Ok(process) = procfs::process::Process::new(pid as i32) else {
             continue;
@@ -419,12 +445,17 @@ fn synthesize_processes(writer: &mut PerfDataWriter, pids: &[u32], id: u64) -> R
                 path: path.to_string_lossy().into_owned(),
             };
             writer.write_record(&RecordBuilder::mmap2(&mapping, id))?;
+            mapped_files.insert(mapping.path);
         }
     }
     Ok(())
 }
 
-fn file_features(events: &[EventDesc], kallsyms_text: String) -> Vec<(u32, Vec<u8>)> {
+fn file_features(
+    events: &[EventDesc],
+    kallsyms_text: String,
+    mapped_files: &std::collections::BTreeSet<String>,
+) -> Vec<(u32, Vec<u8>)> {
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .unwrap_or_default()
@@ -452,11 +483,56 @@ fn file_features(events: &[EventDesc], kallsyms_text: String) -> Vec<(u32, Vec<u
         (HEADER_NRCPUS, writer::nrcpus_feature(ncpus, ncpus)),
         (HEADER_CMDLINE, writer::cmdline_feature(&args)),
         (HEADER_EVENT_DESC, writer::event_desc_feature(events)),
+        (
+            HEADER_BUILD_ID,
+            writer::build_id_feature(&build_ids(mapped_files)),
+        ),
     ];
     if !kallsyms_text.is_empty() {
         features.push((FEATURE_NETPROF_KALLSYMS, kallsyms_text.into_bytes()));
     }
     features
+}
+
+/// Build ids of the kernel and of the mapped files that have one.
+fn build_ids(mapped_files: &std::collections::BTreeSet<String>) -> Vec<writer::BuildId> {
+    let mut ids = Vec::new();
+    if let Some(id) = std::fs::read("/sys/kernel/notes")
+        .ok()
+        .and_then(|n| gnu_build_id_note(&n))
+    {
+        ids.push(writer::BuildId {
+            kernel: true,
+            path: "[kernel.kallsyms]".into(),
+            id,
+        });
+    }
+    for path in mapped_files.iter().filter(|p| p.starts_with('/')) {
+        if let Ok(Some(id)) = blazesym::helper::read_elf_build_id(path) {
+            ids.push(writer::BuildId {
+                kernel: false,
+                path: path.clone(),
+                id: id.into_owned(),
+            });
+        }
+    }
+    ids
+}
+
+/// The NT_GNU_BUILD_ID descriptor in a sequence of ELF notes.
+fn gnu_build_id_note(mut notes: &[u8]) -> Option<Vec<u8>> {
+    let word =
+        |b: &[u8], i: usize| Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?) as usize);
+    while notes.len() >= 12 {
+        let (namesz, descsz, type_) = (word(notes, 0)?, word(notes, 4)?, word(notes, 8)?);
+        let name_end = 12 + namesz.div_ceil(4) * 4;
+        let desc_end = name_end + descsz.div_ceil(4) * 4;
+        if type_ == 3 && notes.get(12..12 + namesz)? == b"GNU\0" {
+            return Some(notes.get(name_end..name_end + descsz)?.to_vec());
+        }
+        notes = notes.get(desc_end..)?;
+    }
+    None
 }
 
 fn all_pids() -> Vec<u32> {
@@ -645,6 +721,24 @@ fn pipe() -> Result<(i32, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_id_note_is_found_among_notes() {
+        let mut notes = Vec::new();
+        // A Xen note first, then the GNU build id.
+        notes.extend_from_slice(&4u32.to_le_bytes());
+        notes.extend_from_slice(&4u32.to_le_bytes());
+        notes.extend_from_slice(&1u32.to_le_bytes());
+        notes.extend_from_slice(b"Xen\0");
+        notes.extend_from_slice(&[9, 9, 9, 9]);
+        notes.extend_from_slice(&4u32.to_le_bytes());
+        notes.extend_from_slice(&20u32.to_le_bytes());
+        notes.extend_from_slice(&3u32.to_le_bytes());
+        notes.extend_from_slice(b"GNU\0");
+        notes.extend((1..=20).collect::<Vec<u8>>());
+        assert_eq!(gnu_build_id_note(&notes), Some((1..=20).collect()));
+        assert_eq!(gnu_build_id_note(&notes[..20]), None);
+    }
 
     #[test]
     fn cpu_lists() {

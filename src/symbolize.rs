@@ -146,7 +146,8 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
                         let Some((path, entries)) = files.get(i) else {
                             break done;
                         };
-                        done.push((i, symbolize_file(&symbolizer, path, entries)));
+                        let recorded_id = profile.build_ids.get(*path).map(Vec::as_slice);
+                        done.push((i, symbolize_file(&symbolizer, path, recorded_id, entries)));
                     }
                 })
             })
@@ -206,16 +207,25 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
     }
 }
 
-/// Names for file offsets in one mapped file; `None` where nothing covers one.
+/// Names for file offsets in one mapped file; `None` where nothing covers
+/// one, or where the file on disk is no longer the one that was recorded
+/// (its build id changed): a wrong name is worse than none.
 fn symbolize_file(
     symbolizer: &Symbolizer,
     path: &str,
+    recorded_id: Option<&[u8]>,
     entries: &[UserAddr],
 ) -> Vec<Option<String>> {
     let offsets: Vec<u64> = entries.iter().map(|e| e.2).collect();
     if !path.starts_with('/') {
         // [vdso] and friends: no file to read.
         return vec![None; offsets.len()];
+    }
+    if let Some(recorded) = recorded_id {
+        let current = blazesym::helper::read_elf_build_id(path).ok().flatten();
+        if current.as_deref() != Some(recorded) {
+            return vec![None; offsets.len()];
+        }
     }
     let src = Source::Elf(Elf::new(path));
     match symbolizer.symbolize(&src, Input::FileOffset(&offsets)) {

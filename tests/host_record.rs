@@ -106,6 +106,8 @@ fn dd_reads_zero_in_text_folded_svg_and_in_perf() {
         "--no-children",
         "--sort",
         "sym",
+        "-g",
+        "none",
     ]);
     assert!(
         report.contains("read_zero"),
@@ -113,6 +115,55 @@ fn dd_reads_zero_in_text_folded_svg_and_in_perf() {
     );
     let script = perf(&["script", "-i", data.to_str().unwrap(), "--comm", "dd"]);
     assert!(script.contains("read_zero"), "perf script lacks read_zero");
+
+    // The same top symbols: perf's hottest self symbol of dd is among ours.
+    let perf_top: Vec<String> = report
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+        .filter_map(|l| l.split_once("] ").map(|(_, sym)| sym.trim().to_string()))
+        .take(1)
+        .collect();
+    let ours = top_self_symbols(&data, "dd", 3);
+    assert!(!perf_top.is_empty(), "{report}");
+    assert!(
+        ours.contains(&perf_top[0]),
+        "perf's top {perf_top:?} not in ours {ours:?}"
+    );
+}
+
+/// The `n` frames with the most samples at the leaf for `comm`, from --json.
+fn top_self_symbols(file: &Path, comm: &str, n: usize) -> Vec<String> {
+    let out = netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--json",
+        "--comm",
+        comm,
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let frames = v["frames"].as_array().unwrap();
+    let mut self_counts = std::collections::HashMap::<String, u64>::new();
+    for s in v["stacks"].as_array().unwrap() {
+        let leaf = s["frames"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_u64()
+            .unwrap() as usize;
+        *self_counts
+            .entry(frames[leaf]["name"].as_str().unwrap().to_string())
+            .or_default() += s["count"].as_u64().unwrap();
+    }
+    let mut v: Vec<(u64, String)> = self_counts.into_iter().map(|(k, c)| (c, k)).collect();
+    v.sort_by(|a, b| b.cmp(a));
+    v.into_iter().take(n).map(|(_, k)| k).collect()
 }
 
 #[test]

@@ -347,3 +347,87 @@ fn module_frames_are_named_from_the_snapshot_after_the_module_is_gone() {
     ]));
     assert!(text.contains("hsr_forward_skb [hsr]"), "{text}");
 }
+
+#[inline(never)]
+pub fn user_frame_marker_for_netprof_tests() -> u64 {
+    std::hint::black_box(42)
+}
+
+/// This test binary's executable mapping that holds `addr`: (start, end, pgoff, path).
+fn own_mapping(addr: u64) -> (u64, u64, u64, String) {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (range, perms, off) = (f[0], f[1], f[2]);
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap(),
+            u64::from_str_radix(b, 16).unwrap(),
+        );
+        if perms.contains('x') && a <= addr && addr < b {
+            return (
+                a,
+                b,
+                u64::from_str_radix(off, 16).unwrap(),
+                f[5].to_string(),
+            );
+        }
+    }
+    panic!("no mapping for {addr:#x}");
+}
+
+#[test]
+fn user_frames_are_named_from_the_file_unless_its_build_id_changed() {
+    let addr = user_frame_marker_for_netprof_tests as *const () as u64;
+    assert_eq!(user_frame_marker_for_netprof_tests(), 42);
+    let (start, end, pgoff, path) = own_mapping(addr);
+    let real_id = blazesym::helper::read_elf_build_id(&path)
+        .unwrap()
+        .map(|c| c.into_owned());
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut s = Synth::new();
+    s.comm(400, "app")
+        .mmap_at(400, start, end, pgoff, &path)
+        .samples(3, 400, 0, &[], &[addr]);
+    if let Some(id) = &real_id {
+        s.build_ids.push(netprof::perfdata::writer::BuildId {
+            kernel: false,
+            path: path.clone(),
+            id: id.clone(),
+        });
+    }
+    let file = s.write_in(dir.path(), "same.data");
+    let text = stdout(&netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--folded",
+    ]));
+    assert!(
+        text.contains("user_frame_marker_for_netprof_tests 3"),
+        "{text}"
+    );
+
+    let mut s = Synth::new();
+    s.comm(400, "app")
+        .mmap_at(400, start, end, pgoff, &path)
+        .samples(3, 400, 0, &[], &[addr]);
+    s.build_ids.push(netprof::perfdata::writer::BuildId {
+        kernel: false,
+        path: path.clone(),
+        id: vec![0xab; 20],
+    });
+    let file = s.write_in(dir.path(), "changed.data");
+    let text = stdout(&netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--folded",
+    ]));
+    assert!(
+        !text.contains("user_frame_marker"),
+        "named from a file with another build id: {text}"
+    );
+    assert!(text.contains(&format!("{addr:#x} (")), "{text}");
+}

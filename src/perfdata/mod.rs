@@ -8,6 +8,7 @@
 //! section with a bit that perf skips as unknown.
 
 pub mod attr;
+pub mod check;
 pub mod writer;
 
 /// Feature bit of the kallsyms snapshot. perf's own features stop near 32 and
@@ -27,6 +28,7 @@ pub const PERF_RECORD_MISC_KERNEL: u16 = 1;
 pub const PERF_RECORD_MISC_USER: u16 = 2;
 
 // Feature section ids perf defines (tools/perf/util/header.h).
+pub const HEADER_BUILD_ID: u32 = 2;
 pub const HEADER_HOSTNAME: u32 = 3;
 pub const HEADER_OSRELEASE: u32 = 4;
 pub const HEADER_VERSION: u32 = 5;

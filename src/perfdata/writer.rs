@@ -294,3 +294,41 @@ pub fn event_desc_feature(events: &[EventDesc]) -> Vec<u8> {
     }
     out
 }
+
+/// A file and its GNU build id, for perf's BUILD_ID feature: readers use it
+/// to tell whether the file on disk is still the one that was profiled.
+pub struct BuildId {
+    pub kernel: bool,
+    pub path: String,
+    pub id: Vec<u8>,
+}
+
+/// PERF_RECORD_HEADER_BUILD_ID entries, the layout perf writes.
+pub fn build_id_feature(ids: &[BuildId]) -> Vec<u8> {
+    const PERF_RECORD_HEADER_BUILD_ID: u32 = 67;
+    const MISC_BUILD_ID_SIZE: u16 = 1 << 15;
+    let mut out = Vec::new();
+    for b in ids {
+        let name_len = (b.path.len() + 1).div_ceil(64) * 64;
+        let size = 8 + 4 + 24 + name_len;
+        let misc = if b.kernel {
+            PERF_RECORD_MISC_KERNEL
+        } else {
+            PERF_RECORD_MISC_USER
+        } | MISC_BUILD_ID_SIZE;
+        out.extend_from_slice(&record_header(
+            PERF_RECORD_HEADER_BUILD_ID,
+            misc,
+            size as u16,
+        ));
+        out.extend_from_slice(&(-1i32).to_le_bytes()); // the host machine
+        let mut id = [0u8; 24];
+        let n = b.id.len().min(20);
+        id[..n].copy_from_slice(&b.id[..n]);
+        id[20] = n as u8;
+        out.extend_from_slice(&id);
+        out.extend_from_slice(b.path.as_bytes());
+        out.resize(out.len() + name_len - b.path.len(), 0);
+    }
+    out
+}

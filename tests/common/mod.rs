@@ -7,10 +7,12 @@ use std::process::{Command, Output};
 
 use netprof::perfdata::attr::{EventAttr, Rate};
 use netprof::perfdata::writer::{
-    event_desc_feature, EventDesc, Mapping, PerfDataWriter, RecordBuilder,
+    build_id_feature, event_desc_feature, BuildId, EventDesc, Mapping, PerfDataWriter,
+    RecordBuilder,
 };
 use netprof::perfdata::{
-    FEATURE_NETPROF_KALLSYMS, HEADER_EVENT_DESC, PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER,
+    FEATURE_NETPROF_KALLSYMS, HEADER_BUILD_ID, HEADER_EVENT_DESC, PERF_CONTEXT_KERNEL,
+    PERF_CONTEXT_USER,
 };
 
 pub fn netprof(args: &[&str]) -> Output {
@@ -72,6 +74,7 @@ pub fn k(name: &str) -> u64 {
 pub struct Synth {
     records: Vec<Vec<u8>>,
     pub kallsyms: Option<String>,
+    pub build_ids: Vec<BuildId>,
     time: u64,
 }
 
@@ -82,6 +85,7 @@ impl Synth {
         Synth {
             records: Vec::new(),
             kallsyms: Some(KALLSYMS.to_string()),
+            build_ids: Vec::new(),
             time: 1,
         }
     }
@@ -93,11 +97,15 @@ impl Synth {
     }
 
     pub fn mmap(&mut self, pid: u32, start: u64, end: u64, path: &str) -> &mut Self {
+        self.mmap_at(pid, start, end, 0, path)
+    }
+
+    pub fn mmap_at(&mut self, pid: u32, start: u64, end: u64, pgoff: u64, path: &str) -> &mut Self {
         let m = Mapping {
             pid,
             start,
             end,
-            pgoff: 0,
+            pgoff,
             path: path.to_string(),
         };
         self.records.push(RecordBuilder::mmap2(&m, EVENT_ID));
@@ -171,6 +179,9 @@ impl Synth {
             ids: vec![EVENT_ID],
         }];
         let mut features = vec![(HEADER_EVENT_DESC, event_desc_feature(&events))];
+        if !self.build_ids.is_empty() {
+            features.push((HEADER_BUILD_ID, build_id_feature(&self.build_ids)));
+        }
         if let Some(k) = &self.kallsyms {
             features.push((FEATURE_NETPROF_KALLSYMS, k.clone().into_bytes()));
         }

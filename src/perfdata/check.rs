@@ -1,0 +1,155 @@
+//! Validates a perf.data file's layout before the parser trusts it.
+//!
+//! linux-perf-data allocates what the file's sizes and counts claim before
+//! reading the bytes behind them, so a corrupt size would abort the process
+//! on a failed allocation instead of failing politely. Every size and count it
+//! allocates by is checked here against the bytes that actually exist.
+
+use anyhow::{bail, Result};
+
+const HEADER_SIZE: usize = 104;
+/// The smallest perf_event_attr (PERF_ATTR_SIZE_VER0) plus its ids section.
+const MIN_ATTR_ENTRY: u64 = 64 + 16;
+
+struct Bytes<'a> {
+    data: &'a [u8],
+    big_endian: bool,
+}
+
+impl Bytes<'_> {
+    fn u64(&self, at: u64) -> Option<u64> {
+        let at = usize::try_from(at).ok()?;
+        let b: [u8; 8] = self.data.get(at..at.checked_add(8)?)?.try_into().ok()?;
+        Some(if self.big_endian {
+            u64::from_be_bytes(b)
+        } else {
+            u64::from_le_bytes(b)
+        })
+    }
+    fn u32(&self, at: u64) -> Option<u64> {
+        let at = usize::try_from(at).ok()?;
+        let b: [u8; 4] = self.data.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(u64::from(if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }))
+    }
+    fn inside(&self, offset: u64, size: u64) -> bool {
+        offset
+            .checked_add(size)
+            .is_some_and(|end| end <= self.data.len() as u64)
+    }
+}
+
+/// Errors read as the rest of a sentence that starts with the file's name.
+pub fn check_layout(data: &[u8]) -> Result<()> {
+    let magic = data.get(..8);
+    if magic != Some(b"PERFILE2") && magic != Some(b"2ELIFREP") {
+        bail!("is not a readable perf.data file (no PERFILE2 magic); pass a file from `netprof record` or `perf record`");
+    }
+    let f = Bytes {
+        data,
+        big_endian: magic == Some(b"2ELIFREP"),
+    };
+    if data.len() < HEADER_SIZE {
+        bail!("is truncated (shorter than a perf.data header); record it again");
+    }
+    let word = |i: u64| f.u64(i).unwrap_or(0);
+    let (attr_entry, attrs, attrs_size, data_at, data_size) =
+        (word(16), word(24), word(32), word(40), word(48));
+    if !f.inside(data_at, data_size) {
+        bail!("is truncated (it ends inside its data); the recording was cut short, record again");
+    }
+    if !f.inside(attrs, attrs_size) || attr_entry < MIN_ATTR_ENTRY {
+        bail!("is corrupt (its event attributes do not fit the file); record it again");
+    }
+    // Each attr entry ends with the section of its event ids.
+    let mut entry = attrs;
+    while entry + attr_entry <= attrs + attrs_size {
+        let ids_section = entry + attr_entry - 16;
+        if !f.inside(word(ids_section), word(ids_section + 8)) {
+            bail!("is corrupt (an event's ids lie past its end); record it again");
+        }
+        entry += attr_entry;
+    }
+    // Feature sections: a table right after the data, one entry per set bit.
+    let mut table = data_at + data_size;
+    for bit in 0..256u64 {
+        if word(72 + 8 * (bit / 64)) & (1 << (bit % 64)) == 0 {
+            continue;
+        }
+        let (Some(offset), Some(size)) = (f.u64(table), f.u64(table + 8)) else {
+            bail!("is truncated (its feature sections are missing); record it again");
+        };
+        if !f.inside(offset, size) {
+            bail!("is corrupt or truncated (a feature section lies past its end); record it again");
+        }
+        if bit == u64::from(super::HEADER_EVENT_DESC) && !event_desc_fits(&f, offset, size) {
+            bail!("is corrupt (its event descriptions do not fit their section); record it again");
+        }
+        table += 16;
+    }
+    Ok(())
+}
+
+/// EVENT_DESC: u32 count, u32 attr size, then per event the attr, u32 id
+/// count, a string (u32 length, bytes) and the ids.
+fn event_desc_fits(f: &Bytes, offset: u64, size: u64) -> bool {
+    let end = offset + size;
+    let (Some(count), Some(attr_size)) = (f.u32(offset), f.u32(offset + 4)) else {
+        return false;
+    };
+    if attr_size < 64 {
+        return false;
+    }
+    let mut at = offset + 8;
+    for _ in 0..count {
+        at += attr_size;
+        let Some(ids) = f.u32(at) else { return false };
+        let Some(name_len) = f.u32(at + 4) else {
+            return false;
+        };
+        at += 8 + name_len + 8 * ids;
+        if at > end {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(attr_entry: u64, attrs: (u64, u64), data: (u64, u64)) -> Vec<u8> {
+        let mut h = b"PERFILE2".to_vec();
+        for v in [
+            104, attr_entry, attrs.0, attrs.1, data.0, data.1, 0, 0, 0, 0, 0, 0,
+        ] {
+            h.extend_from_slice(&u64::to_le_bytes(v));
+        }
+        h.resize(104, 0);
+        h
+    }
+
+    #[test]
+    fn sizes_past_the_end_are_refused() {
+        assert!(check_layout(b"not perf")
+            .unwrap_err()
+            .to_string()
+            .contains("no PERFILE2 magic"));
+        let h = header(144, (104, 0), (104, 1 << 40));
+        assert!(check_layout(&h)
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
+        let h = header(0, (104, 0), (104, 0));
+        assert!(check_layout(&h)
+            .unwrap_err()
+            .to_string()
+            .contains("attributes"));
+        let h = header(144, (104, 0), (104, 0));
+        assert!(check_layout(&h).is_ok());
+    }
+}
