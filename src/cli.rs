@@ -25,6 +25,10 @@ pub enum Command {
     Record(RecordArgs),
     /// Show a recording as a call graph, folded stacks, JSON or a flamegraph
     Report(ReportArgs),
+    /// Add, list or remove persistent kprobes on kernel and module functions
+    Probe(ProbeArgs),
+    /// Show what this kernel can do for netprof, and why each item matters
+    Check,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -147,6 +151,33 @@ pub struct ReportArgs {
     /// Print the report as JSON (schema netprof-report/1, see the man page)
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  netprof probe hsr_forward_skb\n  netprof probe -m hsr 'hsr_*'\n  netprof probe tcp_sendmsg%return\n  netprof probe --list -m hsr\n  netprof probe --del --all\n\nA probe stays until --del; record with it as -e netprof:FUNC. For a probe that lives only\nas long as one recording, use netprof record -e kprobe:FUNC."
+)]
+pub struct ProbeArgs {
+    /// Function to probe: FUNC, FUNC%return (a return probe), or a glob such as 'hsr_*'
+    pub function: Option<String>,
+    /// Only functions of this module
+    #[arg(short = 'm', long)]
+    pub module: Option<String>,
+    /// List the functions that can be probed (optionally matching FUNCTION as a glob)
+    #[arg(long, conflicts_with = "del")]
+    pub list: bool,
+    /// Remove netprof's probes with these names (globs allowed)
+    #[arg(long, num_args = 0.., value_name = "NAME")]
+    pub del: Option<Vec<String>>,
+    /// With --del: remove all of netprof's probes
+    #[arg(long, requires = "del")]
+    pub all: bool,
+    /// Allow a glob to place more than 300 probes
+    #[arg(long)]
+    pub force: bool,
+    /// Say how probes were attached
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 pub fn command() -> clap::Command {

@@ -18,12 +18,24 @@ pub struct EventSpec {
     pub name: String,
     pub type_: u32,
     pub config: u64,
+    /// For kprobes: the address of the function the kernel attaches to.
+    pub kprobe_address: Option<u64>,
 }
 
 impl EventSpec {
-    /// Tracepoints sample every hit; counting events sample at a frequency.
-    pub fn is_tracepoint(&self) -> bool {
-        self.type_ == TYPE_TRACEPOINT
+    fn new(name: impl Into<String>, type_: u32, config: u64) -> Self {
+        EventSpec {
+            name: name.into(),
+            type_,
+            config,
+            kprobe_address: None,
+        }
+    }
+
+    /// Tracepoints and probes sample every hit; counting events sample at a
+    /// frequency.
+    pub fn samples_every_hit(&self) -> bool {
+        self.type_ == TYPE_TRACEPOINT || self.kprobe_address.is_some()
     }
 }
 
@@ -56,24 +68,19 @@ const HARDWARE: &[(&str, u64)] = &[
 /// Parses one `-e` argument.
 pub fn parse(name: &str) -> Result<EventSpec> {
     if let Some(&(_, config)) = SOFTWARE.iter().find(|(n, _)| *n == name) {
-        return Ok(EventSpec {
-            name: name.into(),
-            type_: TYPE_SOFTWARE,
-            config,
-        });
+        return Ok(EventSpec::new(name, TYPE_SOFTWARE, config));
     }
     if let Some(&(_, config)) = HARDWARE.iter().find(|(n, _)| *n == name) {
-        return Ok(EventSpec {
-            name: name.into(),
-            type_: TYPE_HARDWARE,
-            config,
-        });
+        return Ok(EventSpec::new(name, TYPE_HARDWARE, config));
     }
     if let Some((system, event)) = name.split_once(':') {
-        if system == "kprobe" || system == "netprof" {
+        if system == "kprobe" {
+            return kprobe_event(name, event);
+        }
+        if system == crate::probe::GROUP && !tracefs_events()?.join(system).join(event).is_dir() {
             bail!(
-                "event {name}: kprobe events are not supported by this netprof build yet; \
-                 use cpu-clock or a tracepoint (netprof record -e sched:sched_switch)"
+                "no persistent probe {name}; create it with `netprof probe {event}`, or use \
+                 -e kprobe:{event} for a probe that lives only as long as the recording"
             );
         }
         return tracepoint(system, event);
@@ -87,7 +94,30 @@ pub fn parse(name: &str) -> Result<EventSpec> {
     )
 }
 
-fn did_you_mean(names: &[String]) -> String {
+/// `kprobe:FUNC` or `kprobe:FUNC%return`: a probe through the kernel's kprobe
+/// PMU. The kernel removes it when its file descriptor closes, so a recording
+/// never leaves it behind, whatever ends it, and two recordings never share it.
+///
+/// The probe is placed by address, not by name: the kernel reads a name
+/// through a pointer into the opener's memory, also when a followed task
+/// forks and the event is inherited, where that pointer means nothing (the
+/// fork then fails).
+fn kprobe_event(name: &str, target: &str) -> Result<EventSpec> {
+    let (function, is_return) = match target.strip_suffix("%return") {
+        Some(f) => (f, true),
+        None => (target, false),
+    };
+    let pmu = crate::kprobe::KprobePmu::find()?;
+    let function = crate::kprobe::resolve_function(function, None)?;
+    Ok(EventSpec {
+        name: name.to_string(),
+        type_: pmu.type_,
+        config: if is_return { 1 << pmu.retprobe_bit } else { 0 },
+        kprobe_address: Some(function.address),
+    })
+}
+
+pub fn did_you_mean(names: &[String]) -> String {
     if names.is_empty() {
         String::new()
     } else {
@@ -131,11 +161,11 @@ fn tracepoint(system: &str, event: &str) -> Result<EventSpec> {
     let id_path = events.join(system).join(event).join("id");
     if let Ok(id) = std::fs::read_to_string(&id_path) {
         if let Ok(id) = id.trim().parse() {
-            return Ok(EventSpec {
-                name: format!("{system}:{event}"),
-                type_: TYPE_TRACEPOINT,
-                config: id,
-            });
+            return Ok(EventSpec::new(
+                format!("{system}:{event}"),
+                TYPE_TRACEPOINT,
+                id,
+            ));
         }
     }
     let system_dir = events.join(system);
@@ -186,11 +216,7 @@ mod tests {
     fn software_and_hardware_names() {
         assert_eq!(
             parse("cpu-clock").unwrap(),
-            EventSpec {
-                name: "cpu-clock".into(),
-                type_: 1,
-                config: 0
-            }
+            EventSpec::new("cpu-clock", 1, 0)
         );
         assert_eq!(parse("cache-misses").unwrap().type_, TYPE_HARDWARE);
     }

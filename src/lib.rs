@@ -3,11 +3,14 @@
 //! The library holds everything; `main.rs` only parses the command line.
 //! Data flows record -> perf.data file -> profile -> symbolize -> report.
 
+pub mod check;
 pub mod cli;
 pub mod event;
 pub mod kallsyms;
+pub mod kprobe;
 pub mod outfile;
 pub mod perfdata;
+pub mod probe;
 pub mod profile;
 pub mod record;
 pub mod report;

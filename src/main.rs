@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use netprof::cli::{Cli, Command, GraphOrder, RecordArgs, ReportArgs, SortBy};
+use netprof::cli::{Cli, Command, GraphOrder, ProbeArgs, RecordArgs, ReportArgs, SortBy};
 use netprof::outfile::AtomicFile;
 use netprof::profile::{Filter, Profile};
 use netprof::record::{parse_cpu_list, record, RecordOptions};
@@ -18,6 +18,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Record(args) => run_record(args),
         Command::Report(args) => run_report(args),
+        Command::Probe(args) => run_probe(args),
+        Command::Check => {
+            print!(
+                "{}",
+                netprof::check::render(&netprof::check::capabilities())
+            );
+            Ok(())
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -132,6 +140,43 @@ fn run_report(args: ReportArgs) -> Result<()> {
             },
         };
         write!(stdout, "{}", tree::render(&view, &opts))?;
+    }
+    Ok(())
+}
+
+fn run_probe(args: ProbeArgs) -> Result<()> {
+    use netprof::probe;
+    if args.list {
+        for f in probe::probeable(args.module.as_deref(), args.function.as_deref())? {
+            println!(
+                "{}{}",
+                f.name,
+                f.module.map(|m| format!(" [{m}]")).unwrap_or_default()
+            );
+        }
+        return Ok(());
+    }
+    if let Some(names) = args.del {
+        if names.is_empty() && !args.all {
+            anyhow::bail!("--del needs probe names, or --all to remove every netprof probe");
+        }
+        for name in probe::delete(&names, args.all)? {
+            println!("removed netprof:{name}");
+        }
+        return Ok(());
+    }
+    let Some(function) = args.function else {
+        anyhow::bail!("name a function to probe (netprof probe FUNC), or use --list or --del");
+    };
+    let created = probe::add(&function, args.module.as_deref(), args.force)?;
+    if args.verbose {
+        eprintln!(
+            "netprof: {} probe(s) added one at a time through kprobe_events",
+            created.len()
+        );
+    }
+    for name in &created {
+        println!("added netprof:{name}   (record with: netprof record -e netprof:{name} -a -g)");
     }
     Ok(())
 }

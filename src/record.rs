@@ -127,7 +127,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
         let attr = EventAttr {
             type_: spec.type_,
             config: spec.config,
-            rate: if spec.is_tracepoint() {
+            rate: if spec.samples_every_hit() {
                 Rate::Period(1)
             } else {
                 Rate::Frequency(opts.frequency)
@@ -273,7 +273,18 @@ fn open_counter(
     target: Target,
     opts: &perf_event_open::config::Opts,
 ) -> std::io::Result<Counter> {
-    use perf_event_open::event::{hw::Hardware, sw::Software, tp::Tracepoint};
+    use perf_event_open::event::{dp::DynamicPmu, hw::Hardware, sw::Software, tp::Tracepoint};
+    if let Some(address) = spec.kprobe_address {
+        // config1 (the function name pointer) 0 means: probe config2, an address.
+        let pmu = DynamicPmu {
+            ty: spec.type_,
+            config: spec.config,
+            config1: 0,
+            config2: address,
+            config3: 0,
+        };
+        return Counter::new(pmu, target, opts);
+    }
     match (spec.type_, spec.config) {
         (event::TYPE_TRACEPOINT, id) => Counter::new(Tracepoint { id }, target, opts),
         (event::TYPE_SOFTWARE, config) => {
@@ -322,6 +333,12 @@ fn open_error(e: std::io::Error, spec: &EventSpec, tid: i64, cpu: i64) -> anyhow
         Some(libc::ESRCH) => anyhow::anyhow!("task {tid} exited before its events could be opened; try again"),
         Some(libc::EMFILE) => {
             anyhow::anyhow!("too many open files for one event per CPU and task; raise `ulimit -n`")
+        }
+        Some(libc::EINVAL | libc::ENOENT | libc::EADDRNOTAVAIL | libc::EILSEQ) if spec.kprobe_address.is_some() => {
+            anyhow::anyhow!(
+                "the kernel refuses a probe on '{name}' ({e}): the function is notrace, on the kprobe \
+                 blacklist, or inlined; probe its caller or a callee instead (netprof probe --list shows what can be probed)"
+            )
         }
         _ if tid >= 0 => anyhow::anyhow!("cannot open event '{name}' for task {tid} on CPU {cpu}: {e}"),
         _ => anyhow::anyhow!("cannot open event '{name}' on CPU {cpu}: {e}"),

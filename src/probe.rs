@@ -1,0 +1,208 @@
+//! `netprof probe`: persistent kprobes and return probes, like `perf probe`,
+//! on functions of vmlinux or any loaded module, named by function alone.
+//!
+//! They live in tracefs's kprobe_events under the group `netprof`, so they
+//! are usable later as `-e netprof:FUNC` (and by perf as a tracepoint), and
+//! `--del` removes netprof's probes and nothing else. Probes that exist only
+//! for one recording (`record -e kprobe:FUNC`) do not come through here; see
+//! [`crate::kprobe`].
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::kprobe::{glob_match, kernel_functions, no_kprobes, resolve_function, Function};
+
+pub const GROUP: &str = "netprof";
+/// More probes than this need --force: each costs on every call.
+pub const MAX_PROBES_WITHOUT_FORCE: usize = 300;
+
+fn kprobe_events() -> Result<PathBuf> {
+    let events = crate::event::tracefs_events().map_err(|_| no_kprobes())?;
+    let file = events
+        .parent()
+        .expect("events has a parent")
+        .join("kprobe_events");
+    if !file.exists() {
+        return Err(no_kprobes());
+    }
+    Ok(file)
+}
+
+/// The tracefs event name for a function: letters, digits and `_` only
+/// (`foo.isra.0` becomes `foo_isra_0`), `__return` appended for return probes.
+pub fn event_name(function: &str, is_return: bool) -> String {
+    let mut name: String = function
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if is_return {
+        name.push_str("__return");
+    }
+    name
+}
+
+/// Adds persistent probes for `target` (`FUNC`, `FUNC%return`, or a glob).
+/// Returns the event names created.
+pub fn add(target: &str, module: Option<&str>, force: bool) -> Result<Vec<String>> {
+    let file = kprobe_events()?;
+    let (pattern, is_return) = match target.strip_suffix("%return") {
+        Some(p) => (p, true),
+        None => (target, false),
+    };
+    let functions: Vec<Function> = if pattern.contains(['*', '?']) {
+        let found: Vec<Function> = kernel_functions()?
+            .into_iter()
+            .filter(|f| {
+                glob_match(pattern, &f.name) && (module.is_none() || f.module.as_deref() == module)
+            })
+            .collect();
+        if found.is_empty() {
+            bail!("no kernel function matches '{pattern}'; list them with `netprof probe --list '{pattern}'`");
+        }
+        if found.len() > MAX_PROBES_WITHOUT_FORCE && !force {
+            bail!(
+                "'{pattern}' matches {} functions; that many probes slow every call, narrow the pattern or pass --force",
+                found.len()
+            );
+        }
+        found
+    } else {
+        vec![resolve_function(pattern, module)?]
+    };
+    let mut created = Vec::new();
+    for f in &functions {
+        let name = event_name(&f.name, is_return);
+        let location = match &f.module {
+            Some(m) => format!("{m}:{}", f.name),
+            None => f.name.clone(),
+        };
+        let line = format!(
+            "{}:{GROUP}/{name} {location}\n",
+            if is_return { "r" } else { "p" }
+        );
+        if let Err(e) = append(&file, &line) {
+            // A glob keeps going past functions the kernel refuses.
+            if functions.len() > 1 {
+                continue;
+            }
+            return Err(refused(&f.name, e));
+        }
+        created.push(name);
+    }
+    if created.is_empty() {
+        bail!("the kernel refused every function matching '{pattern}' (notrace, blacklisted or inlined)");
+    }
+    Ok(created)
+}
+
+fn refused(function: &str, e: std::io::Error) -> anyhow::Error {
+    match e.raw_os_error() {
+        Some(libc::EEXIST) => anyhow::anyhow!("a probe netprof:{} exists already; remove it with `netprof probe --del {}`", event_name(function, false), event_name(function, false)),
+        Some(libc::EACCES | libc::EPERM) => anyhow::anyhow!("no permission to add probes ({e}); run as root (lockdown may also forbid it: see `netprof check`)"),
+        _ => anyhow::anyhow!(
+            "the kernel refuses a probe on '{function}' ({e}): it is notrace, on the kprobe blacklist, or inlined; probe its caller or a callee instead"
+        ),
+    }
+}
+
+fn append(file: &Path, line: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().append(true).open(file)?;
+    f.write_all(line.as_bytes())
+}
+
+/// netprof's persistent probes: (event name, definition).
+pub fn list_probes() -> Result<Vec<(String, String)>> {
+    let file = kprobe_events()?;
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (head, def) = l.split_once(' ')?;
+            let (_, event) = head.split_once(':')?;
+            let (group, name) = event.split_once('/')?;
+            (group == GROUP).then(|| (name.to_string(), def.to_string()))
+        })
+        .collect())
+}
+
+/// Removes netprof's probes named `names` (globs allowed), or all of them.
+pub fn delete(names: &[String], all: bool) -> Result<Vec<String>> {
+    let file = kprobe_events()?;
+    let existing = list_probes()?;
+    let doomed: Vec<&String> = existing
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| all || names.iter().any(|pat| glob_match(pat, n)))
+        .collect();
+    if doomed.is_empty() {
+        let have: Vec<&str> = existing.iter().map(|(n, _)| n.as_str()).collect();
+        bail!(
+            "no netprof probe matches {} (netprof's probes: {})",
+            names.join(", "),
+            if have.is_empty() {
+                "none".to_string()
+            } else {
+                have.join(", ")
+            }
+        );
+    }
+    for name in &doomed {
+        append(&file, &format!("-:{GROUP}/{name}\n")).map_err(|e| match e.raw_os_error() {
+            Some(libc::EBUSY) => anyhow::anyhow!(
+                "probe netprof:{name} is in use by a running recording; stop it first"
+            ),
+            _ => anyhow::anyhow!("cannot remove probe netprof:{name}: {e}"),
+        })?;
+    }
+    Ok(doomed.into_iter().cloned().collect())
+}
+
+/// Functions that can be probed: in kallsyms, traceable (listed in
+/// available_filter_functions, where the kernel has it) and not on the kprobe
+/// blacklist. Returns (function, module).
+pub fn probeable(module: Option<&str>, pattern: Option<&str>) -> Result<Vec<Function>> {
+    kprobe_events()?;
+    let tracing = crate::event::tracefs_events()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    let traceable: Option<std::collections::HashSet<String>> = tracing
+        .as_ref()
+        .and_then(|t| std::fs::read_to_string(t.join("available_filter_functions")).ok())
+        .map(|text| {
+            text.lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .map(str::to_string)
+                .collect()
+        });
+    let blacklist: std::collections::HashSet<String> =
+        std::fs::read_to_string("/sys/kernel/debug/kprobes/blacklist")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .map(str::to_string)
+            .collect();
+    let mut functions: Vec<Function> = kernel_functions()?
+        .into_iter()
+        .filter(|f| module.is_none() || f.module.as_deref() == module)
+        .filter(|f| pattern.is_none_or(|p| glob_match(p, &f.name)))
+        .filter(|f| traceable.as_ref().is_none_or(|t| t.contains(&f.name)))
+        .filter(|f| !blacklist.contains(&f.name))
+        .collect();
+    functions.sort_by(|a, b| (&a.module, &a.name).cmp(&(&b.module, &b.name)));
+    functions.dedup_by(|a, b| a.name == b.name && a.module == b.module);
+    Ok(functions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_are_tracefs_safe() {
+        assert_eq!(event_name("hsr_forward_skb", false), "hsr_forward_skb");
+        assert_eq!(event_name("foo.isra.0", true), "foo_isra_0__return");
+    }
+}

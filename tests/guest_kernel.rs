@@ -1,0 +1,379 @@
+//! Tests that need a real kernel with kprobes and modules, which this host
+//! lacks. On the host, the one test boots Debian's 6.12 kernel under QEMU
+//! (tests/guest/run) and runs this same test binary inside it, where
+//! NETPROF_IN_GUEST is set and every check below runs for real. The host test
+//! fails if any check in the guest fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn in_guest_kernel() {
+    if std::env::var_os("NETPROF_IN_GUEST").is_none() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(root.join("tests/guest/run"))
+            .args(["env", "NETPROF_IN_GUEST=1", "RUST_BACKTRACE=1"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "in_guest_kernel",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .status()
+            .expect("tests/guest/run starts");
+        assert!(status.success(), "the guest suite failed: {status}");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    type Check = (&'static str, fn(&Path));
+    let checks: &[Check] = &[
+        (
+            "kprobe on the test module: exact count and chain",
+            own_module_kprobe,
+        ),
+        ("return probe on the test module", own_module_return_probe),
+        (
+            "two recordings at once keep their own probes",
+            concurrent_recordings,
+        ),
+        (
+            "persistent probe: add, record, list, delete",
+            persistent_probe,
+        ),
+        ("errors: unknown function, module not loaded", probe_errors),
+        ("kill -9 leaves no probe behind", kill_nine_leaves_nothing),
+        (
+            "HSR: kprobe on hsr_forward_skb with ping across a ring",
+            hsr_ring,
+        ),
+        ("module frames named after rmmod", names_survive_rmmod),
+    ];
+    load_test_module();
+    for (name, check) in checks {
+        eprintln!("guest: {name}");
+        check(work.path());
+        eprintln!("guest: ok");
+    }
+}
+
+fn netprof_ok(args: &[&str]) -> String {
+    let out = netprof(args);
+    assert!(
+        out.status.success(),
+        "netprof {args:?} failed: {}",
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+fn sh(cmd: &str) {
+    let status = Command::new("sh").args(["-c", cmd]).status().unwrap();
+    assert!(status.success(), "{cmd} failed");
+}
+
+fn module_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kmod/netprof_test.ko")
+}
+
+fn load_test_module() {
+    let loaded = std::fs::read_to_string("/proc/modules")
+        .unwrap()
+        .contains("netprof_test ");
+    if !loaded {
+        sh(&format!("insmod {}", module_path().display()));
+    }
+}
+
+fn folded_of(file: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["report", "-i", file.to_str().unwrap(), "--folded"];
+    args.extend_from_slice(extra);
+    netprof_ok(&args)
+}
+
+fn count(folded: &str, needle: &str) -> u64 {
+    folded
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+const CHAIN: &str = "netprof_test_write [netprof_test];netprof_test_outer [netprof_test];\
+netprof_test_middle [netprof_test];netprof_test_inner [netprof_test]";
+
+fn own_module_kprobe(work: &Path) {
+    let data = work.join("inner.data");
+    netprof_ok(&[
+        "record",
+        "-e",
+        "kprobe:netprof_test_inner",
+        "-a",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo 100 > /proc/netprof_test",
+    ]);
+    let f = folded_of(&data, &[]);
+    let total: u64 = f
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 100, "one sample per call expected:\n{f}");
+    assert_eq!(
+        count(&f, &format!("{CHAIN} ")),
+        100,
+        "every stack is write -> outer -> middle -> inner:\n{f}"
+    );
+    // --module keeps them all; another module keeps none.
+    assert_eq!(
+        count(
+            &folded_of(&data, &["--module", "netprof_test"]),
+            "netprof_test_inner"
+        ),
+        100
+    );
+}
+
+fn own_module_return_probe(work: &Path) {
+    let data = work.join("ret.data");
+    netprof_ok(&[
+        "record",
+        "-e",
+        "kprobe:netprof_test_inner%return",
+        "-a",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo 40 > /proc/netprof_test",
+    ]);
+    let f = folded_of(&data, &[]);
+    assert_eq!(count(&f, "netprof_test_middle [netprof_test]"), 40, "{f}");
+}
+
+fn concurrent_recordings(work: &Path) {
+    let run = |name: &str, n: u32| {
+        let data = work.join(name);
+        let child = Command::new(env!("CARGO_BIN_EXE_netprof"))
+            .args([
+                "record",
+                "-q",
+                "-e",
+                "kprobe:netprof_test_inner",
+                "-g",
+                "-o",
+                data.to_str().unwrap(),
+                "--",
+            ])
+            .args([
+                "sh",
+                "-c",
+                &format!("sleep 1; echo {n} > /proc/netprof_test; sleep 1"),
+            ])
+            .spawn()
+            .unwrap();
+        (data, child)
+    };
+    let (a, mut ca) = run("a.data", 30);
+    let (b, mut cb) = run("b.data", 70);
+    assert!(ca.wait().unwrap().success() && cb.wait().unwrap().success());
+    assert_eq!(count(&folded_of(&a, &[]), "netprof_test_inner"), 30);
+    assert_eq!(count(&folded_of(&b, &[]), "netprof_test_inner"), 70);
+}
+
+fn kprobe_events() -> String {
+    std::fs::read_to_string("/sys/kernel/tracing/kprobe_events").unwrap()
+}
+
+fn persistent_probe(work: &Path) {
+    let out = netprof_ok(&["probe", "netprof_test_inner"]);
+    assert!(out.contains("added netprof:netprof_test_inner"), "{out}");
+    assert!(
+        kprobe_events().contains("p:netprof/netprof_test_inner netprof_test:netprof_test_inner"),
+        "{}",
+        kprobe_events()
+    );
+    let data = work.join("persist.data");
+    netprof_ok(&[
+        "record",
+        "-e",
+        "netprof:netprof_test_inner",
+        "-a",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo 25 > /proc/netprof_test",
+    ]);
+    assert_eq!(
+        count(&folded_of(&data, &[]), "netprof_test_inner [netprof_test] "),
+        25
+    );
+    let listed = netprof_ok(&["probe", "--list", "-m", "netprof_test"]);
+    for f in [
+        "netprof_test_inner",
+        "netprof_test_middle",
+        "netprof_test_outer",
+        "netprof_test_delay",
+    ] {
+        assert!(listed.contains(&format!("{f} [netprof_test]")), "{listed}");
+    }
+    // A probe of someone else's must survive netprof's --del --all.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open("/sys/kernel/tracing/kprobe_events")
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"p:other/keep vfs_read\n"))
+        .unwrap();
+    let out = netprof_ok(&["probe", "--del", "--all"]);
+    assert!(out.contains("removed netprof:netprof_test_inner"), "{out}");
+    let left = kprobe_events();
+    assert!(!left.contains("netprof/"), "{left}");
+    assert!(
+        left.contains("other/keep"),
+        "netprof removed a probe not its own: {left}"
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open("/sys/kernel/tracing/kprobe_events")
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"-:other/keep\n"))
+        .unwrap();
+}
+
+fn probe_errors(_: &Path) {
+    assert_one_line_error(
+        &netprof(&["probe", "netprof_test_innr"]),
+        "did you mean netprof_test_inner",
+    );
+    assert_one_line_error(
+        &netprof(&[
+            "record",
+            "-e",
+            "kprobe:netprof_test_innr",
+            "-a",
+            "--duration",
+            "0.1",
+        ]),
+        "no function 'netprof_test_innr'",
+    );
+    assert_one_line_error(
+        &netprof(&["probe", "-m", "nosuchmod", "foo"]),
+        "module 'nosuchmod' is not loaded",
+    );
+}
+
+fn kill_nine_leaves_nothing(work: &Path) {
+    let data = work.join("killed.data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netprof"))
+        .args([
+            "record",
+            "-q",
+            "-e",
+            "kprobe:vfs_read",
+            "-a",
+            "-g",
+            "-o",
+            data.to_str().unwrap(),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // The probe belonged to the dead process's file descriptors: the kernel
+    // removed it with them. Nothing of netprof is in kprobe_events, and the
+    // kernel's probe list has no vfs_read probe left.
+    assert!(!kprobe_events().contains("netprof"), "{}", kprobe_events());
+    let listed = std::fs::read_to_string("/sys/kernel/debug/kprobes/list").unwrap_or_default();
+    assert!(
+        !listed.contains("vfs_read"),
+        "a probe on vfs_read survived: {listed}"
+    );
+    // The next run in that directory sweeps the dead run's temporary file.
+    netprof_ok(&[
+        "record",
+        "-q",
+        "-a",
+        "--duration",
+        "0.2",
+        "-o",
+        data.to_str().unwrap(),
+    ]);
+    let leftovers: Vec<_> = std::fs::read_dir(work)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("netprof-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn hsr_ring(work: &Path) {
+    sh("modprobe hsr");
+    // Two HSR nodes in their own namespaces, joined by two veth pairs (the
+    // ring's two directions); addresses from the documentation range.
+    sh("ip netns add hsra && ip netns add hsrb \
+        && ip link add a1 netns hsra type veth peer name b1 netns hsrb \
+        && ip link add a2 netns hsra type veth peer name b2 netns hsrb \
+        && for ns in hsra hsrb; do ip -n $ns link set lo up; done \
+        && ip -n hsra link set a1 up && ip -n hsra link set a2 up \
+        && ip -n hsrb link set b1 up && ip -n hsrb link set b2 up \
+        && ip -n hsra link add hsr0 type hsr slave1 a1 slave2 a2 \
+        && ip -n hsrb link add hsr0 type hsr slave1 b1 slave2 b2 \
+        && ip -n hsra addr add 192.0.2.1/24 dev hsr0 && ip -n hsra link set hsr0 up \
+        && ip -n hsrb addr add 192.0.2.2/24 dev hsr0 && ip -n hsrb link set hsr0 up");
+    let data = work.join("hsr.data");
+    netprof_ok(&[
+        "record",
+        "-e",
+        "kprobe:hsr_forward_skb",
+        "-a",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        "hsra",
+        "ping",
+        "-c",
+        "5",
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        "192.0.2.2",
+    ]);
+    let f = folded_of(&data, &[]);
+    assert!(count(&f, "hsr_forward_skb [hsr]") >= 5, "{f}");
+    let only_hsr = folded_of(&data, &["--module", "hsr"]);
+    assert!(
+        !only_hsr.is_empty() && only_hsr.lines().all(|l| l.contains("[hsr]")),
+        "{only_hsr}"
+    );
+    sh("ip netns del hsra; ip netns del hsrb");
+}
+
+fn names_survive_rmmod(work: &Path) {
+    let data = work.join("inner.data");
+    sh("rmmod netprof_test");
+    assert!(!std::fs::read_to_string("/proc/kallsyms")
+        .unwrap()
+        .contains("[netprof_test]"));
+    let f = folded_of(&data, &[]);
+    assert_eq!(count(&f, &format!("{CHAIN} ")), 100, "{f}");
+    load_test_module();
+}
