@@ -154,3 +154,33 @@ fn bad_targets_and_commands() {
         "is a directory",
     );
 }
+
+#[test]
+fn probes_on_a_kernel_without_kprobes_say_what_still_works() {
+    let has_kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    let check = stdout(&netprof(&["check"]));
+    let kprobe_line = check
+        .lines()
+        .find(|l| l.contains(" kprobes "))
+        .expect("kprobes line");
+    assert_eq!(kprobe_line.starts_with("yes"), has_kprobes, "{check}");
+    if has_kprobes {
+        return; // the guest suite covers kernels with kprobes
+    }
+    for args in [
+        vec!["probe", "tcp_sendmsg"],
+        vec!["probe", "--list"],
+        vec![
+            "record",
+            "-e",
+            "kprobe:tcp_sendmsg",
+            "-a",
+            "--duration",
+            "0.1",
+        ],
+    ] {
+        let out = netprof(&args);
+        assert_one_line_error(&out, "this kernel has no kprobes (CONFIG_KPROBES is off");
+        assert!(stderr(&out).contains("tracepoints") && stderr(&out).contains("netprof check"));
+    }
+}

@@ -53,6 +53,11 @@ fn in_guest_kernel() {
             hsr_ring,
         ),
         ("module frames named after rmmod", names_survive_rmmod),
+        ("a glob probes all of HSR and --del removes it", hsr_glob),
+        (
+            "netprof check sees kprobes, modules and BTF",
+            check_sees_the_kernel,
+        ),
     ];
     load_test_module();
     for (name, check) in checks {
@@ -376,4 +381,63 @@ fn names_survive_rmmod(work: &Path) {
     let f = folded_of(&data, &[]);
     assert_eq!(count(&f, &format!("{CHAIN} ")), 100, "{f}");
     load_test_module();
+}
+
+fn hsr_glob(_: &Path) {
+    // Every probe-able function of the module: HSR has about 230 symbols,
+    // half of them data or __pfx_ padding; ftrace can trace 73 in 6.12.
+    let hsr_functions = netprof_ok(&["probe", "--list", "-m", "hsr", "*"])
+        .lines()
+        .count();
+    assert!(
+        hsr_functions > 60,
+        "{hsr_functions} probe-able hsr functions"
+    );
+    let start = std::time::Instant::now();
+    let out = netprof(&["probe", "-v", "-m", "hsr", "*"]);
+    let added = start.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("one at a time through kprobe_events"),
+        "{}",
+        stderr(&out)
+    );
+    let created = stdout(&out)
+        .lines()
+        .filter(|l| l.starts_with("added netprof:"))
+        .count();
+    // The kernel may refuse a few (inlined, notrace); nearly all must be there.
+    assert!(
+        created * 10 >= hsr_functions * 9,
+        "{created} of {hsr_functions} probes added"
+    );
+    assert_eq!(
+        kprobe_events()
+            .lines()
+            .filter(|l| l.contains(" hsr:"))
+            .count(),
+        created
+    );
+    let start = std::time::Instant::now();
+    netprof_ok(&["probe", "--del", "--all"]);
+    let removed = start.elapsed();
+    assert!(!kprobe_events().contains("netprof/"), "{}", kprobe_events());
+    eprintln!("guest: {created} hsr probes added in {added:?}, removed in {removed:?} (software-emulated CPU)");
+}
+
+fn check_sees_the_kernel(_: &Path) {
+    let out = netprof_ok(&["check"]);
+    for item in [
+        "kprobes",
+        "return probes",
+        "persistent probes (kprobe_events)",
+        "loadable modules",
+        "BTF",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l[5..].starts_with(item))
+            .unwrap_or_else(|| panic!("{item} missing:\n{out}"));
+        assert!(line.starts_with("yes"), "{line}");
+    }
 }
