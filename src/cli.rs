@@ -151,6 +151,9 @@ pub struct ReportArgs {
     /// Print the report as JSON (schema netprof-report/1, see the man page)
     #[arg(long)]
     pub json: bool,
+    /// Print every sample in time order with its stack and its tracepoint or probe fields (like perf script)
+    #[arg(long, conflicts_with_all = ["json", "folded"])]
+    pub samples: bool,
 }
 
 #[derive(Args, Debug)]
@@ -158,8 +161,9 @@ pub struct ReportArgs {
     after_help = "Examples:\n  netprof probe hsr_forward_skb\n  netprof probe -m hsr 'hsr_*'\n  netprof probe tcp_sendmsg%return\n  netprof probe --list -m hsr\n  netprof probe --del --all\n\nA probe stays until --del; record with it as -e netprof:FUNC. For a probe that lives only\nas long as one recording, use netprof record -e kprobe:FUNC."
 )]
 pub struct ProbeArgs {
-    /// Function to probe: FUNC, FUNC%return (a return probe), or a glob such as 'hsr_*'
-    pub function: Option<String>,
+    /// Function to probe: FUNC, FUNC%return (a return probe) or a glob such as 'hsr_*', then optionally
+    /// arguments to record at each hit: BTF names (len) or positions (len=$arg3)
+    pub function: Vec<String>,
     /// Only functions of this module
     #[arg(short = 'm', long)]
     pub module: Option<String>,

@@ -20,6 +20,9 @@ pub struct EventSpec {
     pub config: u64,
     /// For kprobes: the address of the function the kernel attaches to.
     pub kprobe_address: Option<u64>,
+    /// For tracepoints (and persistent probes): tracefs's format description
+    /// of the fields each hit carries.
+    pub format: Option<String>,
 }
 
 impl EventSpec {
@@ -29,6 +32,7 @@ impl EventSpec {
             type_,
             config,
             kprobe_address: None,
+            format: None,
         }
     }
 
@@ -114,6 +118,7 @@ fn kprobe_event(name: &str, target: &str) -> Result<EventSpec> {
         type_: pmu.type_,
         config: if is_return { 1 << pmu.retprobe_bit } else { 0 },
         kprobe_address: Some(function.address),
+        format: None,
     })
 }
 
@@ -161,11 +166,10 @@ fn tracepoint(system: &str, event: &str) -> Result<EventSpec> {
     let id_path = events.join(system).join(event).join("id");
     if let Ok(id) = std::fs::read_to_string(&id_path) {
         if let Ok(id) = id.trim().parse() {
-            return Ok(EventSpec::new(
-                format!("{system}:{event}"),
-                TYPE_TRACEPOINT,
-                id,
-            ));
+            let mut spec = EventSpec::new(format!("{system}:{event}"), TYPE_TRACEPOINT, id);
+            let format = events.join(system).join(event).join("format");
+            spec.format = std::fs::read_to_string(format).ok();
+            return Ok(spec);
         }
     }
     let system_dir = events.join(system);

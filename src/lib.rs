@@ -16,3 +16,4 @@ pub mod record;
 pub mod report;
 pub mod suggest;
 pub mod symbolize;
+pub mod tpformat;

@@ -92,6 +92,7 @@ fn run_report(args: ReportArgs) -> Result<()> {
             .map(parse_cpu_list)
             .transpose()?
             .unwrap_or_default(),
+        keep_samples: args.samples,
     };
     let profile = Profile::read(&args.input, &filter)?;
     let view = View::build(&profile, args.module.as_deref())?;
@@ -116,11 +117,13 @@ fn run_report(args: ReportArgs) -> Result<()> {
             view.total,
             path.display()
         );
-        if !args.folded && !args.json {
+        if !args.folded && !args.json && !args.samples {
             return Ok(());
         }
     }
-    if args.folded {
+    if args.samples {
+        write!(stdout, "{}", netprof::report::samples::render(&view))?;
+    } else if args.folded {
         for (stack, count) in view.folded() {
             writeln!(stdout, "{stack} {count}")?;
         }
@@ -146,8 +149,10 @@ fn run_report(args: ReportArgs) -> Result<()> {
 
 fn run_probe(args: ProbeArgs) -> Result<()> {
     use netprof::probe;
+    let function = args.function.join(" ");
+    let function = (!function.is_empty()).then_some(function);
     if args.list {
-        for f in probe::probeable(args.module.as_deref(), args.function.as_deref())? {
+        for f in probe::probeable(args.module.as_deref(), function.as_deref())? {
             println!(
                 "{}{}",
                 f.name,
@@ -165,7 +170,7 @@ fn run_probe(args: ProbeArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let Some(function) = args.function else {
+    let Some(function) = function else {
         anyhow::bail!("name a function to probe (netprof probe FUNC), or use --list or --del");
     };
     let created = probe::add(&function, args.module.as_deref(), args.force)?;

@@ -43,14 +43,22 @@ pub fn event_name(function: &str, is_return: bool) -> String {
     name
 }
 
-/// Adds persistent probes for `target` (`FUNC`, `FUNC%return`, or a glob).
+/// Adds persistent probes for `target`: `FUNC`, `FUNC%return` or a glob,
+/// optionally followed by arguments to record at each hit, in the kernel's
+/// fetch-arg syntax: BTF names (`len`), positions (`len=$arg3`), and so on.
 /// Returns the event names created.
 pub fn add(target: &str, module: Option<&str>, force: bool) -> Result<Vec<String>> {
     let file = kprobe_events()?;
-    let (pattern, is_return) = match target.strip_suffix("%return") {
+    let mut words = target.split_whitespace();
+    let function = words.next().context("name a function to probe")?;
+    let args: Vec<&str> = words.collect();
+    let (pattern, is_return) = match function.strip_suffix("%return") {
         Some(p) => (p, true),
-        None => (target, false),
+        None => (function, false),
     };
+    if !args.is_empty() && pattern.contains(['*', '?']) {
+        bail!("arguments need one function, not a glob; probe '{pattern}' without arguments or name one function");
+    }
     let functions: Vec<Function> = if pattern.contains(['*', '?']) {
         let found: Vec<Function> = kernel_functions()?
             .into_iter()
@@ -78,14 +86,25 @@ pub fn add(target: &str, module: Option<&str>, force: bool) -> Result<Vec<String
             Some(m) => format!("{m}:{}", f.name),
             None => f.name.clone(),
         };
-        let line = format!(
-            "{}:{GROUP}/{name} {location}\n",
-            if is_return { "r" } else { "p" }
-        );
+        let kind = if is_return { "r" } else { "p" };
+        let mut line = format!("{kind}:{GROUP}/{name} {location}");
+        for arg in &args {
+            line.push(' ');
+            line.push_str(arg);
+        }
+        line.push('\n');
         if let Err(e) = append(&file, &line) {
             // A glob keeps going past functions the kernel refuses.
             if functions.len() > 1 {
                 continue;
+            }
+            if !args.is_empty() && e.raw_os_error() == Some(libc::EINVAL) {
+                bail!(
+                    "the kernel rejects the arguments '{}' for {} ({}); use BTF names (`len`) or positions (`len=$arg3`)",
+                    args.join(" "),
+                    f.name,
+                    last_trace_error().unwrap_or_else(|| e.to_string())
+                );
             }
             return Err(refused(&f.name, e));
         }
@@ -105,6 +124,14 @@ fn refused(function: &str, e: std::io::Error) -> anyhow::Error {
             "the kernel refuses a probe on '{function}' ({e}): it is notrace, on the kprobe blacklist, or inlined; probe its caller or a callee instead"
         ),
     }
+}
+
+/// The kernel's explanation of the last rejected probe definition.
+fn last_trace_error() -> Option<String> {
+    let events = crate::event::tracefs_events().ok()?;
+    let log = std::fs::read_to_string(events.parent()?.join("error_log")).ok()?;
+    let line = log.lines().rev().find(|l| l.contains("error:"))?;
+    Some(line.split("error:").nth(1)?.trim().to_string())
 }
 
 fn append(file: &Path, line: &str) -> std::io::Result<()> {

@@ -27,6 +27,23 @@ pub struct Filter {
     pub comms: Vec<String>,
     pub pids: Vec<i32>,
     pub cpus: Vec<u32>,
+    /// Also keep every sample, in time order, with its tracepoint fields
+    /// (`report --samples`); otherwise only counts are kept.
+    pub keep_samples: bool,
+}
+
+/// One sample as recorded (kept only on request, see [`Filter`]).
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub time: u64,
+    pub event: u16,
+    pub pid: i32,
+    pub tid: i32,
+    pub cpu: u32,
+    pub comm: u32,
+    pub stack: u32,
+    /// The tracepoint's fields, undecoded; empty for other events.
+    pub raw: Vec<u8>,
 }
 
 /// Samples with the same task, CPU, event and stack, counted.
@@ -81,6 +98,10 @@ pub struct Profile {
     pub kernel_names: KernelNames,
     /// Build ids of the files the recording mapped, by path, where known.
     pub build_ids: HashMap<String, Vec<u8>>,
+    /// For each event, the format of its tracepoint fields, if it has any.
+    pub formats: Vec<Option<crate::tpformat::Format>>,
+    /// Every sample, when the filter asked to keep them.
+    pub samples: Vec<Sample>,
     /// Samples that passed the filters.
     pub total_samples: u64,
     /// Samples in the file, before filters.
@@ -217,6 +238,10 @@ fn read_profile(
         })
         .collect();
 
+    let formats = tracepoint_formats(
+        &events,
+        perf_file.feature_section_data(Feature(crate::perfdata::FEATURE_NETPROF_TP_FORMATS)),
+    );
     let build_ids: HashMap<String, Vec<u8>> = perf_file
         .build_ids()
         .unwrap_or_default()
@@ -260,6 +285,7 @@ fn read_profile(
         stacks,
         comms,
         spaces,
+        samples,
         total_samples,
         file_samples,
         lost_samples,
@@ -297,10 +323,41 @@ fn read_profile(
         kernel,
         kernel_names,
         build_ids,
+        formats,
+        samples,
         total_samples,
         file_samples,
         lost_samples,
     })
+}
+
+/// The tracepoint formats netprof stored, aligned with the file's events.
+fn tracepoint_formats(
+    events: &[String],
+    section: Option<&[u8]>,
+) -> Vec<Option<crate::tpformat::Format>> {
+    let mut by_name: HashMap<String, crate::tpformat::Format> = HashMap::new();
+    let mut rest = section.unwrap_or_default();
+    let mut next = || -> Option<String> {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let s = String::from_utf8_lossy(rest.get(4..4 + len)?).into_owned();
+        rest = &rest[4 + len..];
+        Some(s)
+    };
+    while let (Some(name), Some(text)) = (next(), next()) {
+        by_name.insert(name, crate::tpformat::Format::parse(&text));
+    }
+    events.iter().map(|e| by_name.get(e).cloned()).collect()
+}
+
+/// An MMAP2 record whose build id claims more than 20 bytes: the parser
+/// asserts on it (a panic), so such corrupt records are skipped here.
+fn mmap2_build_id_too_long(record_type: RecordType, misc: u16, body: &[u8]) -> bool {
+    const PERF_RECORD_MISC_MMAP_BUILD_ID: u16 = 1 << 14;
+    // pid, tid, addr, len, pgoff come first: the build id length is byte 32.
+    record_type.0 == crate::perfdata::PERF_RECORD_MMAP2
+        && misc & PERF_RECORD_MISC_MMAP_BUILD_ID != 0
+        && body.get(32).is_some_and(|&len| len > 20)
 }
 
 const BATCH_RECORDS: usize = 4096;
@@ -359,6 +416,7 @@ struct Aggregator<'f> {
     stack_ids: HashMap<Vec<u64>, u32>,
     stacks: Vec<RawStack>,
     groups: HashMap<(u16, i32, i32, u32, u32, u32), u64>,
+    samples: Vec<Sample>,
     total_samples: u64,
     file_samples: u64,
     lost_samples: u64,
@@ -377,6 +435,7 @@ impl<'f> Aggregator<'f> {
             stack_ids: HashMap::new(),
             stacks: Vec::new(),
             groups: HashMap::new(),
+            samples: Vec::new(),
             total_samples: 0,
             file_samples: 0,
             lost_samples: 0,
@@ -397,8 +456,12 @@ impl<'f> Aggregator<'f> {
     fn add(&mut self, batch: &Batch) {
         let mut start = 0;
         for &(event, record_type, misc, parse_info, end) in &batch.records {
-            let body = RawData::Single(&batch.bytes[start..end]);
+            let bytes = &batch.bytes[start..end];
             start = end;
+            if mmap2_build_id_too_long(record_type, misc, bytes) {
+                continue;
+            }
+            let body = RawData::Single(bytes);
             let Ok(parsed) = RawEventRecord::new(record_type, misc, body, parse_info).parse()
             else {
                 continue;
@@ -512,5 +575,17 @@ impl<'f> Aggregator<'f> {
             .groups
             .entry((event, pid, tid, cpu, comm, stack))
             .or_insert(0) += 1;
+        if self.filter.keep_samples {
+            self.samples.push(Sample {
+                time: s.timestamp.unwrap_or(0),
+                event,
+                pid,
+                tid,
+                cpu,
+                comm,
+                stack,
+                raw: s.raw.map(|r| r.as_slice().into_owned()).unwrap_or_default(),
+            });
+        }
     }
 }

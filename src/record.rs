@@ -120,6 +120,9 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
         Scope::Tasks(tids)
     };
 
+    // All events share one sample layout; tracepoint fields ride along in
+    // every sample when any event has them.
+    let raw = specs.iter().any(|s| s.format.is_some());
     let mut events = Vec::new();
     let mut samplers = Vec::new();
     let mut counters = Vec::new();
@@ -133,6 +136,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
                 Rate::Frequency(opts.frequency)
             },
             callchain: opts.callgraph,
+            raw,
             inherit: !system_wide,
             // A command's events start when it execs, not while netprof holds it.
             enable_on_exec: child.is_some() && !system_wide,
@@ -262,7 +266,22 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     }
     summary.bytes = writer.data_size();
 
-    let features = file_features(&events, kallsyms_text, &summary.mapped_files);
+    let mut features = file_features(&events, kallsyms_text, &summary.mapped_files);
+    let formats: Vec<(&str, &str)> = specs
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), s.format.as_deref()?)))
+        .collect();
+    if !formats.is_empty() {
+        features.push((
+            FEATURE_NETPROF_TP_FORMATS,
+            writer::tp_formats_feature(&formats),
+        ));
+        let events_dir = event::tracefs_events()?;
+        let read = |f: &str| std::fs::read_to_string(events_dir.join(f)).unwrap_or_default();
+        let tracing =
+            writer::tracing_data_feature(&read("header_page"), &read("header_event"), &formats);
+        features.push((HEADER_TRACING_DATA, tracing));
+    }
     writer.finish(&events, &features)?;
     Ok(summary)
 }

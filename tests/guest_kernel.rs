@@ -53,6 +53,10 @@ fn in_guest_kernel() {
             hsr_ring,
         ),
         ("module frames named after rmmod", names_survive_rmmod),
+        (
+            "probe arguments by position and by BTF name",
+            probe_arguments,
+        ),
         ("a glob probes all of HSR and --del removes it", hsr_glob),
         (
             "netprof check sees kprobes, modules and BTF",
@@ -440,4 +444,77 @@ fn check_sees_the_kernel(_: &Path) {
             .unwrap_or_else(|| panic!("{item} missing:\n{out}"));
         assert!(line.starts_with("yes"), "{line}");
     }
+}
+
+fn probe_arguments(work: &Path) {
+    // By position, typed: inner is called with 2i+1 for i = 0..5.
+    netprof_ok(&["probe", "netprof_test_inner x=$arg1:s32"]);
+    let data = work.join("args.data");
+    netprof_ok(&[
+        "record",
+        "-e",
+        "netprof:netprof_test_inner",
+        "-a",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo 5 > /proc/netprof_test",
+    ]);
+    let samples = netprof_ok(&["report", "-i", data.to_str().unwrap(), "--samples"]);
+    let mut xs: Vec<i64> = samples
+        .lines()
+        .filter_map(|l| l.split(" x=").nth(1))
+        .map(|v| v.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    xs.sort_unstable();
+    assert_eq!(xs, vec![1, 3, 5, 7, 9], "{samples}");
+    assert!(
+        samples
+            .contains("\tnetprof_test_inner [netprof_test]\n\tnetprof_test_middle [netprof_test]"),
+        "{samples}"
+    );
+
+    // By BTF name, on a vmlinux function: dd reads 4096 bytes at a time.
+    netprof_ok(&["probe", "vfs_read", "count"]);
+    let data = work.join("btf.data");
+    netprof_ok(&[
+        "record",
+        "-e",
+        "netprof:vfs_read",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=4096",
+        "count=3",
+        "status=none",
+    ]);
+    let samples = netprof_ok(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--samples",
+        "--comm",
+        "dd",
+    ]);
+    assert!(
+        samples
+            .lines()
+            .filter(|l| l.contains("count=0x1000"))
+            .count()
+            >= 3,
+        "{samples}"
+    );
+    netprof_ok(&["probe", "--del", "--all"]);
+
+    assert_one_line_error(
+        &netprof(&["probe", "netprof_test_inner", "x=$nosuch"]),
+        "the kernel rejects the arguments",
+    );
 }

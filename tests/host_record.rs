@@ -220,6 +220,25 @@ fn tracepoint_gives_a_stack_on_every_hit() {
         .map(samples_in)
         .sum();
     assert!(sleeps >= 10, "expected >= 10 switches of sleep:\n{f}");
+    // The fields of each hit: in our --samples, and in perf script.
+    let samples = netprof(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--samples",
+        "--comm",
+        "sleep",
+    ]);
+    assert!(
+        stdout(&samples).contains("sched:sched_switch: prev_comm=sleep"),
+        "{}",
+        stdout(&samples)
+    );
+    let script = perf(&["script", "-i", data.to_str().unwrap()]);
+    assert!(
+        script.contains("prev_comm=sleep"),
+        "perf script lacks the fields"
+    );
     assert!(
         f.lines()
             .filter(|l| l.starts_with("sleep;"))

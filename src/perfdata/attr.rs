@@ -18,6 +18,7 @@ pub const SAMPLE_ID: u64 = 1 << 6;
 pub const SAMPLE_CPU: u64 = 1 << 7;
 pub const SAMPLE_PERIOD: u64 = 1 << 8;
 pub const SAMPLE_CALLCHAIN: u64 = 1 << 5;
+pub const SAMPLE_RAW: u64 = 1 << 10;
 
 // attr flag bits, in declaration order of the bitfield.
 const FLAG_DISABLED: u64 = 1 << 0;
@@ -52,6 +53,8 @@ pub struct EventAttr {
     pub config: u64,
     pub rate: Rate,
     pub callchain: bool,
+    /// Carry the tracepoint's fields (probe arguments) in each sample.
+    pub raw: bool,
     /// Follow children created after the event was opened (per-task events).
     pub inherit: bool,
     /// Start counting when the target execs (a command netprof started).
@@ -67,6 +70,9 @@ impl EventAttr {
         let mut t = SAMPLE_IP | SAMPLE_TID | SAMPLE_TIME | SAMPLE_ID | SAMPLE_CPU | SAMPLE_PERIOD;
         if self.callchain {
             t |= SAMPLE_CALLCHAIN;
+        }
+        if self.raw {
+            t |= SAMPLE_RAW;
         }
         t
     }
@@ -108,6 +114,7 @@ impl EventAttr {
             Rate::Period(n) => SampleOn::Count(n),
         };
         opts.sample_format.code_addr = true;
+        opts.sample_format.raw = self.raw;
         opts.sample_format.period = true;
         if self.callchain {
             opts.sample_format.call_chain = Some(CallChain {
@@ -168,6 +175,7 @@ mod tests {
                 config: 0,
                 rate: Rate::Frequency(999),
                 callchain,
+                raw: false,
                 inherit: false,
                 enable_on_exec: false,
                 exclude_user: false,

@@ -61,7 +61,9 @@ pub fn check_layout(data: &[u8]) -> Result<()> {
     if !f.inside(data_at, data_size) {
         bail!("is truncated (it ends inside its data); the recording was cut short, record again");
     }
-    if !f.inside(attrs, attrs_size) || attr_entry < MIN_ATTR_ENTRY {
+    // The event_types section (old perf) is read the same way as the attrs.
+    if !f.inside(attrs, attrs_size) || !f.inside(word(56), word(64)) || attr_entry < MIN_ATTR_ENTRY
+    {
         bail!("is corrupt (its event attributes do not fit the file); record it again");
     }
     // Each attr entry ends with the section of its event ids.

@@ -16,6 +16,10 @@ pub mod writer;
 /// safe from both perf and future perf features.
 pub const FEATURE_NETPROF_KALLSYMS: u32 = 200;
 
+/// Feature bit of the tracepoint formats (how to decode each hit's fields),
+/// as pairs of length-prefixed strings: event name, tracefs format text.
+pub const FEATURE_NETPROF_TP_FORMATS: u32 = 201;
+
 // Record types of the data section (include/uapi/linux/perf_event.h and
 // tools/perf/util/event.h).
 pub const PERF_RECORD_MMAP: u32 = 1;
@@ -28,6 +32,7 @@ pub const PERF_RECORD_MISC_KERNEL: u16 = 1;
 pub const PERF_RECORD_MISC_USER: u16 = 2;
 
 // Feature section ids perf defines (tools/perf/util/header.h).
+pub const HEADER_TRACING_DATA: u32 = 1;
 pub const HEADER_BUILD_ID: u32 = 2;
 pub const HEADER_HOSTNAME: u32 = 3;
 pub const HEADER_OSRELEASE: u32 = 4;

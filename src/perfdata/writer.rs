@@ -332,3 +332,68 @@ pub fn build_id_feature(ids: &[BuildId]) -> Vec<u8> {
     }
     out
 }
+
+/// Tracepoint formats: for each event, u32 length + name, u32 length + format.
+pub fn tp_formats_feature(formats: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, format) in formats {
+        for s in [name, format] {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+    out
+}
+
+/// perf's TRACING_DATA feature, which perf needs to decode the fields of
+/// tracepoint samples: the trace-cmd layout with the ring-buffer headers and
+/// the formats of the recorded events only (no ftrace formats, kallsyms,
+/// printk formats or command lines; netprof has its own kallsyms snapshot).
+pub fn tracing_data_feature(
+    header_page: &str,
+    header_event: &str,
+    formats: &[(&str, &str)],
+) -> Vec<u8> {
+    let mut out = b"\x17\x08\x44tracing".to_vec();
+    out.extend_from_slice(b"0.6\0");
+    out.push(0); // little endian
+    out.push(std::mem::size_of::<libc::c_long>() as u8);
+    out.extend_from_slice(&(page_size() as u32).to_le_bytes());
+    for (name, text) in [("header_page", header_page), ("header_event", header_event)] {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+    out.extend_from_slice(&0u32.to_le_bytes()); // ftrace formats
+                                                // Event formats grouped by system (`sched` of `sched:sched_switch`).
+    let mut systems: Vec<&str> = formats
+        .iter()
+        .map(|(n, _)| n.split(':').next().unwrap_or(n))
+        .collect();
+    systems.dedup();
+    out.extend_from_slice(&(systems.len() as u32).to_le_bytes());
+    for system in systems {
+        out.extend_from_slice(system.as_bytes());
+        out.push(0);
+        let of_system: Vec<&str> = formats
+            .iter()
+            .filter(|(n, _)| n.split(':').next() == Some(system))
+            .map(|(_, f)| *f)
+            .collect();
+        out.extend_from_slice(&(of_system.len() as u32).to_le_bytes());
+        for f in of_system {
+            out.extend_from_slice(&(f.len() as u64).to_le_bytes());
+            out.extend_from_slice(f.as_bytes());
+        }
+    }
+    out.extend_from_slice(&0u32.to_le_bytes()); // kallsyms
+    out.extend_from_slice(&0u32.to_le_bytes()); // printk formats
+    out.extend_from_slice(&0u64.to_le_bytes()); // saved command lines
+    out
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}

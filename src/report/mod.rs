@@ -4,6 +4,7 @@
 
 pub mod flame;
 pub mod json;
+pub mod samples;
 pub mod tree;
 
 use ahash::AHashMap as HashMap;

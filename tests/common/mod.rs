@@ -170,6 +170,7 @@ impl Synth {
                 config: 0,
                 rate: Rate::Frequency(999),
                 callchain: true,
+                raw: false,
                 inherit: false,
                 enable_on_exec: false,
                 exclude_user: false,
