@@ -21,6 +21,37 @@ pub enum KernelSpace {
     Bpf,
 }
 
+/// One code symbol line of kallsyms: `ADDR TYPE NAME [\t[MODULE]]`.
+pub struct CodeSymbol<'a> {
+    pub address: u64,
+    pub name: &'a str,
+    /// The module in brackets (`bpf` for BPF programs), `None` for vmlinux.
+    pub module: Option<&'a str>,
+}
+
+/// Parses a kallsyms line if it is a code symbol (types t, T, w, W): the
+/// only symbols a stack or a probe can point into.
+pub fn code_symbol(line: &str) -> Option<CodeSymbol<'_>> {
+    let mut parts = line.splitn(3, ' ');
+    let (address, kind, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    if !matches!(kind, "t" | "T" | "w" | "W") {
+        return None;
+    }
+    let address = u64::from_str_radix(address, 16).ok()?;
+    let (name, module) = match rest.split_once('\t') {
+        Some((name, m)) => (
+            name,
+            Some(m.trim().trim_start_matches('[').trim_end_matches(']')),
+        ),
+        None => (rest.trim_end(), None),
+    };
+    Some(CodeSymbol {
+        address,
+        name,
+        module,
+    })
+}
+
 pub struct KernelSymbols {
     /// The kallsyms text; names are ranges of it, which spares a hundred
     /// thousand small allocations per report.
@@ -46,15 +77,9 @@ impl KernelSymbols {
         let all = std::fs::read_to_string("/proc/kallsyms")
             .context("cannot read /proc/kallsyms; kernel frames will not be named")?;
         let mut text = String::with_capacity(all.len());
-        for line in all.lines() {
-            let mut parts = line.splitn(3, ' ');
-            let (Some(_), Some(kind)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            if matches!(kind, "t" | "T" | "w" | "W") {
-                text.push_str(line);
-                text.push('\n');
-            }
+        for line in all.lines().filter(|l| code_symbol(l).is_some()) {
+            text.push_str(line);
+            text.push('\n');
         }
         Ok(text)
     }
@@ -69,35 +94,27 @@ impl KernelSymbols {
         let base = text.as_ptr() as usize;
         let range = |s: &str| ((s.as_ptr() as usize - base) as u32, s.len() as u32);
         for line in text.lines() {
-            let mut parts = line.splitn(3, ' ');
-            let (Some(addr), Some(kind), Some(rest)) = (parts.next(), parts.next(), parts.next())
+            let Some(CodeSymbol {
+                address: addr,
+                name,
+                module,
+            }) = code_symbol(line)
             else {
-                continue;
-            };
-            if !matches!(kind, "t" | "T" | "w" | "W") {
-                continue;
-            }
-            let Ok(addr) = u64::from_str_radix(addr, 16) else {
                 continue;
             };
             if addr == 0 {
                 continue;
             }
-            let (name, space) = match rest.split_once('\t') {
-                Some((name, module)) => {
-                    let module = module.trim().trim_start_matches('[').trim_end_matches(']');
-                    if module == "bpf" {
-                        (name, KernelSpace::Bpf)
-                    } else {
-                        let next = module_ids.len() as u32;
-                        let id = *module_ids.entry(module).or_insert_with(|| {
-                            modules.push(module.into());
-                            next
-                        });
-                        (name, KernelSpace::Module(id))
-                    }
+            let space = match module {
+                None => KernelSpace::Vmlinux,
+                Some("bpf") => KernelSpace::Bpf,
+                Some(module) => {
+                    let next = module_ids.len() as u32;
+                    KernelSpace::Module(*module_ids.entry(module).or_insert_with(|| {
+                        modules.push(module.into());
+                        next
+                    }))
                 }
-                None => (rest.trim_end(), KernelSpace::Vmlinux),
             };
             entries.push((addr, range(name), space));
         }

@@ -54,30 +54,14 @@ pub fn kernel_functions() -> Result<Vec<Function>> {
     let text = std::fs::read_to_string("/proc/kallsyms")
         .map_err(|e| anyhow::anyhow!("cannot read /proc/kallsyms ({e}); run as root"))?;
     let mut functions = Vec::new();
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ' ');
-        let (Some(addr), Some(kind), Some(rest)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if !matches!(kind, "t" | "T" | "w" | "W") {
+    for sym in text.lines().filter_map(crate::kallsyms::code_symbol) {
+        if sym.module == Some("bpf") || sym.name.starts_with("__pfx_") {
             continue;
         }
-        let (name, module) = match rest.split_once('\t') {
-            Some((name, m)) => (
-                name,
-                Some(m.trim().trim_matches(|c| c == '[' || c == ']').to_string()),
-            ),
-            None => (rest.trim_end(), None),
-        };
-        if module.as_deref() == Some("bpf") || name.starts_with("__pfx_") {
-            continue;
-        }
-        let address = u64::from_str_radix(addr, 16).unwrap_or(0);
         functions.push(Function {
-            name: name.to_string(),
-            module,
-            address,
+            name: sym.name.to_string(),
+            module: sym.module.map(str::to_string),
+            address: sym.address,
         });
     }
     Ok(functions)

@@ -76,6 +76,17 @@ pub struct FileMap {
     pub path: String,
 }
 
+impl FileMap {
+    fn new(start: u64, length: u64, pgoff: u64, path: String) -> Self {
+        FileMap {
+            start,
+            end: start.saturating_add(length),
+            pgoff,
+            path,
+        }
+    }
+}
+
 /// Where kernel frame names come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelNames {
@@ -484,25 +495,19 @@ impl<'f> Aggregator<'f> {
                     }
                 }
                 EventRecord::Mmap(m) if m.is_executable && m.cpu_mode == CpuMode::User => {
-                    let map = FileMap {
-                        start: m.address,
-                        end: m.address + m.length,
-                        pgoff: m.page_offset,
-                        path: path(&m.path),
-                    };
-                    self.spaces.map(m.pid, map);
+                    self.spaces.map(
+                        m.pid,
+                        FileMap::new(m.address, m.length, m.page_offset, path(&m.path)),
+                    );
                 }
                 EventRecord::Mmap2(m)
                     if m.protection & libc::PROT_EXEC as u32 != 0
                         && m.cpu_mode == CpuMode::User =>
                 {
-                    let map = FileMap {
-                        start: m.address,
-                        end: m.address + m.length,
-                        pgoff: m.page_offset,
-                        path: path(&m.path),
-                    };
-                    self.spaces.map(m.pid, map);
+                    self.spaces.map(
+                        m.pid,
+                        FileMap::new(m.address, m.length, m.page_offset, path(&m.path)),
+                    );
                 }
                 EventRecord::Lost(l) => self.lost_samples += l.count,
                 EventRecord::Sample(s) => self.sample(event, &s),

@@ -11,26 +11,15 @@ use ahash::AHashMap as HashMap;
 
 use anyhow::{bail, Result};
 
-use crate::profile::Profile;
+use crate::profile::{Profile, SampleGroup};
 use crate::symbolize::{symbolize, FrameKind, SymbolizedProfile};
-
-/// Samples with one task, CPU, event and named stack.
-#[derive(Clone, Debug)]
-pub struct Row {
-    pub event: u16,
-    pub pid: i32,
-    pub tid: i32,
-    pub cpu: u32,
-    pub comm: u32,
-    /// Index into `View::symbols.stacks`.
-    pub stack: u32,
-    pub count: u64,
-}
 
 pub struct View<'a> {
     pub profile: &'a Profile,
     pub symbols: SymbolizedProfile,
-    pub rows: Vec<Row>,
+    /// The profile's sample groups that pass the module filter; their
+    /// `stack` indexes `symbols.stacks` (the same order as the raw stacks).
+    pub rows: Vec<SampleGroup>,
     pub total: u64,
 }
 
@@ -68,7 +57,7 @@ impl<'a> View<'a> {
                 Some(flags)
             }
         };
-        let rows: Vec<Row> = profile
+        let rows: Vec<SampleGroup> = profile
             .groups
             .iter()
             .filter(|g| match &in_module {
@@ -77,15 +66,7 @@ impl<'a> View<'a> {
                     .iter()
                     .any(|&f| flags[f as usize]),
             })
-            .map(|g| Row {
-                event: g.event,
-                pid: g.pid,
-                tid: g.tid,
-                cpu: g.cpu,
-                comm: g.comm,
-                stack: g.stack,
-                count: g.count,
-            })
+            .cloned()
             .collect();
         let total = rows.iter().map(|r| r.count).sum();
         Ok(View {
