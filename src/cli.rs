@@ -56,7 +56,9 @@ pub struct RecordArgs {
     /// Record kernel and user call chains
     #[arg(short = 'g')]
     pub callgraph: bool,
-    /// Event to sample: cpu-clock (default), task-clock, a hardware event such as cycles, or a tracepoint subsystem:name; repeatable
+    /// Event to sample: cpu-clock (default), task-clock, a hardware event such as cycles, a tracepoint
+    /// subsystem:name, a probe kprobe:[MODULE:]FUNC[%return] that lives as long as the recording, or a
+    /// persistent probe netprof:FUNC; repeatable
     #[arg(short = 'e', long = "event")]
     pub events: Vec<String>,
     /// Output file

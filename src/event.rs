@@ -98,7 +98,7 @@ pub fn parse(name: &str) -> Result<EventSpec> {
     )
 }
 
-/// `kprobe:FUNC` or `kprobe:FUNC%return`: a probe through the kernel's kprobe
+/// `kprobe:[MODULE:]FUNC` or `kprobe:FUNC%return`: a probe through the kernel's kprobe
 /// PMU. The kernel removes it when its file descriptor closes, so a recording
 /// never leaves it behind, whatever ends it, and two recordings never share it.
 ///
@@ -111,8 +111,13 @@ fn kprobe_event(name: &str, target: &str) -> Result<EventSpec> {
         Some(f) => (f, true),
         None => (target, false),
     };
+    // `kprobe:MODULE:FUNC` picks a module's function when several have the name.
+    let (module, function) = match function.split_once(':') {
+        Some((m, f)) => (Some(m), f),
+        None => (None, function),
+    };
     let pmu = crate::kprobe::KprobePmu::find()?;
-    let function = crate::kprobe::resolve_function(function, None)?;
+    let function = crate::kprobe::resolve_function(function, module)?;
     Ok(EventSpec {
         name: name.to_string(),
         type_: pmu.type_,

@@ -157,7 +157,7 @@ fn own_module_return_probe(work: &Path) {
     netprof_ok(&[
         "record",
         "-e",
-        "kprobe:netprof_test_inner%return",
+        "kprobe:netprof_test:netprof_test_inner%return",
         "-a",
         "-g",
         "-o",
