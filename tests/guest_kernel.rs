@@ -16,7 +16,7 @@ use common::*;
 fn in_guest_kernel() {
     if std::env::var_os("NETPROF_IN_GUEST").is_none() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new(root.join("tests/guest/run"))
+        let mut guest = Command::new(root.join("tests/guest/run"))
             .args(["env", "NETPROF_IN_GUEST=1", "RUST_BACKTRACE=1"])
             .arg(std::env::current_exe().unwrap())
             .args([
@@ -25,8 +25,17 @@ fn in_guest_kernel() {
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .status()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
             .expect("tests/guest/run starts");
+        // Marked as the guest's, so that its runner's lines are not taken
+        // for this host's test results.
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(guest.stdout.take().unwrap()).lines() {
+            println!("guest| {}", line.unwrap_or_default());
+        }
+        let status = guest.wait().unwrap();
         assert!(status.success(), "the guest suite failed: {status}");
         return;
     }
@@ -277,6 +286,16 @@ fn probe_errors(_: &Path) {
         ]),
         "no function 'netprof_test_innr'",
     );
+    // A function on the kprobe blacklist: the kernel refuses, netprof explains.
+    let blacklist = std::fs::read_to_string("/sys/kernel/debug/kprobes/blacklist").unwrap();
+    let refused = blacklist
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .find(|f| !f.contains('.'))
+        .expect("a blacklisted function");
+    let out = netprof(&["probe", refused]);
+    assert_one_line_error(&out, "the kernel refuses a probe on");
+    assert!(!kprobe_events().contains(refused), "{}", kprobe_events());
     assert_one_line_error(
         &netprof(&["probe", "-m", "nosuchmod", "foo"]),
         "module 'nosuchmod' is not loaded",

@@ -300,6 +300,22 @@ fn flamegraph_svg_has_every_frame_and_distinct_colours() {
         std::fs::metadata(&svg).unwrap().permissions().mode() & 0o777,
         0o600
     );
+
+    // --icicle draws the same frames top-down.
+    let icicle = dir.path().join("icicle.svg");
+    let out = netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--flame",
+        icicle.to_str().unwrap(),
+        "--icicle",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let down = std::fs::read_to_string(&icicle).unwrap();
+    assert!(down.contains("hsr_forward_skb [hsr]"));
+    assert!(down.contains("var inverted = true;"), "not drawn top-down");
+    assert!(text.contains("var inverted = false;"));
 }
 
 #[test]
