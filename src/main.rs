@@ -173,10 +173,15 @@ fn run_probe(args: ProbeArgs) -> Result<()> {
     let Some(function) = function else {
         anyhow::bail!("name a function to probe (netprof probe FUNC), or use --list or --del");
     };
-    let created = probe::add(&function, args.module.as_deref(), args.force)?;
+    let (created, one_write) = probe::add(&function, args.module.as_deref(), args.force)?;
     if args.verbose {
+        let how = if one_write {
+            "in one write"
+        } else {
+            "one at a time"
+        };
         eprintln!(
-            "netprof: {} probe(s) added one at a time through kprobe_events",
+            "netprof: {} probe(s) added through kprobe_events {how} (this build has no multi-kprobe BPF link)",
             created.len()
         );
     }

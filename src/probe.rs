@@ -46,8 +46,8 @@ pub fn event_name(function: &str, is_return: bool) -> String {
 /// Adds persistent probes for `target`: `FUNC`, `FUNC%return` or a glob,
 /// optionally followed by arguments to record at each hit, in the kernel's
 /// fetch-arg syntax: BTF names (`len`), positions (`len=$arg3`), and so on.
-/// Returns the event names created.
-pub fn add(target: &str, module: Option<&str>, force: bool) -> Result<Vec<String>> {
+/// Returns the event names created, and whether they went in one write.
+pub fn add(target: &str, module: Option<&str>, force: bool) -> Result<(Vec<String>, bool)> {
     let file = kprobe_events()?;
     let mut words = target.split_whitespace();
     let function = words.next().context("name a function to probe")?;
@@ -79,22 +79,49 @@ pub fn add(target: &str, module: Option<&str>, force: bool) -> Result<Vec<String
     } else {
         vec![resolve_function(pattern, module)?]
     };
+    let kind = if is_return { "r" } else { "p" };
+    let definitions: Vec<(String, String)> = functions
+        .iter()
+        .map(|f| {
+            let name = event_name(&f.name, is_return);
+            let location = match &f.module {
+                Some(m) => format!("{m}:{}", f.name),
+                None => f.name.clone(),
+            };
+            let mut line = format!("{kind}:{GROUP}/{name} {location}");
+            for arg in &args {
+                line.push(' ');
+                line.push_str(arg);
+            }
+            line.push('\n');
+            (name, line)
+        })
+        .collect();
+    // All definitions in one write: the kernel takes them line by line, and
+    // one write instead of hundreds is what makes a glob quick.
+    if definitions.len() > 1
+        && append(
+            &file,
+            &definitions.iter().map(|d| d.1.as_str()).collect::<String>(),
+        )
+        .is_ok()
+    {
+        return Ok((definitions.into_iter().map(|d| d.0).collect(), true));
+    }
+    // Something was refused: the lines before it took effect; go on one at a
+    // time, keeping past functions the kernel refuses when there are several.
+    let existing: std::collections::HashSet<String> = list_probes()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let mut created = Vec::new();
-    for f in &functions {
-        let name = event_name(&f.name, is_return);
-        let location = match &f.module {
-            Some(m) => format!("{m}:{}", f.name),
-            None => f.name.clone(),
-        };
-        let kind = if is_return { "r" } else { "p" };
-        let mut line = format!("{kind}:{GROUP}/{name} {location}");
-        for arg in &args {
-            line.push(' ');
-            line.push_str(arg);
+    for ((name, line), f) in definitions.into_iter().zip(&functions) {
+        if existing.contains(&name) && functions.len() > 1 {
+            created.push(name);
+            continue;
         }
-        line.push('\n');
         if let Err(e) = append(&file, &line) {
-            // A glob keeps going past functions the kernel refuses.
             if functions.len() > 1 {
                 continue;
             }
@@ -113,7 +140,7 @@ pub fn add(target: &str, module: Option<&str>, force: bool) -> Result<Vec<String
     if created.is_empty() {
         bail!("the kernel refused every function matching '{pattern}' (notrace, blacklisted or inlined)");
     }
-    Ok(created)
+    Ok((created, false))
 }
 
 fn refused(function: &str, e: std::io::Error) -> anyhow::Error {
@@ -176,13 +203,25 @@ pub fn delete(names: &[String], all: bool) -> Result<Vec<String>> {
             }
         );
     }
-    for name in &doomed {
-        append(&file, &format!("-:{GROUP}/{name}\n")).map_err(|e| match e.raw_os_error() {
-            Some(libc::EBUSY) => anyhow::anyhow!(
-                "probe netprof:{name} is in use by a running recording; stop it first"
-            ),
-            _ => anyhow::anyhow!("cannot remove probe netprof:{name}: {e}"),
-        })?;
+    // One write for all, as for adding; one at a time only to say which
+    // probe the kernel would not remove.
+    let all: String = doomed
+        .iter()
+        .map(|name| format!("-:{GROUP}/{name}\n"))
+        .collect();
+    if append(&file, &all).is_err() {
+        for name in &doomed {
+            let gone = !list_probes()?.iter().any(|(n, _)| n == *name);
+            if gone {
+                continue;
+            }
+            append(&file, &format!("-:{GROUP}/{name}\n")).map_err(|e| match e.raw_os_error() {
+                Some(libc::EBUSY) => anyhow::anyhow!(
+                    "probe netprof:{name} is in use by a running recording; stop it first"
+                ),
+                _ => anyhow::anyhow!("cannot remove probe netprof:{name}: {e}"),
+            })?;
+        }
     }
     Ok(doomed.into_iter().cloned().collect())
 }

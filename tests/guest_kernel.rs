@@ -421,7 +421,7 @@ fn hsr_glob(_: &Path) {
     let added = start.elapsed();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("one at a time through kprobe_events"),
+        stderr(&out).contains("added through kprobe_events"),
         "{}",
         stderr(&out)
     );
