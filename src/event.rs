@@ -127,6 +127,52 @@ fn kprobe_event(name: &str, target: &str) -> Result<EventSpec> {
     })
 }
 
+/// Parses one `-e` argument that may stand for several events: a kprobe glob
+/// (`kprobe:hsr_*`, `kprobe:hsr:*`) becomes one probe per function.
+pub fn parse_all(name: &str) -> Result<Vec<EventSpec>> {
+    match name.strip_prefix("kprobe:") {
+        Some(target) if target.contains(['*', '?']) => kprobe_glob(target),
+        _ => Ok(vec![parse(name)?]),
+    }
+}
+
+fn kprobe_glob(target: &str) -> Result<Vec<EventSpec>> {
+    let (pattern, is_return) = match target.strip_suffix("%return") {
+        Some(p) => (p, true),
+        None => (target, false),
+    };
+    let (module, pattern) = match pattern.split_once(':') {
+        Some((m, p)) => (Some(m), p),
+        None => (None, pattern),
+    };
+    let pmu = crate::kprobe::KprobePmu::find()?;
+    // Only functions the kernel lets us probe: one refusal would end the run.
+    let functions = crate::probe::probeable(module, Some(pattern))?;
+    if functions.is_empty() {
+        bail!("no probe-able kernel function matches '{target}'; list them with `netprof probe --list '{pattern}'`");
+    }
+    if functions.len() > crate::probe::MAX_PROBES_WITHOUT_FORCE {
+        bail!(
+            "'{target}' matches {} functions; that many probes slow every call, narrow the pattern (or add them with `netprof probe --force`)",
+            functions.len()
+        );
+    }
+    Ok(functions
+        .into_iter()
+        .map(|f| EventSpec {
+            name: format!(
+                "kprobe:{}{}",
+                f.name,
+                if is_return { "%return" } else { "" }
+            ),
+            type_: pmu.type_,
+            config: if is_return { 1 << pmu.retprobe_bit } else { 0 },
+            kprobe_address: Some(f.address),
+            format: None,
+        })
+        .collect())
+}
+
 pub fn did_you_mean(names: &[String]) -> String {
     if names.is_empty() {
         String::new()

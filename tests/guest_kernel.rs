@@ -66,6 +66,10 @@ fn in_guest_kernel() {
             "probe arguments by position and by BTF name",
             probe_arguments,
         ),
+        (
+            "a kprobe glob in record: one event per function",
+            record_kprobe_glob,
+        ),
         ("a glob probes all of HSR and --del removes it", hsr_glob),
         (
             "netprof check sees kprobes, modules and BTF",
@@ -535,5 +539,41 @@ fn probe_arguments(work: &Path) {
     assert_one_line_error(
         &netprof(&["probe", "netprof_test_inner", "x=$nosuch"]),
         "the kernel rejects the arguments",
+    );
+}
+
+fn record_kprobe_glob(work: &Path) {
+    let data = work.join("glob.data");
+    netprof_ok(&[
+        "record",
+        "-e",
+        "kprobe:netprof_test:netprof_test_*",
+        "-a",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo 10 > /proc/netprof_test",
+    ]);
+    let out = netprof_ok(&["report", "-i", data.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut per_event = std::collections::BTreeMap::<String, u64>::new();
+    for s in v["stacks"].as_array().unwrap() {
+        *per_event
+            .entry(s["event"].as_str().unwrap().to_string())
+            .or_default() += s["count"].as_u64().unwrap();
+    }
+    for (event, n) in [("inner", 10), ("middle", 10), ("outer", 10), ("write", 1)] {
+        assert_eq!(
+            per_event.get(&format!("kprobe:netprof_test_{event}")),
+            Some(&n),
+            "{per_event:?}"
+        );
+    }
+    assert!(
+        !per_event.contains_key("kprobe:netprof_test_delay"),
+        "{per_event:?}"
     );
 }

@@ -81,10 +81,11 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     let specs: Vec<EventSpec> = if opts.events.is_empty() {
         vec![event::parse("cpu-clock")?]
     } else {
-        opts.events
-            .iter()
-            .map(|e| event::parse(e))
-            .collect::<Result<_>>()?
+        let mut specs = Vec::new();
+        for e in &opts.events {
+            specs.extend(event::parse_all(e)?);
+        }
+        specs
     };
     if opts.frequency == 0 {
         bail!("-F 0: the sampling frequency must be at least 1 Hz");
