@@ -107,24 +107,53 @@ pub fn parse(name: &str) -> Result<EventSpec> {
 /// forks and the event is inherited, where that pointer means nothing (the
 /// fork then fails).
 fn kprobe_event(name: &str, target: &str) -> Result<EventSpec> {
-    let (function, is_return) = match target.strip_suffix("%return") {
-        Some(f) => (f, true),
-        None => (target, false),
-    };
-    // `kprobe:MODULE:FUNC` picks a module's function when several have the name.
-    let (module, function) = match function.split_once(':') {
-        Some((m, f)) => (Some(m), f),
-        None => (None, function),
-    };
+    let probe = KprobeTarget::parse(target);
     let pmu = crate::kprobe::KprobePmu::find()?;
-    let function = crate::kprobe::resolve_function(function, module)?;
-    Ok(EventSpec {
-        name: name.to_string(),
-        type_: pmu.type_,
-        config: if is_return { 1 << pmu.retprobe_bit } else { 0 },
-        kprobe_address: Some(function.address),
-        format: None,
-    })
+    let function = crate::kprobe::resolve_function(probe.function, probe.module)?;
+    Ok(probe.spec(&pmu, name.to_string(), function.address))
+}
+
+/// `[MODULE:]FUNCTION[%return]`, FUNCTION possibly a glob.
+struct KprobeTarget<'a> {
+    /// `kprobe:MODULE:FUNC` picks a module's function when several have the name.
+    module: Option<&'a str>,
+    function: &'a str,
+    is_return: bool,
+}
+
+impl<'a> KprobeTarget<'a> {
+    fn parse(target: &'a str) -> Self {
+        let (rest, is_return) = match target.strip_suffix("%return") {
+            Some(f) => (f, true),
+            None => (target, false),
+        };
+        match rest.split_once(':') {
+            Some((module, function)) => KprobeTarget {
+                module: Some(module),
+                function,
+                is_return,
+            },
+            None => KprobeTarget {
+                module: None,
+                function: rest,
+                is_return,
+            },
+        }
+    }
+
+    fn spec(&self, pmu: &crate::kprobe::KprobePmu, name: String, address: u64) -> EventSpec {
+        EventSpec {
+            name,
+            type_: pmu.type_,
+            config: if self.is_return {
+                1 << pmu.retprobe_bit
+            } else {
+                0
+            },
+            kprobe_address: Some(address),
+            format: None,
+        }
+    }
 }
 
 /// Parses one `-e` argument that may stand for several events: a kprobe glob
@@ -137,19 +166,15 @@ pub fn parse_all(name: &str) -> Result<Vec<EventSpec>> {
 }
 
 fn kprobe_glob(target: &str) -> Result<Vec<EventSpec>> {
-    let (pattern, is_return) = match target.strip_suffix("%return") {
-        Some(p) => (p, true),
-        None => (target, false),
-    };
-    let (module, pattern) = match pattern.split_once(':') {
-        Some((m, p)) => (Some(m), p),
-        None => (None, pattern),
-    };
+    let probe = KprobeTarget::parse(target);
     let pmu = crate::kprobe::KprobePmu::find()?;
     // Only functions the kernel lets us probe: one refusal would end the run.
-    let functions = crate::probe::probeable(module, Some(pattern))?;
+    let functions = crate::probe::probeable(probe.module, Some(probe.function))?;
     if functions.is_empty() {
-        bail!("no probe-able kernel function matches '{target}'; list them with `netprof probe --list '{pattern}'`");
+        bail!(
+            "no probe-able kernel function matches '{target}'; list them with `netprof probe --list '{}'`",
+            probe.function
+        );
     }
     if functions.len() > crate::probe::MAX_PROBES_WITHOUT_FORCE {
         bail!(
@@ -157,19 +182,10 @@ fn kprobe_glob(target: &str) -> Result<Vec<EventSpec>> {
             functions.len()
         );
     }
+    let suffix = if probe.is_return { "%return" } else { "" };
     Ok(functions
         .into_iter()
-        .map(|f| EventSpec {
-            name: format!(
-                "kprobe:{}{}",
-                f.name,
-                if is_return { "%return" } else { "" }
-            ),
-            type_: pmu.type_,
-            config: if is_return { 1 << pmu.retprobe_bit } else { 0 },
-            kprobe_address: Some(f.address),
-            format: None,
-        })
+        .map(|f| probe.spec(&pmu, format!("kprobe:{}{suffix}", f.name), f.address))
         .collect())
 }
 
