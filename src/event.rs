@@ -110,6 +110,9 @@ fn kprobe_event(name: &str, target: &str) -> Result<EventSpec> {
     let probe = KprobeTarget::parse(target);
     let pmu = crate::kprobe::KprobePmu::find()?;
     let function = crate::kprobe::resolve_function(probe.function, probe.module)?;
+    if function.address == 0 {
+        bail!("no permission to see kernel addresses (/proc/kallsyms shows zeros under kernel.kptr_restrict); run as root");
+    }
     Ok(probe.spec(&pmu, name.to_string(), function.address))
 }
 
@@ -206,6 +209,11 @@ pub fn tracefs_events() -> Result<PathBuf> {
     ];
     if let Some(p) = candidates.iter().map(Path::new).find(|p| p.is_dir()) {
         return Ok(p.to_path_buf());
+    }
+    if let Err(e) = std::fs::read_dir("/sys/kernel/tracing") {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            bail!("no permission to read tracefs (/sys/kernel/tracing); run as root");
+        }
     }
     let target = c"/sys/kernel/tracing";
     // SAFETY: all pointers are valid NUL-terminated strings.

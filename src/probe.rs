@@ -19,7 +19,9 @@ pub const GROUP: &str = "netprof";
 pub const MAX_PROBES_WITHOUT_FORCE: usize = 300;
 
 fn kprobe_events() -> Result<PathBuf> {
-    let events = crate::event::tracefs_events().map_err(|_| no_kprobes())?;
+    let has_kprobes = Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    let events =
+        crate::event::tracefs_events().map_err(|e| if has_kprobes { e } else { no_kprobes() })?;
     let file = events
         .parent()
         .expect("events has a parent")

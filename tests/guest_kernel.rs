@@ -300,6 +300,33 @@ fn probe_errors(_: &Path) {
     let out = netprof(&["probe", refused]);
     assert_one_line_error(&out, "the kernel refuses a probe on");
     assert!(!kprobe_events().contains(refused), "{}", kprobe_events());
+    // Not root: each way in says so.
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_netprof"))
+            .args(args)
+            .current_dir("/tmp")
+            .output()
+            .unwrap()
+    };
+    assert_one_line_error(
+        &as_nobody(&["probe", "netprof_test_inner"]),
+        "no permission",
+    );
+    assert_one_line_error(
+        &as_nobody(&[
+            "record",
+            "-e",
+            "kprobe:netprof_test_inner",
+            "-a",
+            "--duration",
+            "0.1",
+            "-o",
+            "/tmp/x.data",
+        ]),
+        "no permission",
+    );
     assert_one_line_error(
         &netprof(&["probe", "-m", "nosuchmod", "foo"]),
         "module 'nosuchmod' is not loaded",
