@@ -62,14 +62,20 @@ pub fn write_svg(view: &View, opts: &FlameOptions, out: impl Write) -> Result<()
         };
         palette.insert(frame.label().replace(';', ":"), color);
     }
+    // inferno's root frame ("all") has an empty name.
+    palette.insert("", COMMAND);
     for comm in &view.profile.comms {
         palette.insert(comm.replace(';', ":"), COMMAND);
     }
     let mut options = Options::default();
     options.title = opts.title.clone().unwrap_or_else(|| "netprof".to_string());
+    // Short enough to fit the default width; the full summary is in the
+    // text report.
     options.subtitle = Some(format!(
-        "{}   colours: kernel orange, module purple, BPF green, user blue, unnamed grey",
-        view.summary_line()
+        "{} samples of {}, {} lost. Kernel orange, module purple, BPF green, user blue, unnamed grey",
+        view.total,
+        view.profile.events.join(", "),
+        view.profile.lost_samples
     ));
     options.count_name = "samples".to_string();
     options.palette_map = Some(&mut palette);
