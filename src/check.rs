@@ -17,30 +17,8 @@ fn read(path: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// The running kernel's config, from /proc/config.gz or /boot.
-fn kernel_config_text() -> Option<String> {
-    use std::io::Read;
-    if let Ok(gz) = std::fs::File::open("/proc/config.gz") {
-        let mut text = String::new();
-        if flate2::read::GzDecoder::new(gz)
-            .read_to_string(&mut text)
-            .is_ok()
-        {
-            return Some(text);
-        }
-    }
-    let release = read("/proc/sys/kernel/osrelease")?;
-    std::fs::read_to_string(format!("/boot/config-{release}")).ok()
-}
-
 pub fn capabilities() -> Vec<Capability> {
-    let config = kernel_config_text();
-    let kernel_config = |option: &str| {
-        config.as_ref().map(|text| {
-            text.lines()
-                .any(|l| l == format!("{option}=y") || l == format!("{option}=m"))
-        })
-    };
+    let kernel_config = crate::kprobe::kernel_config;
     let tracing = crate::event::tracefs_events()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf));

@@ -23,7 +23,19 @@ pub struct EventSpec {
     /// For tracepoints (and persistent probes): tracefs's format description
     /// of the fields each hit carries.
     pub format: Option<String>,
+    /// For a glob of kprobes through one multi-kprobe BPF link: the functions.
+    /// The event itself is then a bpf-output event the program writes to.
+    pub multi_kprobe: Option<MultiKprobe>,
 }
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultiKprobe {
+    pub functions: Vec<String>,
+    pub is_return: bool,
+}
+
+/// PERF_COUNT_SW_BPF_OUTPUT: the software event BPF programs write samples to.
+pub const SW_BPF_OUTPUT: u64 = 10;
 
 impl EventSpec {
     fn new(name: impl Into<String>, type_: u32, config: u64) -> Self {
@@ -33,13 +45,16 @@ impl EventSpec {
             config,
             kprobe_address: None,
             format: None,
+            multi_kprobe: None,
         }
     }
 
     /// Tracepoints and probes sample every hit; counting events sample at a
     /// frequency.
     pub fn samples_every_hit(&self) -> bool {
-        self.type_ == TYPE_TRACEPOINT || self.kprobe_address.is_some()
+        self.type_ == TYPE_TRACEPOINT
+            || self.kprobe_address.is_some()
+            || self.multi_kprobe.is_some()
     }
 }
 
@@ -155,20 +170,22 @@ impl<'a> KprobeTarget<'a> {
             },
             kprobe_address: Some(address),
             format: None,
+            multi_kprobe: None,
         }
     }
 }
 
 /// Parses one `-e` argument that may stand for several events: a kprobe glob
-/// (`kprobe:hsr_*`, `kprobe:hsr:*`) becomes one probe per function.
-pub fn parse_all(name: &str) -> Result<Vec<EventSpec>> {
+/// (`kprobe:hsr_*`, `kprobe:hsr:*`) becomes one multi-kprobe when sampling
+/// system-wide on a kernel that has them, else one probe per function.
+pub fn parse_all(name: &str, system_wide: bool) -> Result<Vec<EventSpec>> {
     match name.strip_prefix("kprobe:") {
-        Some(target) if target.contains(['*', '?']) => kprobe_glob(target),
+        Some(target) if target.contains(['*', '?']) => kprobe_glob(name, target, system_wide),
         _ => Ok(vec![parse(name)?]),
     }
 }
 
-fn kprobe_glob(target: &str) -> Result<Vec<EventSpec>> {
+fn kprobe_glob(name: &str, target: &str, system_wide: bool) -> Result<Vec<EventSpec>> {
     let probe = KprobeTarget::parse(target);
     let pmu = crate::kprobe::KprobePmu::find()?;
     // Only functions the kernel lets us probe: one refusal would end the run.
@@ -184,6 +201,16 @@ fn kprobe_glob(target: &str) -> Result<Vec<EventSpec>> {
             "'{target}' matches {} functions; that many probes slow every call, narrow the pattern (or add them with `netprof probe --force`)",
             functions.len()
         );
+    }
+    // The BPF program writes to per-CPU buffers and cannot follow tasks, so
+    // a followed command or process gets one probe per function.
+    if system_wide && crate::multiprobe::available() {
+        let mut spec = EventSpec::new(name, TYPE_SOFTWARE, SW_BPF_OUTPUT);
+        spec.multi_kprobe = Some(MultiKprobe {
+            functions: functions.into_iter().map(|f| f.name).collect(),
+            is_return: probe.is_return,
+        });
+        return Ok(vec![spec]);
     }
     let suffix = if probe.is_return { "%return" } else { "" };
     Ok(functions

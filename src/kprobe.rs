@@ -41,6 +41,28 @@ pub fn no_kprobes() -> anyhow::Error {
     )
 }
 
+/// Whether the running kernel was built with `option` (=y or =m), from
+/// /proc/config.gz or /boot/config-RELEASE; `None` where neither is readable.
+pub fn kernel_config(option: &str) -> Option<bool> {
+    use std::io::Read;
+    let mut text = String::new();
+    let from_proc = std::fs::File::open("/proc/config.gz")
+        .ok()
+        .is_some_and(|gz| {
+            flate2::read::GzDecoder::new(gz)
+                .read_to_string(&mut text)
+                .is_ok()
+        });
+    if !from_proc {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+        text = std::fs::read_to_string(format!("/boot/config-{}", release.trim())).ok()?;
+    }
+    Some(
+        text.lines()
+            .any(|l| l == format!("{option}=y") || l == format!("{option}=m")),
+    )
+}
+
 /// A kernel function: its name, for module code the module, and its address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Function {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod event;
 pub mod kallsyms;
 pub mod kprobe;
+pub mod multiprobe;
 pub mod outfile;
 pub mod perfdata;
 pub mod probe;

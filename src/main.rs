@@ -181,7 +181,7 @@ fn run_probe(args: ProbeArgs) -> Result<()> {
             "one at a time"
         };
         eprintln!(
-            "netprof: {} probe(s) added through kprobe_events {how} (this build has no multi-kprobe BPF link)",
+            "netprof: {} probe(s) added through kprobe_events {how}; to attach a glob at once for one recording, use record -e 'kprobe:GLOB' -a (a multi-kprobe BPF link)",
             created.len()
         );
     }

@@ -570,12 +570,46 @@ fn probe_arguments(work: &Path) {
 }
 
 fn record_kprobe_glob(work: &Path) {
+    // System-wide: one BPF program on every function through a multi-kprobe link.
     let data = work.join("glob.data");
-    netprof_ok(&[
+    let out = netprof(&[
         "record",
         "-e",
         "kprobe:netprof_test:netprof_test_*",
         "-a",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo 10 > /proc/netprof_test",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("functions probed at once through a multi-kprobe BPF link"),
+        "{}",
+        stderr(&out)
+    );
+    let f = folded_of(&data, &[]);
+    let leaf = |name: &str| count(&f, &format!(";netprof_test_{name} [netprof_test] "));
+    assert_eq!(
+        (leaf("inner"), leaf("middle"), leaf("outer"), leaf("write")),
+        (10, 10, 10, 1),
+        "{f}"
+    );
+    assert_eq!(
+        count(&f, &format!("{CHAIN} ")),
+        10,
+        "hits keep their full call chain:\n{f}"
+    );
+
+    // Following a command: one kprobe-PMU probe per function.
+    let data = work.join("glob-task.data");
+    netprof_ok(&[
+        "record",
+        "-e",
+        "kprobe:netprof_test:netprof_test_*",
         "-g",
         "-o",
         data.to_str().unwrap(),
@@ -599,8 +633,51 @@ fn record_kprobe_glob(work: &Path) {
             "{per_event:?}"
         );
     }
-    assert!(
-        !per_event.contains_key("kprobe:netprof_test_delay"),
-        "{per_event:?}"
+
+    // A whole module at once: HSR, with traffic through the ring.
+    sh("ip netns add hsra && ip netns add hsrb \
+        && ip link add a1 netns hsra type veth peer name b1 netns hsrb \
+        && ip link add a2 netns hsra type veth peer name b2 netns hsrb \
+        && for ns in hsra hsrb; do ip -n $ns link set lo up; done \
+        && ip -n hsra link set a1 up && ip -n hsra link set a2 up \
+        && ip -n hsrb link set b1 up && ip -n hsrb link set b2 up \
+        && ip -n hsra link add hsr0 type hsr slave1 a1 slave2 a2 \
+        && ip -n hsrb link add hsr0 type hsr slave1 b1 slave2 b2 \
+        && ip -n hsra addr add 192.0.2.1/24 dev hsr0 && ip -n hsra link set hsr0 up \
+        && ip -n hsrb addr add 192.0.2.2/24 dev hsr0 && ip -n hsrb link set hsr0 up");
+    let data = work.join("hsr-all.data");
+    let out = netprof(&[
+        "record",
+        "-e",
+        "kprobe:hsr:*",
+        "-a",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        "hsra",
+        "ping",
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        "192.0.2.2",
+    ]);
+    sh("ip netns del hsra; ip netns del hsrb");
+    assert!(out.status.success(), "{}", stderr(&out));
+    eprintln!(
+        "guest: {}",
+        stderr(&out)
+            .lines()
+            .filter(|l| l.contains("multi-kprobe"))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
+    let f = folded_of(&data, &["--module", "hsr"]);
+    assert!(count(&f, "hsr_forward_skb [hsr]") >= 3, "{f}");
 }

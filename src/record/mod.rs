@@ -78,12 +78,14 @@ extern "C" fn request_stop(_: libc::c_int) {
 }
 
 pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
+    let system_wide =
+        opts.all_cpus || opts.cpus.is_some() || (opts.pids.is_empty() && opts.command.is_empty());
     let specs: Vec<EventSpec> = if opts.events.is_empty() {
         vec![event::parse("cpu-clock")?]
     } else {
         let mut specs = Vec::new();
         for e in &opts.events {
-            specs.extend(event::parse_all(e)?);
+            specs.extend(event::parse_all(e, system_wide)?);
         }
         specs
     };
@@ -111,8 +113,6 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     } else {
         Some(HeldChild::spawn(&opts.command)?)
     };
-    let system_wide =
-        opts.all_cpus || opts.cpus.is_some() || (opts.pids.is_empty() && child.is_none());
     let scope = if system_wide {
         Scope::SystemWide(opts.cpus.clone().unwrap_or_else(|| online.clone()))
     } else {
@@ -126,10 +126,14 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
 
     // All events share one sample layout; tracepoint fields ride along in
     // every sample when any event has them.
-    let raw = specs.iter().any(|s| s.format.is_some());
+    let raw = specs
+        .iter()
+        .any(|s| s.format.is_some() || s.multi_kprobe.is_some());
     let mut events = Vec::new();
     let mut samplers = Vec::new();
     let mut counters = Vec::new();
+    // Multi-kprobes attached; they detach when dropped, after the last drain.
+    let mut multi_probes = Vec::new();
     for spec in &specs {
         let attr = EventAttr {
             type_: spec.type_,
@@ -153,6 +157,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
             on_aux_bytes: 0,
         };
         let mut ids = Vec::new();
+        let mut outputs = Vec::new();
         let targets: Vec<(i64, i64)> = match &scope {
             Scope::SystemWide(cpus) => cpus.iter().map(|&c| (-1, c as i64)).collect(),
             Scope::Tasks(tids) => tids
@@ -179,8 +184,24 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
                 bail!("internal error: the kernel event's sample layout differs from the file header's");
             }
             ids.push(counter.id().context("cannot read the event id")?);
+            outputs.push((cpu as u32, counter.file().as_raw_fd()));
             samplers.push(sampler);
             counters.push(counter);
+        }
+        if let Some(multi) = &spec.multi_kprobe {
+            let start = Instant::now();
+            multi_probes.push(crate::multiprobe::attach(
+                &multi.functions,
+                multi.is_return,
+                &outputs,
+            )?);
+            if !opts.quiet {
+                eprintln!(
+                    "netprof: {} functions probed at once through a multi-kprobe BPF link in {} ms",
+                    multi.functions.len(),
+                    start.elapsed().as_millis()
+                );
+            }
         }
         events.push(EventDesc {
             attr,
@@ -261,6 +282,16 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
         let _ = c.disable();
     }
     drain(&samplers, &mut writer, &mut summary)?;
+    if !multi_probes.is_empty() {
+        let start = Instant::now();
+        drop(multi_probes);
+        if !opts.quiet {
+            eprintln!(
+                "netprof: multi-kprobe detached in {} ms",
+                start.elapsed().as_millis()
+            );
+        }
+    }
     if let Some(mut c) = child {
         summary.command_status = Some(c.stop());
     }
@@ -312,6 +343,7 @@ fn open_counter(
         (event::TYPE_TRACEPOINT, id) => Counter::new(Tracepoint { id }, target, opts),
         (event::TYPE_SOFTWARE, config) => {
             let sw = match config {
+                event::SW_BPF_OUTPUT => Software::BpfOutput,
                 0 => Software::CpuClock,
                 1 => Software::TaskClock,
                 2 => Software::PageFault,
