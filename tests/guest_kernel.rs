@@ -16,7 +16,10 @@ use common::*;
 fn in_guest_kernel() {
     if std::env::var_os("NETPROF_IN_GUEST").is_none() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // The kernel's console comes along, shown only if the suite fails:
+        // an oops in the guest then explains itself.
         let mut guest = Command::new(root.join("tests/guest/run"))
+            .env("NETPROF_GUEST_CONSOLE", "1")
             .args(["env", "NETPROF_IN_GUEST=1", "RUST_BACKTRACE=1"])
             .arg(std::env::current_exe().unwrap())
             .args([
