@@ -382,10 +382,11 @@ fn kill_nine_leaves_nothing(work: &Path) {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-fn hsr_ring(work: &Path) {
+/// Records `event` system-wide while 5 pings cross an HSR ring made of two
+/// nodes in their own namespaces, joined by two veth pairs (the ring's two
+/// directions), with addresses from the documentation range.
+fn record_ping_across_hsr(event: &str, data: &Path) -> std::process::Output {
     sh("modprobe hsr");
-    // Two HSR nodes in their own namespaces, joined by two veth pairs (the
-    // ring's two directions); addresses from the documentation range.
     sh("ip netns add hsra && ip netns add hsrb \
         && ip link add a1 netns hsra type veth peer name b1 netns hsrb \
         && ip link add a2 netns hsra type veth peer name b2 netns hsrb \
@@ -396,11 +397,10 @@ fn hsr_ring(work: &Path) {
         && ip -n hsrb link add hsr0 type hsr slave1 b1 slave2 b2 \
         && ip -n hsra addr add 192.0.2.1/24 dev hsr0 && ip -n hsra link set hsr0 up \
         && ip -n hsrb addr add 192.0.2.2/24 dev hsr0 && ip -n hsrb link set hsr0 up");
-    let data = work.join("hsr.data");
-    netprof_ok(&[
+    let out = netprof(&[
         "record",
         "-e",
-        "kprobe:hsr_forward_skb",
+        event,
         "-a",
         "-g",
         "-o",
@@ -419,6 +419,14 @@ fn hsr_ring(work: &Path) {
         "2",
         "192.0.2.2",
     ]);
+    sh("ip netns del hsra; ip netns del hsrb");
+    out
+}
+
+fn hsr_ring(work: &Path) {
+    let data = work.join("hsr.data");
+    let out = record_ping_across_hsr("kprobe:hsr_forward_skb", &data);
+    assert!(out.status.success(), "{}", stderr(&out));
     let f = folded_of(&data, &[]);
     assert!(count(&f, "hsr_forward_skb [hsr]") >= 5, "{f}");
     let only_hsr = folded_of(&data, &["--module", "hsr"]);
@@ -426,7 +434,6 @@ fn hsr_ring(work: &Path) {
         !only_hsr.is_empty() && only_hsr.lines().all(|l| l.contains("[hsr]")),
         "{only_hsr}"
     );
-    sh("ip netns del hsra; ip netns del hsrb");
 }
 
 fn names_survive_rmmod(work: &Path) {
@@ -638,40 +645,8 @@ fn record_kprobe_glob(work: &Path) {
     }
 
     // A whole module at once: HSR, with traffic through the ring.
-    sh("ip netns add hsra && ip netns add hsrb \
-        && ip link add a1 netns hsra type veth peer name b1 netns hsrb \
-        && ip link add a2 netns hsra type veth peer name b2 netns hsrb \
-        && for ns in hsra hsrb; do ip -n $ns link set lo up; done \
-        && ip -n hsra link set a1 up && ip -n hsra link set a2 up \
-        && ip -n hsrb link set b1 up && ip -n hsrb link set b2 up \
-        && ip -n hsra link add hsr0 type hsr slave1 a1 slave2 a2 \
-        && ip -n hsrb link add hsr0 type hsr slave1 b1 slave2 b2 \
-        && ip -n hsra addr add 192.0.2.1/24 dev hsr0 && ip -n hsra link set hsr0 up \
-        && ip -n hsrb addr add 192.0.2.2/24 dev hsr0 && ip -n hsrb link set hsr0 up");
     let data = work.join("hsr-all.data");
-    let out = netprof(&[
-        "record",
-        "-e",
-        "kprobe:hsr:*",
-        "-a",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        "ip",
-        "netns",
-        "exec",
-        "hsra",
-        "ping",
-        "-c",
-        "3",
-        "-i",
-        "0.2",
-        "-W",
-        "2",
-        "192.0.2.2",
-    ]);
-    sh("ip netns del hsra; ip netns del hsrb");
+    let out = record_ping_across_hsr("kprobe:hsr:*", &data);
     assert!(out.status.success(), "{}", stderr(&out));
     eprintln!(
         "guest: {}",
