@@ -16,8 +16,9 @@ use common::*;
 fn in_guest_kernel() {
     if std::env::var_os("NETPROF_IN_GUEST").is_none() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        // The kernel's console comes along, shown only if the suite fails:
-        // an oops in the guest then explains itself.
+        // Everything the guest prints, its kernel's console included, is
+        // shown only if the suite fails: an oops there then explains itself.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
         let mut guest = Command::new(root.join("tests/guest/run"))
             .env("NETPROF_GUEST_CONSOLE", "1")
             .args(["env", "NETPROF_IN_GUEST=1", "RUST_BACKTRACE=1"])
@@ -28,14 +29,14 @@ fn in_guest_kernel() {
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stdout(writer.try_clone().expect("a pipe"))
+            .stderr(writer)
             .spawn()
             .expect("tests/guest/run starts");
         // Marked as the guest's, so that its runner's lines are not taken
         // for this host's test results.
         use std::io::BufRead;
-        for line in std::io::BufReader::new(guest.stdout.take().unwrap()).lines() {
+        for line in std::io::BufReader::new(reader).lines() {
             println!("guest| {}", line.unwrap_or_default());
         }
         let status = guest.wait().unwrap();

@@ -185,16 +185,13 @@ pub fn render(view: &View, opts: &TreeOptions) -> String {
         let tree = &trees[i];
         if !tree.roots.is_empty() {
             let _ = writeln!(out, "            |");
-            print_children(
-                &mut out,
-                &tree.nodes,
-                &tree.roots,
-                "            ",
-                true,
+            let drawer = Drawer {
+                nodes: &tree.nodes,
                 frames,
-                &pct,
-                opts.percent_limit,
-            );
+                total: view.total.max(1) as f64,
+                limit: opts.percent_limit,
+            };
+            drawer.children(&mut out, &tree.roots, "            ", true);
         }
         let _ = writeln!(out);
     }
@@ -241,91 +238,62 @@ impl Tree {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn print_children(
-    out: &mut String,
-    tree: &[Node],
-    nodes: &[usize],
-    prefix: &str,
-    first_level: bool,
-    frames: &[crate::symbolize::Frame],
-    pct: &dyn Fn(u64) -> f64,
+/// Draws one entry's call tree the way perf does: single children continue
+/// the column, branches get their percentages.
+struct Drawer<'a> {
+    nodes: &'a [Node],
+    frames: &'a [crate::symbolize::Frame],
+    total: f64,
+    /// Branches below this share of all samples, in percent, are left out.
     limit: f64,
-) {
-    let mut nodes: Vec<usize> = nodes
-        .iter()
-        .copied()
-        .filter(|&n| pct(tree[n].count) >= limit)
-        .collect();
-    nodes.sort_by(|&a, &b| tree[b].count.cmp(&tree[a].count));
-    if nodes.len() == 1 && first_level {
-        // A single root continues the entry's line, as perf draws it.
-        let _ = writeln!(
-            out,
-            "{prefix}---{}",
-            frames[tree[nodes[0]].frame as usize].label()
-        );
-        print_chain(
-            out,
-            tree,
-            nodes[0],
-            &format!("{prefix}   "),
-            frames,
-            pct,
-            limit,
-        );
-        return;
-    }
-    for (i, &n) in nodes.iter().enumerate() {
-        let last = i + 1 == nodes.len();
-        let tag = format!("--{:.2}%--", pct(tree[n].count));
-        let _ = writeln!(out, "{prefix}|");
-        let _ = writeln!(
-            out,
-            "{prefix}{}{tag}{}",
-            if last { " " } else { "|" },
-            frames[tree[n].frame as usize].label()
-        );
-        let cont = format!(
-            "{prefix}{}{}",
-            if last { " " } else { "|" },
-            " ".repeat(tag.len())
-        );
-        print_chain(out, tree, n, &cont, frames, pct, limit);
-    }
 }
 
-/// Prints the descendants of `node`: single children continue the column,
-/// branches get their percentages.
-fn print_chain(
-    out: &mut String,
-    tree: &[Node],
-    mut node: usize,
-    prefix: &str,
-    frames: &[crate::symbolize::Frame],
-    pct: &dyn Fn(u64) -> f64,
-    limit: f64,
-) {
-    loop {
-        let kids: Vec<usize> = tree[node]
-            .children
+impl Drawer<'_> {
+    fn pct(&self, node: usize) -> f64 {
+        100.0 * self.nodes[node].count as f64 / self.total
+    }
+
+    fn label(&self, node: usize) -> String {
+        self.frames[self.nodes[node].frame as usize].label()
+    }
+
+    fn shown(&self, nodes: &[usize]) -> Vec<usize> {
+        nodes
             .iter()
             .copied()
-            .filter(|&c| pct(tree[c].count) >= limit)
-            .collect();
-        match kids.len() {
-            0 => return,
-            1 if tree[kids[0]].count == tree[node].count => {
-                let _ = writeln!(
-                    out,
-                    "{prefix}{}",
-                    frames[tree[kids[0]].frame as usize].label()
-                );
-                node = kids[0];
-            }
-            _ => {
-                print_children(out, tree, &kids, prefix, false, frames, pct, limit);
-                return;
+            .filter(|&n| self.pct(n) >= self.limit)
+            .collect()
+    }
+
+    fn children(&self, out: &mut String, nodes: &[usize], prefix: &str, first_level: bool) {
+        let mut nodes = self.shown(nodes);
+        nodes.sort_by(|&a, &b| self.nodes[b].count.cmp(&self.nodes[a].count));
+        if nodes.len() == 1 && first_level {
+            // A single root continues the entry's line, as perf draws it.
+            let _ = writeln!(out, "{prefix}---{}", self.label(nodes[0]));
+            self.chain(out, nodes[0], &format!("{prefix}   "));
+            return;
+        }
+        for (i, &n) in nodes.iter().enumerate() {
+            let bar = if i + 1 == nodes.len() { " " } else { "|" };
+            let tag = format!("--{:.2}%--", self.pct(n));
+            let _ = writeln!(out, "{prefix}|");
+            let _ = writeln!(out, "{prefix}{bar}{tag}{}", self.label(n));
+            self.chain(out, n, &format!("{prefix}{bar}{}", " ".repeat(tag.len())));
+        }
+    }
+
+    /// The descendants of `node`, below it.
+    fn chain(&self, out: &mut String, mut node: usize, prefix: &str) {
+        loop {
+            let kids = self.shown(&self.nodes[node].children);
+            match kids.len() {
+                0 => return,
+                1 if self.nodes[kids[0]].count == self.nodes[node].count => {
+                    let _ = writeln!(out, "{prefix}{}", self.label(kids[0]));
+                    node = kids[0];
+                }
+                _ => return self.children(out, &kids, prefix, false),
             }
         }
     }
