@@ -130,24 +130,36 @@ fn count(folded: &str, needle: &str) -> u64 {
         .sum()
 }
 
+/// Records `event` with call chains, system-wide or following the shell
+/// only, while the shell writes `trigger` to the test module's proc file
+/// (`N` calls outer -> middle -> inner N times); the run must succeed.
+fn record_writes(
+    event: &str,
+    system_wide: bool,
+    trigger: &str,
+    data: &Path,
+) -> std::process::Output {
+    let write = format!("echo {trigger} > /proc/netprof_test");
+    let mut args = vec!["record", "-e", event, "-g", "-o", data.to_str().unwrap()];
+    if system_wide {
+        args.push("-a");
+    }
+    args.extend(["--", "sh", "-c", &write]);
+    let out = netprof(&args);
+    assert!(
+        out.status.success(),
+        "netprof {args:?} failed: {}",
+        stderr(&out)
+    );
+    out
+}
+
 const CHAIN: &str = "netprof_test_write [netprof_test];netprof_test_outer [netprof_test];\
 netprof_test_middle [netprof_test];netprof_test_inner [netprof_test]";
 
 fn own_module_kprobe(work: &Path) {
     let data = work.join("inner.data");
-    netprof_ok(&[
-        "record",
-        "-e",
-        "kprobe:netprof_test_inner",
-        "-a",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "echo 100 > /proc/netprof_test",
-    ]);
+    record_writes("kprobe:netprof_test_inner", true, "100", &data);
     let f = folded_of(&data, &[]);
     let total: u64 = f
         .lines()
@@ -171,19 +183,12 @@ fn own_module_kprobe(work: &Path) {
 
 fn own_module_return_probe(work: &Path) {
     let data = work.join("ret.data");
-    netprof_ok(&[
-        "record",
-        "-e",
+    record_writes(
         "kprobe:netprof_test:netprof_test_inner%return",
-        "-a",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "echo 40 > /proc/netprof_test",
-    ]);
+        true,
+        "40",
+        &data,
+    );
     let f = folded_of(&data, &[]);
     assert_eq!(count(&f, "netprof_test_middle [netprof_test]"), 40, "{f}");
 }
@@ -231,19 +236,7 @@ fn persistent_probe(work: &Path) {
         kprobe_events()
     );
     let data = work.join("persist.data");
-    netprof_ok(&[
-        "record",
-        "-e",
-        "netprof:netprof_test_inner",
-        "-a",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "echo 25 > /proc/netprof_test",
-    ]);
+    record_writes("netprof:netprof_test_inner", true, "25", &data);
     assert_eq!(
         count(&folded_of(&data, &[]), "netprof_test_inner [netprof_test] "),
         25
@@ -511,19 +504,7 @@ fn probe_arguments(work: &Path) {
     // By position, typed: inner is called with 2i+1 for i = 0..5.
     netprof_ok(&["probe", "netprof_test_inner x=$arg1:s32"]);
     let data = work.join("args.data");
-    netprof_ok(&[
-        "record",
-        "-e",
-        "netprof:netprof_test_inner",
-        "-a",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "echo 5 > /proc/netprof_test",
-    ]);
+    record_writes("netprof:netprof_test_inner", true, "5", &data);
     let samples = netprof_ok(&["report", "-i", data.to_str().unwrap(), "--samples"]);
     let mut xs: Vec<i64> = samples
         .lines()
@@ -583,20 +564,7 @@ fn probe_arguments(work: &Path) {
 fn record_kprobe_glob(work: &Path) {
     // System-wide: one BPF program on every function through a multi-kprobe link.
     let data = work.join("glob.data");
-    let out = netprof(&[
-        "record",
-        "-e",
-        "kprobe:netprof_test:netprof_test_*",
-        "-a",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "echo 10 > /proc/netprof_test",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = record_writes("kprobe:netprof_test:netprof_test_*", true, "10", &data);
     assert!(
         stderr(&out).contains("functions probed at once through a multi-kprobe BPF link"),
         "{}",
@@ -617,18 +585,7 @@ fn record_kprobe_glob(work: &Path) {
 
     // Following a command: one kprobe-PMU probe per function.
     let data = work.join("glob-task.data");
-    netprof_ok(&[
-        "record",
-        "-e",
-        "kprobe:netprof_test:netprof_test_*",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "echo 10 > /proc/netprof_test",
-    ]);
+    record_writes("kprobe:netprof_test:netprof_test_*", false, "10", &data);
     let out = netprof_ok(&["report", "-i", data.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let mut per_event = std::collections::BTreeMap::<String, u64>::new();
