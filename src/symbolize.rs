@@ -155,9 +155,12 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
         for (addr, id) in kernel_ids.iter_mut() {
             *id = table.intern(kernel_frame(profile, *addr));
         }
-        let mut names = vec![Vec::new(); files.len()];
-        for h in handles {
-            for (i, n) in h.join().expect("symbolizer thread") {
+        // A file that makes the ELF reader panic leaves its frames unnamed
+        // (hex, with file and offset) rather than ending the report.
+        let mut names: Vec<Vec<Option<String>>> =
+            files.iter().map(|(_, e)| vec![None; e.len()]).collect();
+        for done in handles.into_iter().filter_map(|h| h.join().ok()) {
+            for (i, n) in done {
                 names[i] = n;
             }
         }
