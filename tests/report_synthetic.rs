@@ -198,44 +198,32 @@ fn percent_limit_hides_small_entries() {
     );
 }
 
+/// Whether the text report has an entry line with this children share whose
+/// label ends with `label`.
+fn has_entry(text: &str, share: &str, label: &str) -> bool {
+    text.lines()
+        .any(|l| l.trim_start().starts_with(share) && l.trim_end().ends_with(label))
+}
+
 #[test]
 fn sort_by_comm_and_dso() {
     let dir = tempfile::tempdir().unwrap();
     let file = fixture(dir.path());
-    let text = stdout(&netprof(&[
-        "report",
-        "-i",
-        file.to_str().unwrap(),
-        "--sort",
-        "comm",
-    ]));
-    assert!(
-        text.lines()
-            .any(|l| l.trim_start().starts_with("60.00%") && l.trim_end().ends_with("nc")),
-        "{text}"
-    );
-    assert!(
-        text.lines()
-            .any(|l| l.trim_start().starts_with("40.00%") && l.trim_end().ends_with("dd")),
-        "{text}"
-    );
-    let text = stdout(&netprof(&[
-        "report",
-        "-i",
-        file.to_str().unwrap(),
-        "--sort",
-        "dso",
-    ]));
-    assert!(
-        text.lines()
-            .any(|l| l.trim_start().starts_with("60.00%") && l.trim_end().ends_with("[hsr]")),
-        "{text}"
-    );
-    assert!(
-        text.lines()
-            .any(|l| l.trim_start().starts_with("10.00%") && l.trim_end().ends_with("[bpf]")),
-        "{text}"
-    );
+    let sorted = |key: &str| {
+        stdout(&netprof(&[
+            "report",
+            "-i",
+            file.to_str().unwrap(),
+            "--sort",
+            key,
+        ]))
+    };
+    let text = sorted("comm");
+    assert!(has_entry(&text, "60.00%", "nc"), "{text}");
+    assert!(has_entry(&text, "40.00%", "dd"), "{text}");
+    let text = sorted("dso");
+    assert!(has_entry(&text, "60.00%", "[hsr]"), "{text}");
+    assert!(has_entry(&text, "10.00%", "[bpf]"), "{text}");
 }
 
 #[test]
