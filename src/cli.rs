@@ -38,7 +38,7 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  netprof record -a -g --duration 10\n  netprof record -g -- dd if=/dev/zero of=/dev/null bs=4k count=100000\n  netprof record -e net:net_dev_xmit -a -g --duration 5"
+    after_help = "Examples:\n  netprof record -a -g --duration 10\n  netprof record -g -- dd if=/dev/zero of=/dev/null bs=4k count=100000\n  netprof record -e net:net_dev_xmit -a -g --duration 5\n  netprof record --bpf -a -g -F 999 --duration 10"
 )]
 pub struct RecordArgs {
     /// Sample all CPUs (the default when no command and no -p is given)
@@ -70,6 +70,14 @@ pub struct RecordArgs {
     /// No status line and no summary
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Count stacks in the kernel with BPF instead of copying each sample to user space (far less
+    /// recorder CPU on busy systems); the file and its reports are the same. Needs root
+    #[arg(long)]
+    pub bpf: bool,
+    /// With --bpf: room for this many distinct stacks (and counts) per second in the kernel's maps;
+    /// samples beyond it are counted as dropped and reported
+    #[arg(long, value_name = "N", requires = "bpf", value_parser = clap::value_parser!(u32).range(1..))]
+    pub bpf_map_entries: Option<u32>,
     /// Command to run and profile until it exits (after --)
     #[arg(last = true)]
     pub command: Vec<String>,

@@ -36,6 +36,8 @@ pub struct MultiKprobe {
 
 /// PERF_COUNT_SW_BPF_OUTPUT: the software event BPF programs write samples to.
 pub const SW_BPF_OUTPUT: u64 = 10;
+/// PERF_COUNT_SW_DUMMY: an event that counts nothing, for its side-band records.
+pub const SW_DUMMY: u64 = 9;
 
 impl EventSpec {
     fn new(name: impl Into<String>, type_: u32, config: u64) -> Self {

@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` only parses the command line.
 //! Data flows record -> perf.data file -> profile -> symbolize -> report.
 
+pub mod bpfcount;
 pub mod check;
 pub mod cli;
 pub mod event;

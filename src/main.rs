@@ -58,8 +58,20 @@ fn run_record(args: RecordArgs) -> Result<()> {
         output: args.output.clone(),
         duration: args.duration,
         quiet: args.quiet,
+        bpf: args.bpf,
+        bpf_map_entries: args.bpf_map_entries,
     };
     let summary = record(&opts)?;
+    let dropped = summary.bpf_dropped;
+    if dropped.total() > 0 {
+        eprintln!(
+            "netprof: warning: {} samples not counted: the kernel's maps were full ({} for stacks, {} for counts); \
+             raise --bpf-map-entries",
+            dropped.total(),
+            dropped.stacks_full,
+            dropped.counts_full
+        );
+    }
     if !args.quiet {
         eprintln!(
             "netprof: {} samples ({} lost) in {:.1}s, {:.1} MB written to {}",

@@ -13,6 +13,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use linux_perf_data::linux_perf_event_reader::{
     CpuMode, EventRecord, RawData, RawEventRecord, RecordParseInfo, RecordType, SampleRecord,
+    SamplingPolicy,
 };
 use linux_perf_data::{Feature, PerfFileReader, PerfFileRecord};
 
@@ -249,6 +250,14 @@ fn read_profile(
         })
         .collect();
 
+    // A sample of a fixed-period event stands for `period` occurrences: 1
+    // for a probe hit, the count of a stack for `record --bpf`. Samples of
+    // frequency-driven events count one each.
+    let period_weighted: Vec<bool> = perf_file
+        .event_attributes()
+        .iter()
+        .map(|a| matches!(a.attr.sampling_policy, SamplingPolicy::Period(_)))
+        .collect();
     let formats = tracepoint_formats(
         &events,
         perf_file.feature_section_data(Feature(crate::perfdata::FEATURE_NETPROF_TP_FORMATS)),
@@ -280,7 +289,7 @@ fn read_profile(
     // One thread walks the records (the perf.data parser), this one parses
     // and counts them: the two halves of the work run on two cores.
     let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel::<Batch>(8);
-    let mut counts = Aggregator::new(filter);
+    let mut counts = Aggregator::new(filter, period_weighted);
     std::thread::scope(|scope| -> Result<()> {
         let reader =
             scope.spawn(move || read_records(&mut perf_file, &mut record_iter, batches_tx));
@@ -420,6 +429,8 @@ fn read_records<R: std::io::Read>(
 /// process names and address spaces through the record stream.
 struct Aggregator<'f> {
     filter: &'f Filter,
+    /// By event: whether a sample weighs its period (see read_profile).
+    period_weighted: Vec<bool>,
     spaces: AddressSpaces,
     comm_ids: HashMap<String, u32>,
     comms: Vec<String>,
@@ -436,9 +447,10 @@ struct Aggregator<'f> {
 }
 
 impl<'f> Aggregator<'f> {
-    fn new(filter: &'f Filter) -> Self {
+    fn new(filter: &'f Filter, period_weighted: Vec<bool>) -> Self {
         Aggregator {
             filter,
+            period_weighted,
             spaces: AddressSpaces::default(),
             comm_ids: HashMap::new(),
             comms: Vec::new(),
@@ -520,7 +532,11 @@ impl<'f> Aggregator<'f> {
         let pid = s.pid.unwrap_or(-1);
         let tid = s.tid.unwrap_or(pid);
         let cpu = s.cpu.unwrap_or(0);
-        self.file_samples += 1;
+        let weight = match self.period_weighted.get(event as usize) {
+            Some(true) => s.period.unwrap_or(1),
+            _ => 1,
+        };
+        self.file_samples += weight;
         let comm = match self
             .comm_of_tid
             .get(&tid)
@@ -538,7 +554,7 @@ impl<'f> Aggregator<'f> {
         {
             return;
         }
-        self.total_samples += 1;
+        self.total_samples += weight;
         let space = self.spaces.of(pid);
         let key = &mut self.key;
         key.clear();
@@ -579,7 +595,7 @@ impl<'f> Aggregator<'f> {
         *self
             .groups
             .entry((event, pid, tid, cpu, comm, stack))
-            .or_insert(0) += 1;
+            .or_insert(0) += weight;
         if self.filter.keep_samples {
             self.samples.push(Sample {
                 time: s.timestamp.unwrap_or(0),

@@ -25,6 +25,7 @@ pub const FEATURE_NETPROF_TP_FORMATS: u32 = 201;
 pub const PERF_RECORD_MMAP: u32 = 1;
 pub const PERF_RECORD_LOST: u32 = 2;
 pub const PERF_RECORD_COMM: u32 = 3;
+pub const PERF_RECORD_SAMPLE: u32 = 9;
 pub const PERF_RECORD_MMAP2: u32 = 10;
 pub const PERF_RECORD_FINISHED_ROUND: u32 = 68;
 

@@ -190,6 +190,35 @@ impl RecordBuilder {
         self.buf
     }
 
+    /// A sample in netprof's layout (see `EventAttr::sample_type`) without
+    /// raw data; `callchain`, when given, holds the frames with their
+    /// PERF_CONTEXT markers as the kernel writes them.
+    pub fn sample(s: &SampleFields, callchain: Option<&[u64]>) -> Vec<u8> {
+        let mut r = Self::new();
+        r.u64(s.ip)
+            .u32(s.pid)
+            .u32(s.tid)
+            .u64(s.time)
+            .u64(s.id)
+            .u32(s.cpu)
+            .u32(0)
+            .u64(s.period);
+        if let Some(frames) = callchain {
+            r.u64(frames.len() as u64);
+            for &f in frames {
+                r.u64(f);
+            }
+        }
+        let size = r.buf.len() as u16;
+        let misc = if s.kernel {
+            PERF_RECORD_MISC_KERNEL
+        } else {
+            PERF_RECORD_MISC_USER
+        };
+        r.buf[..8].copy_from_slice(&record_header(PERF_RECORD_SAMPLE, misc, size));
+        r.buf
+    }
+
     pub fn comm(pid: u32, tid: u32, comm: &[u8], id: u64) -> Vec<u8> {
         let mut r = Self::new();
         r.u32(pid).u32(tid).string(&comm[..comm.len().min(15)]);
@@ -239,6 +268,20 @@ impl RecordBuilder {
             },
         )
     }
+}
+
+/// The fixed fields of a sample record.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleFields {
+    pub ip: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub time: u64,
+    pub id: u64,
+    pub cpu: u32,
+    pub period: u64,
+    /// Whether the sample hit in the kernel.
+    pub kernel: bool,
 }
 
 /// An executable file mapping of a process.

@@ -20,8 +20,10 @@ use perf_event_open::count::Counter;
 use perf_event_open::sample::Sampler;
 
 mod child;
+mod counted;
 
 use child::HeldChild;
+use counted::KernelCounts;
 
 use crate::event::{self, EventSpec};
 use crate::kallsyms::KernelSymbols;
@@ -35,7 +37,8 @@ const RING_PAGES_EXP: u8 = 8;
 const RING_BYTES: u32 = 4096 << RING_PAGES_EXP;
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
-const PERF_RECORD_SAMPLE: u32 = 9;
+/// How often `record --bpf` empties the kernel's count maps.
+const COUNT_DRAIN_INTERVAL: Duration = Duration::from_secs(1);
 const PERF_RECORD_LOST_SAMPLES: u32 = 13;
 
 #[derive(Clone, Debug)]
@@ -50,6 +53,11 @@ pub struct RecordOptions {
     pub output: PathBuf,
     pub duration: Option<f64>,
     pub quiet: bool,
+    /// Count stacks in the kernel (BPF) instead of copying each sample.
+    pub bpf: bool,
+    /// Room in the kernel's maps per drain interval (default: from the
+    /// sampling rate and CPU count).
+    pub bpf_map_entries: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +69,8 @@ pub struct RecordSummary {
     pub bytes: u64,
     pub elapsed: Duration,
     pub command_status: Option<i32>,
+    /// `record --bpf`: samples the kernel could not count (maps full).
+    pub bpf_dropped: crate::bpfcount::Dropped,
 }
 
 /// Where the events are opened.
@@ -85,7 +95,9 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     } else {
         let mut specs = Vec::new();
         for e in &opts.events {
-            specs.extend(event::parse_all(e, system_wide)?);
+            // With --bpf, a glob becomes one kprobe per function, each
+            // with the counting program.
+            specs.extend(event::parse_all(e, system_wide && !opts.bpf)?);
         }
         specs
     };
@@ -124,14 +136,41 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
         Scope::Tasks(tids)
     };
 
+    if opts.bpf && !system_wide && specs.iter().any(counted::fires_everywhere) {
+        bail!(
+            "record --bpf counts tracepoints and kprobes system-wide only (their BPF programs run for every \
+             task); add -a, or record this command without --bpf"
+        );
+    }
+
     // All events share one sample layout; tracepoint fields ride along in
-    // every sample when any event has them.
-    let raw = specs
-        .iter()
-        .any(|s| s.format.is_some() || s.multi_kprobe.is_some());
+    // every sample when any event has them (counted samples have none).
+    let raw = !opts.bpf
+        && specs
+            .iter()
+            .any(|s| s.format.is_some() || s.multi_kprobe.is_some());
+    let mut kernel_counts = KernelCounts::new(opts.callgraph);
+    let count_options = crate::bpfcount::CountOptions {
+        max_frames: if opts.callgraph {
+            crate::bpfcount::MAX_FRAMES
+        } else {
+            1
+        },
+        cpus: opts.cpus.clone(),
+        counts_entries: opts
+            .bpf_map_entries
+            .unwrap_or_else(|| default_map_entries(opts.frequency, online.len())),
+        // A stack takes 1 KiB of kernel memory: at most 32 MiB per map by default.
+        stacks_entries: opts.bpf_map_entries.unwrap_or_else(|| {
+            (default_map_entries(opts.frequency, online.len()) / 2).min(1 << 15)
+        }),
+    };
     let mut events = Vec::new();
     let mut samplers = Vec::new();
     let mut counters = Vec::new();
+    // Descriptors of the events with a ring buffer, to poll: poll reports
+    // the others as hung up.
+    let mut ring_fds = Vec::new();
     // Multi-kprobes attached; they detach when dropped, after the last drain.
     let mut multi_probes = Vec::new();
     for spec in &specs {
@@ -151,20 +190,31 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
             exclude_user: false,
             exclude_kernel: false,
         };
-        let mut crate_opts = attr.opts();
+        // A counted event takes its stacks in the BPF program; asking the
+        // kernel for call chains too would unwind twice per sample, and
+        // bpf_get_stack() then returns the kernel's chain with its context
+        // marker as a frame.
+        let open_attr = EventAttr {
+            callchain: attr.callchain && !opts.bpf,
+            ..attr.clone()
+        };
+        let mut crate_opts = open_attr.opts();
         crate_opts.wake_up = WakeUp {
             on: WakeUpOn::Bytes(RING_BYTES / 2),
             on_aux_bytes: 0,
         };
         let mut ids = Vec::new();
         let mut outputs = Vec::new();
-        let targets: Vec<(i64, i64)> = match &scope {
+        let mut targets: Vec<(i64, i64)> = match &scope {
             Scope::SystemWide(cpus) => cpus.iter().map(|&c| (-1, c as i64)).collect(),
             Scope::Tasks(tids) => tids
                 .iter()
                 .flat_map(|&t| online.iter().map(move |&c| (t as i64, c as i64)))
                 .collect(),
         };
+        if opts.bpf && counted::fires_everywhere(spec) {
+            targets.truncate(1);
+        }
         for (tid, cpu) in targets {
             let target: Target = if tid < 0 {
                 (Proc::ALL, Cpu(cpu as u32)).into()
@@ -173,6 +223,13 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
             };
             let counter = open_counter(spec, target, &crate_opts)
                 .map_err(|e| open_error(e, spec, tid, cpu))?;
+            ids.push(counter.id().context("cannot read the event id")?);
+            outputs.push((cpu as u32, counter.file().as_raw_fd()));
+            if opts.bpf {
+                // The counting program takes the samples; no ring buffer.
+                counters.push(counter);
+                continue;
+            }
             let sampler = counter.sampler(RING_PAGES_EXP).map_err(|e| {
                 anyhow::anyhow!(
                     "cannot map the ring buffer of {} ({e}); raise kernel.perf_event_mlock_kb or run as root",
@@ -183,8 +240,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
             {
                 bail!("internal error: the kernel event's sample layout differs from the file header's");
             }
-            ids.push(counter.id().context("cannot read the event id")?);
-            outputs.push((cpu as u32, counter.file().as_raw_fd()));
+            ring_fds.push(counter.file().as_raw_fd());
             samplers.push(sampler);
             counters.push(counter);
         }
@@ -203,11 +259,28 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
                 );
             }
         }
+        if opts.bpf {
+            let counter = crate::bpfcount::StackCounter::load(&count_options)?;
+            let fds: Vec<i32> = outputs.iter().map(|&(_, fd)| fd).collect();
+            kernel_counts.add(counter, spec, &fds, ids[0])?;
+        }
+        // Each counted sample carries its count as its period.
+        let file_attr = EventAttr {
+            rate: if opts.bpf { Rate::Period(1) } else { attr.rate },
+            ..attr
+        };
         events.push(EventDesc {
-            attr,
+            attr: file_attr,
             name: spec.name.clone(),
             ids,
         });
+    }
+    if opts.bpf {
+        let (desc, side_counters, side_samplers) = open_side_band(&scope, &online, opts)?;
+        events.push(desc);
+        ring_fds.extend(side_counters.iter().map(|c| c.file().as_raw_fd()));
+        counters.extend(side_counters);
+        samplers.extend(side_samplers);
     }
 
     let kallsyms_text = KernelSymbols::snapshot_text().unwrap_or_default();
@@ -254,10 +327,15 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     let show_status = !opts.quiet && std::io::stderr().is_terminal();
     let deadline = opts.duration.map(|d| start + Duration::from_secs_f64(d));
     let mut last_status = Instant::now();
-    let fds: Vec<i32> = counters.iter().map(|c| c.file().as_raw_fd()).collect();
+    let mut last_time = 0;
+    let mut last_count_drain = Instant::now();
     loop {
-        wait_for_data(&fds, POLL_INTERVAL);
-        drain(&samplers, &mut writer, &mut summary)?;
+        wait_for_data(&ring_fds, POLL_INTERVAL);
+        drain(&samplers, &mut writer, &mut summary, &mut last_time)?;
+        if opts.bpf && last_count_drain.elapsed() >= COUNT_DRAIN_INTERVAL {
+            last_count_drain = Instant::now();
+            summary.samples += kernel_counts.drain(&mut writer, last_time)?;
+        }
         if show_status && last_status.elapsed() >= STATUS_INTERVAL {
             last_status = Instant::now();
             eprint!(
@@ -281,7 +359,14 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     for c in &counters {
         let _ = c.disable();
     }
-    drain(&samplers, &mut writer, &mut summary)?;
+    drain(&samplers, &mut writer, &mut summary, &mut last_time)?;
+    if opts.bpf {
+        // Twice: the first drain flips to the generation the second empties.
+        for _ in 0..2 {
+            summary.samples += kernel_counts.drain(&mut writer, last_time)?;
+        }
+        summary.bpf_dropped = kernel_counts.dropped()?;
+    }
     if !multi_probes.is_empty() {
         let start = Instant::now();
         drop(multi_probes);
@@ -319,6 +404,63 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     }
     writer.finish(&events, &features)?;
     Ok(summary)
+}
+
+/// Room in each kernel map for one drain interval: every CPU sampling at the
+/// given rate with a distinct stack each time, twice over, within bounds.
+fn default_map_entries(frequency: u64, cpus: usize) -> u32 {
+    let per_interval = frequency.saturating_mul(cpus as u64).saturating_mul(2);
+    per_interval.clamp(4096, 1 << 18) as u32
+}
+
+/// `record --bpf`: a dummy event per CPU (or task) that samples nothing and
+/// carries the process names, forks, exits and maps into the file.
+fn open_side_band(
+    scope: &Scope,
+    online: &[u32],
+    opts: &RecordOptions,
+) -> Result<(EventDesc, Vec<Counter>, Vec<Sampler>)> {
+    let system_wide = matches!(scope, Scope::SystemWide(_));
+    let attr = EventAttr {
+        type_: event::TYPE_SOFTWARE,
+        config: event::SW_DUMMY,
+        rate: Rate::Period(1),
+        callchain: opts.callgraph,
+        raw: false,
+        inherit: !system_wide,
+        enable_on_exec: !opts.command.is_empty() && !system_wide,
+        exclude_user: false,
+        exclude_kernel: false,
+    };
+    let mut crate_opts = attr.opts();
+    crate_opts.wake_up = WakeUp {
+        on: WakeUpOn::Bytes(RING_BYTES / 2),
+        on_aux_bytes: 0,
+    };
+    let targets: Vec<Target> = match scope {
+        Scope::SystemWide(cpus) => cpus.iter().map(|&c| (Proc::ALL, Cpu(c)).into()).collect(),
+        Scope::Tasks(tids) => tids
+            .iter()
+            .flat_map(|&t| online.iter().map(move |&c| (Proc(t), Cpu(c)).into()))
+            .collect(),
+    };
+    let (mut ids, mut counters, mut samplers) = (Vec::new(), Vec::new(), Vec::new());
+    for target in targets {
+        let counter = Counter::new(perf_event_open::event::sw::Software::Dummy, target, &crate_opts)
+            .context("cannot open the side-band event that follows process names and maps")?;
+        let sampler = counter
+            .sampler(RING_PAGES_EXP)
+            .context("cannot map the side-band ring buffer; raise kernel.perf_event_mlock_kb or run as root")?;
+        ids.push(counter.id().context("cannot read the event id")?);
+        counters.push(counter);
+        samplers.push(sampler);
+    }
+    let desc = EventDesc {
+        attr,
+        name: "dummy".into(),
+        ids,
+    };
+    Ok((desc, counters, samplers))
 }
 
 /// Opens one event through the crate's typed event descriptions.
@@ -400,10 +542,13 @@ fn open_error(e: std::io::Error, spec: &EventSpec, tid: i64, cpu: i64) -> anyhow
     }
 }
 
+/// Copies the rings into the file; `last_time` follows the newest
+/// timestamp, which stamps the counted samples of `record --bpf`.
 fn drain(
     samplers: &[Sampler],
     writer: &mut PerfDataWriter,
     summary: &mut RecordSummary,
+    last_time: &mut u64,
 ) -> Result<()> {
     for sampler in samplers {
         let mut records = sampler
@@ -413,6 +558,10 @@ fn drain(
         while let Some(record) = records.lending_next() {
             let bytes = record.as_raw().as_bytes();
             let type_ = u32::from_le_bytes(bytes[..4].try_into().expect("record header"));
+            if type_ != PERF_RECORD_SAMPLE && bytes.len() >= 32 {
+                // The sample_id trailer: pid/tid, time, id, cpu.
+                *last_time = (*last_time).max(read_u64(bytes, bytes.len() - 24));
+            }
             match type_ {
                 PERF_RECORD_SAMPLE => summary.samples += 1,
                 PERF_RECORD_MMAP2 => {

@@ -1,0 +1,273 @@
+//! Stack counts kept in the kernel (`record --bpf`): bpf/stack_count.bpf.c
+//! adds one to the count of each sample's (task, CPU, kernel stack, user
+//! stack) instead of copying every stack to a ring buffer; netprof drains
+//! the counts every second and at the end.
+//!
+//! The program is attached to perf events netprof opened (cpu-clock ticks,
+//! tracepoints, kprobes) with PERF_EVENT_IOC_SET_BPF, so it lives exactly as
+//! long as those file descriptors: nothing stays loaded after netprof ends,
+//! however it ends.
+
+use std::collections::HashMap;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags};
+
+mod skeleton {
+    include!(concat!(env!("OUT_DIR"), "/stack_count.skel.rs"));
+}
+
+use skeleton::{StackCountSkel, StackCountSkelBuilder};
+
+/// Frames per stack, as perf's default `kernel.perf_event_max_stack`.
+pub const MAX_FRAMES: u32 = 127;
+
+/// How long a program that read the old generation may still be writing to
+/// it: programs run for microseconds with preemption off; this is generous.
+const GENERATION_GRACE: Duration = Duration::from_millis(5);
+
+/// Which kind of perf event a program is attached to (each kind needs its
+/// own BPF program type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachKind {
+    /// cpu-clock and other software or hardware sampling events.
+    PerfEvent,
+    Tracepoint,
+    Kprobe,
+}
+
+/// What the kernel side counts and how much room it has.
+#[derive(Clone, Debug)]
+pub struct CountOptions {
+    /// Frames per stack (1: only where the sample hit, as without -g).
+    pub max_frames: u32,
+    /// Count only samples on these CPUs (tracepoints and kprobes fire on
+    /// every CPU, whatever event they came from).
+    pub cpus: Option<Vec<u32>>,
+    /// Distinct (task, CPU, stacks) per drain interval.
+    pub counts_entries: u32,
+    /// Distinct stacks per drain interval.
+    pub stacks_entries: u32,
+}
+
+/// One drained count: how many samples had this task, CPU and stacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackCount {
+    pub pid: u32,
+    pub tid: u32,
+    pub cpu: u32,
+    /// Leaf first; empty when the sample had no kernel (or user) part.
+    pub kernel: Vec<u64>,
+    pub user: Vec<u64>,
+    pub count: u64,
+}
+
+/// Samples the kernel side could not count, since the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// No room left in the stacks map.
+    pub stacks_full: u64,
+    /// No room left in the counts map.
+    pub counts_full: u64,
+}
+
+impl Dropped {
+    pub fn total(&self) -> u64 {
+        self.stacks_full + self.counts_full
+    }
+}
+
+/// The loaded counting program and its maps.
+pub struct StackCounter {
+    skeleton: StackCountSkel<'static>,
+    /// Stacks read so far, by hash: a stack seen again in a later interval
+    /// is not read again.
+    stacks: HashMap<u64, Vec<u64>>,
+}
+
+impl StackCounter {
+    pub fn load(opts: &CountOptions) -> Result<StackCounter> {
+        // The skeleton borrows its object storage for as long as it lives,
+        // which is the rest of the recording: leaked on purpose, once.
+        let storage: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = StackCountSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| load_error(&e))?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("internal error: the BPF program has no read-only data")?;
+        rodata.max_frames = opts.max_frames.clamp(1, MAX_FRAMES);
+        if let Some(cpus) = &opts.cpus {
+            rodata.filter_cpus = 1;
+            for &cpu in cpus {
+                let cpu = cpu as usize;
+                if cpu >= rodata.cpu_mask.len() * 64 {
+                    bail!("CPU {cpu} is beyond the 1024 CPUs record --bpf can filter; drop -C or --bpf");
+                }
+                rodata.cpu_mask[cpu / 64] |= 1 << (cpu % 64);
+            }
+        }
+        for map in [&mut open.maps.counts0, &mut open.maps.counts1] {
+            map.set_max_entries(opts.counts_entries)?;
+        }
+        for map in [&mut open.maps.stacks0, &mut open.maps.stacks1] {
+            map.set_max_entries(opts.stacks_entries)?;
+        }
+        let skeleton = open.load().map_err(|e| load_error(&e))?;
+        Ok(StackCounter {
+            skeleton,
+            stacks: HashMap::new(),
+        })
+    }
+
+    /// Attaches the counting program to an open perf event. It then runs on
+    /// each of the event's samples, and the kernel writes no sample to the
+    /// event's ring buffer (the program returns 0).
+    pub fn attach(&self, kind: AttachKind, perf_event: RawFd) -> Result<()> {
+        let progs = &self.skeleton.progs;
+        let prog = match kind {
+            AttachKind::PerfEvent => &progs.count_perf_event,
+            AttachKind::Tracepoint => &progs.count_tracepoint,
+            AttachKind::Kprobe => &progs.count_kprobe,
+        };
+        const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+        let prog_fd = prog.as_fd().as_raw_fd();
+        // SAFETY: both are open descriptors; the ioctl takes the program's fd by value.
+        let rc = unsafe { libc::ioctl(perf_event, PERF_EVENT_IOC_SET_BPF, prog_fd) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            bail!("the kernel refuses to attach netprof's counting BPF program to the event ({e})");
+        }
+        Ok(())
+    }
+
+    /// Switches the programs to the other generation of maps and reads and
+    /// empties the one they were writing to.
+    pub fn drain(&mut self) -> Result<Vec<StackCount>> {
+        let bss = self
+            .skeleton
+            .maps
+            .bss_data
+            .as_deref_mut()
+            .context("internal error: the BPF program has no writable data")?;
+        let old = bss.generation & 1;
+        // SAFETY: a plain store to the mmapped BPF global; the programs read
+        // it once per sample, either value is consistent.
+        unsafe { std::ptr::write_volatile(&mut bss.generation, old ^ 1) };
+        std::thread::sleep(GENERATION_GRACE);
+
+        let maps = &self.skeleton.maps;
+        let (counts, stacks) = if old == 0 {
+            (&maps.counts0, &maps.stacks0)
+        } else {
+            (&maps.counts1, &maps.stacks1)
+        };
+        // Stacks first: the counts refer to them.
+        for (key, value) in stacks
+            .lookup_and_delete_batch(1024, MapFlags::ANY, MapFlags::ANY)
+            .context("cannot read the BPF stacks map")?
+        {
+            let hash = u64::from_ne_bytes(key[..8].try_into().expect("u64 key"));
+            self.stacks
+                .entry(hash)
+                .or_insert_with(|| parse_stack(&value));
+        }
+        let mut drained = Vec::new();
+        for (key, value) in counts
+            .lookup_and_delete_batch(4096, MapFlags::ANY, MapFlags::ANY)
+            .context("cannot read the BPF counts map")?
+        {
+            let word = |at: usize| u32::from_ne_bytes(key[at..at + 4].try_into().expect("u32"));
+            let hash = |at: usize| u64::from_ne_bytes(key[at..at + 8].try_into().expect("u64"));
+            let stack = |h: u64| self.stacks.get(&h).cloned().unwrap_or_default();
+            drained.push(StackCount {
+                pid: word(0),
+                tid: word(4),
+                cpu: word(8),
+                kernel: stack(hash(16)),
+                user: stack(hash(24)),
+                count: u64::from_ne_bytes(value[..8].try_into().expect("u64 count")),
+            });
+        }
+        Ok(drained)
+    }
+
+    /// Samples dropped for want of room, since the start.
+    pub fn dropped(&self) -> Result<Dropped> {
+        let mut totals = [0u64; 2];
+        for (reason, total) in totals.iter_mut().enumerate() {
+            let per_cpu = self
+                .skeleton
+                .maps
+                .dropped
+                .lookup_percpu(&(reason as u32).to_ne_bytes(), MapFlags::ANY)
+                .context("cannot read the BPF drop counters")?
+                .unwrap_or_default();
+            *total = per_cpu
+                .iter()
+                .map(|v| u64::from_ne_bytes(v[..8].try_into().expect("u64")))
+                .sum();
+        }
+        Ok(Dropped {
+            stacks_full: totals[0],
+            counts_full: totals[1],
+        })
+    }
+}
+
+/// A stacks map value: depth, then frames.
+fn parse_stack(value: &[u8]) -> Vec<u64> {
+    let words: Vec<u64> = value
+        .chunks_exact(8)
+        .map(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")))
+        .collect();
+    let depth = (words.first().copied().unwrap_or(0) as usize).min(words.len() - 1);
+    // Context markers are not frames (see record: counted events are opened
+    // without kernel call chains so that none should appear).
+    words[1..=depth]
+        .iter()
+        .copied()
+        .filter(|&w| w < crate::perfdata::PERF_CONTEXT_MAX)
+        .collect()
+}
+
+fn load_error(e: &libbpf_rs::Error) -> anyhow::Error {
+    let permission = matches!(
+        e.kind(),
+        libbpf_rs::ErrorKind::PermissionDenied
+    ) || e.to_string().contains("EPERM")
+        || e.to_string().contains("Operation not permitted");
+    if permission {
+        anyhow::anyhow!(
+            "no permission to load netprof's BPF program ({e}); record --bpf needs root (CAP_BPF and CAP_PERFMON). \
+             Without --bpf, netprof record works with kernel.perf_event_paranoid permissions"
+        )
+    } else {
+        anyhow::anyhow!(
+            "the kernel refuses netprof's counting BPF program ({e}); record without --bpf still works"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_values_are_cut_at_their_depth() {
+        let mut value = vec![2u64, 0x10, 0x20, 0x30];
+        value.resize(1 + MAX_FRAMES as usize, 0);
+        let bytes: Vec<u8> = value.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert_eq!(parse_stack(&bytes), vec![0x10, 0x20]);
+        // A corrupt depth cannot read past the frames.
+        let bytes: Vec<u8> = [500u64, 1].iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert_eq!(parse_stack(&bytes), vec![1]);
+    }
+}

@@ -1,0 +1,154 @@
+//! `record --bpf`: the kernel counts stacks (src/bpfcount.rs) and the
+//! recorder turns each drained count into one sample record whose period is
+//! the count, in the same file format as sampled recordings. The events that
+//! trigger the counting write nothing to ring buffers; a dummy event per CPU
+//! (or task) carries the process names and maps that name user frames.
+
+use anyhow::Result;
+
+use crate::bpfcount::{AttachKind, StackCount, StackCounter};
+use crate::event::{self, EventSpec};
+use crate::perfdata::writer::{PerfDataWriter, RecordBuilder, SampleFields};
+use crate::perfdata::{PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER};
+
+/// The kernel counters of one recording, one per event so that each count
+/// knows its event.
+pub struct KernelCounts {
+    counters: Vec<(StackCounter, u64)>,
+    callchain: bool,
+}
+
+/// Whether an event's program runs for every hit on every CPU, whichever
+/// perf event it was attached to (tracepoints and kprobes keep their BPF
+/// programs per tracepoint, not per perf event). Such events are opened once
+/// and filtered by CPU in the program; sampling events are opened per CPU.
+pub fn fires_everywhere(spec: &EventSpec) -> bool {
+    spec.type_ == event::TYPE_TRACEPOINT || spec.kprobe_address.is_some()
+}
+
+impl KernelCounts {
+    pub fn new(callchain: bool) -> Self {
+        KernelCounts {
+            counters: Vec::new(),
+            callchain,
+        }
+    }
+
+    /// Adds a counter for one event and attaches it to the event's perf
+    /// event descriptors (all of them with the same `event_id` in the file).
+    pub fn add(
+        &mut self,
+        counter: StackCounter,
+        spec: &EventSpec,
+        perf_events: &[i32],
+        event_id: u64,
+    ) -> Result<()> {
+        for &fd in perf_events {
+            if spec.kprobe_address.is_some() {
+                counter.attach(AttachKind::Kprobe, fd)?;
+            } else if spec.type_ == event::TYPE_TRACEPOINT {
+                // netprof's own persistent probes are tracepoints backed by
+                // kprobes, which take the kprobe program type.
+                counter
+                    .attach(AttachKind::Tracepoint, fd)
+                    .or_else(|_| counter.attach(AttachKind::Kprobe, fd))?;
+            } else {
+                counter.attach(AttachKind::PerfEvent, fd)?;
+            }
+        }
+        self.counters.push((counter, event_id));
+        Ok(())
+    }
+
+    /// Drains every counter into the file as samples stamped `time`;
+    /// returns how many samples they stand for.
+    pub fn drain(&mut self, writer: &mut PerfDataWriter, time: u64) -> Result<u64> {
+        let mut samples = 0;
+        for (counter, id) in &mut self.counters {
+            for count in counter.drain()? {
+                samples += count.count;
+                let chain = self.callchain.then(|| callchain(&count));
+                writer.write_record(&RecordBuilder::sample(
+                    &sample_fields(&count, *id, time),
+                    chain.as_deref(),
+                ))?;
+            }
+        }
+        writer.finish_round()?;
+        Ok(samples)
+    }
+
+    /// Samples the kernel could not count for want of map room.
+    pub fn dropped(&self) -> Result<crate::bpfcount::Dropped> {
+        let mut total = crate::bpfcount::Dropped::default();
+        for (counter, _) in &self.counters {
+            let d = counter.dropped()?;
+            total.stacks_full += d.stacks_full;
+            total.counts_full += d.counts_full;
+        }
+        Ok(total)
+    }
+}
+
+fn sample_fields(count: &StackCount, id: u64, time: u64) -> SampleFields {
+    let ip = count
+        .kernel
+        .first()
+        .or(count.user.first())
+        .copied()
+        .unwrap_or(0);
+    SampleFields {
+        ip,
+        pid: count.pid,
+        tid: count.tid,
+        time,
+        id,
+        cpu: count.cpu,
+        period: count.count,
+        kernel: !count.kernel.is_empty(),
+    }
+}
+
+/// The frames as the kernel writes a callchain: each part after its context marker.
+fn callchain(count: &StackCount) -> Vec<u64> {
+    let mut chain = Vec::with_capacity(count.kernel.len() + count.user.len() + 2);
+    if !count.kernel.is_empty() {
+        chain.push(PERF_CONTEXT_KERNEL);
+        chain.extend_from_slice(&count.kernel);
+    }
+    if !count.user.is_empty() {
+        chain.push(PERF_CONTEXT_USER);
+        chain.extend_from_slice(&count.user);
+    }
+    chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callchain_marks_kernel_and_user_parts() {
+        let count = StackCount {
+            pid: 1,
+            tid: 2,
+            cpu: 0,
+            kernel: vec![0xffff_0001, 0xffff_0002],
+            user: vec![0x401000],
+            count: 7,
+        };
+        assert_eq!(
+            callchain(&count),
+            vec![PERF_CONTEXT_KERNEL, 0xffff_0001, 0xffff_0002, PERF_CONTEXT_USER, 0x401000]
+        );
+        let fields = sample_fields(&count, 9, 100);
+        assert_eq!((fields.ip, fields.period, fields.kernel), (0xffff_0001, 7, true));
+        let user_only = StackCount {
+            kernel: vec![],
+            ..count
+        };
+        assert_eq!(callchain(&user_only), vec![PERF_CONTEXT_USER, 0x401000]);
+        let fields = sample_fields(&user_only, 9, 100);
+        assert_eq!((fields.ip, fields.kernel), (0x401000, false));
+    }
+}
