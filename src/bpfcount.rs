@@ -93,6 +93,7 @@ impl StackCounter {
     pub fn load(opts: &CountOptions) -> Result<StackCounter> {
         // The skeleton borrows its object storage for as long as it lives,
         // which is the rest of the recording: leaked on purpose, once.
+        crate::libbpf_log::capture();
         let storage: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
         let mut open = StackCountSkelBuilder::default()
@@ -239,10 +240,8 @@ fn parse_stack(value: &[u8]) -> Vec<u64> {
 }
 
 fn load_error(e: &libbpf_rs::Error) -> anyhow::Error {
-    let permission = matches!(
-        e.kind(),
-        libbpf_rs::ErrorKind::PermissionDenied
-    ) || e.to_string().contains("EPERM")
+    let permission = matches!(e.kind(), libbpf_rs::ErrorKind::PermissionDenied)
+        || e.to_string().contains("EPERM")
         || e.to_string().contains("Operation not permitted");
     if permission {
         anyhow::anyhow!(
@@ -250,8 +249,11 @@ fn load_error(e: &libbpf_rs::Error) -> anyhow::Error {
              Without --bpf, netprof record works with kernel.perf_event_paranoid permissions"
         )
     } else {
+        let reason = crate::libbpf_log::verifier_reason()
+            .map(|r| format!("; the verifier says: {r}"))
+            .unwrap_or_default();
         anyhow::anyhow!(
-            "the kernel refuses netprof's counting BPF program ({e}); record without --bpf still works"
+            "the kernel refuses netprof's counting BPF program ({e}{reason}); record without --bpf still works"
         )
     }
 }

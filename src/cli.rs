@@ -27,6 +27,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Add, list or remove persistent kprobes on kernel and module functions
     Probe(ProbeArgs),
+    /// List loaded BPF programs (type, name, tag, attach point) and measure each one's cost per run
+    Bpf(BpfArgs),
     /// Show what this kernel can do for netprof, and why each item matters
     Check,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -81,6 +83,45 @@ pub struct RecordArgs {
     /// Command to run and profile until it exits (after --)
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+const BPF_LONG_HELP: &str = "\
+Programs come from the kernel's list of loaded BPF programs; attach points from BPF links (XDP, tcx, \
+netkit, cgroup, netfilter, kprobe, tracepoint, ...), from XDP on the interfaces of the current network \
+namespace (netlink attachments included, with their mode) and from sockmaps (sk_skb, sk_msg). Programs \
+attached the older way to tc (cls_bpf), cgroups or perf events show no attach point.
+
+Cost (--duration): the kernel's BPF statistics count each program's runs and run time while netprof \
+holds a BPF_ENABLE_STATS descriptor; they go off when netprof exits, however it exits, and the \
+kernel.bpf_stats_enabled sysctl is left as it was. Every --interval, netprof reads each program's run \
+count and run time; ns per run is computed per interval, and the table shows the median over the \
+intervals that had runs, ± the interquartile range (p75 - p25). The JSON adds the quartiles, the \
+mean over the whole measurement and the number of intervals. Statistics add two clock reads to each run.
+
+JSON schema netprof-bpf/1: {schema, duration_s, programs: [{id, type, name, tag, symbol, attached: \
+[string], cost: {runs, runs_per_second, mean_ns, median_ns, p25_ns, p75_ns, intervals}}]}; cost only \
+with --duration.
+
+Examples:
+  netprof bpf
+  netprof bpf --duration 10
+  netprof bpf --id 42 --duration 5 --json";
+
+#[derive(Args, Debug)]
+#[command(after_long_help = BPF_LONG_HELP, after_help = "Examples:\n  netprof bpf\n  netprof bpf --duration 10\n  netprof bpf --id 42 --duration 5 --json")]
+pub struct BpfArgs {
+    /// Measure each program's runs per second and ns per run for this many seconds
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// With --duration: read the statistics this often, in milliseconds (one ns/run value per interval)
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..))]
+    pub interval: u64,
+    /// Only these program ids (repeatable)
+    #[arg(long = "id", value_name = "ID")]
+    pub ids: Vec<u32>,
+    /// JSON instead of a table (schema netprof-bpf/1)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

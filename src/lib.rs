@@ -4,11 +4,13 @@
 //! Data flows record -> perf.data file -> profile -> symbolize -> report.
 
 pub mod bpfcount;
+pub mod bpfprog;
 pub mod check;
 pub mod cli;
 pub mod event;
 pub mod kallsyms;
 pub mod kprobe;
+pub mod libbpf_log;
 pub mod multiprobe;
 pub mod outfile;
 pub mod perfdata;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use netprof::cli::{Cli, Command, GraphOrder, ProbeArgs, RecordArgs, ReportArgs, SortBy};
+use netprof::cli::{BpfArgs, Cli, Command, GraphOrder, ProbeArgs, RecordArgs, ReportArgs, SortBy};
 use netprof::outfile::AtomicFile;
 use netprof::profile::{Filter, Profile};
 use netprof::record::{parse_cpu_list, record, RecordOptions};
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Record(args) => run_record(args),
         Command::Report(args) => run_report(args),
         Command::Probe(args) => run_probe(args),
+        Command::Bpf(args) => run_bpf(args),
         Command::Check => {
             print!(
                 "{}",
@@ -87,6 +88,38 @@ fn run_record(args: RecordArgs) -> Result<()> {
             eprintln!("netprof: the command exited with status {status}")
         }
         _ => {}
+    }
+    Ok(())
+}
+
+fn run_bpf(args: BpfArgs) -> Result<()> {
+    let duration = match args.duration {
+        Some(d) if !(d > 0.0 && d.is_finite()) => {
+            anyhow::bail!("--duration {d}: give a positive number of seconds")
+        }
+        d => d.map(std::time::Duration::from_secs_f64),
+    };
+    let mut programs = netprof::bpfprog::list(&args.ids)?;
+    if let Some(duration) = duration {
+        eprintln!(
+            "netprof: measuring {} BPF programs for {:.1}s (Ctrl-C ends early)",
+            programs.len(),
+            duration.as_secs_f64()
+        );
+        let interval = std::time::Duration::from_millis(args.interval);
+        netprof::bpfprog::measure(&mut programs, duration, interval)?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let doc = serde_json::json!({
+            "schema": "netprof-bpf/1",
+            "duration_s": args.duration,
+            "programs": programs,
+        });
+        serde_json::to_writer_pretty(&mut stdout, &doc)?;
+        writeln!(stdout)?;
+    } else {
+        netprof::bpfprog::render_table(&programs, &mut stdout)?;
     }
     Ok(())
 }

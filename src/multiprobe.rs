@@ -37,6 +37,7 @@ pub fn attach(functions: &[String], is_return: bool, outputs: &[(u32, i32)]) -> 
     // The skeleton borrows its object storage for as long as it lives, which
     // is the rest of the recording: the storage is leaked on purpose, once
     // per recording.
+    crate::libbpf_log::capture();
     let storage: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
         Box::leak(Box::new(MaybeUninit::uninit()));
     let skeleton = KprobeMultiSkelBuilder::default()

@@ -139,10 +139,19 @@ mod tests {
         };
         assert_eq!(
             callchain(&count),
-            vec![PERF_CONTEXT_KERNEL, 0xffff_0001, 0xffff_0002, PERF_CONTEXT_USER, 0x401000]
+            vec![
+                PERF_CONTEXT_KERNEL,
+                0xffff_0001,
+                0xffff_0002,
+                PERF_CONTEXT_USER,
+                0x401000
+            ]
         );
         let fields = sample_fields(&count, 9, 100);
-        assert_eq!((fields.ip, fields.period, fields.kernel), (0xffff_0001, 7, true));
+        assert_eq!(
+            (fields.ip, fields.period, fields.kernel),
+            (0xffff_0001, 7, true)
+        );
         let user_only = StackCount {
             kernel: vec![],
             ..count

@@ -150,6 +150,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
             .iter()
             .any(|s| s.format.is_some() || s.multi_kprobe.is_some());
     let mut kernel_counts = KernelCounts::new(opts.callgraph);
+    let mut unattached_counters = Vec::new();
     let count_options = crate::bpfcount::CountOptions {
         max_frames: if opts.callgraph {
             crate::bpfcount::MAX_FRAMES
@@ -173,6 +174,14 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     let mut ring_fds = Vec::new();
     // Multi-kprobes attached; they detach when dropped, after the last drain.
     let mut multi_probes = Vec::new();
+    if opts.bpf {
+        // Loaded before any event is opened: a kernel that refuses the
+        // program is told apart from one that refuses the events.
+        for _ in &specs {
+            unattached_counters.push(crate::bpfcount::StackCounter::load(&count_options)?);
+        }
+        unattached_counters.reverse();
+    }
     for spec in &specs {
         let attr = EventAttr {
             type_: spec.type_,
@@ -260,7 +269,9 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
             }
         }
         if opts.bpf {
-            let counter = crate::bpfcount::StackCounter::load(&count_options)?;
+            let counter = unattached_counters
+                .pop()
+                .expect("one counting program per event");
             let fds: Vec<i32> = outputs.iter().map(|&(_, fd)| fd).collect();
             kernel_counts.add(counter, spec, &fds, ids[0])?;
         }
@@ -446,11 +457,15 @@ fn open_side_band(
     };
     let (mut ids, mut counters, mut samplers) = (Vec::new(), Vec::new(), Vec::new());
     for target in targets {
-        let counter = Counter::new(perf_event_open::event::sw::Software::Dummy, target, &crate_opts)
-            .context("cannot open the side-band event that follows process names and maps")?;
-        let sampler = counter
-            .sampler(RING_PAGES_EXP)
-            .context("cannot map the side-band ring buffer; raise kernel.perf_event_mlock_kb or run as root")?;
+        let counter = Counter::new(
+            perf_event_open::event::sw::Software::Dummy,
+            target,
+            &crate_opts,
+        )
+        .context("cannot open the side-band event that follows process names and maps")?;
+        let sampler = counter.sampler(RING_PAGES_EXP).context(
+            "cannot map the side-band ring buffer; raise kernel.perf_event_mlock_kb or run as root",
+        )?;
         ids.push(counter.id().context("cannot read the event id")?);
         counters.push(counter);
         samplers.push(sampler);
