@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use libbpf_cargo::SkeletonBuilder;
 
 /// The programs in bpf/, by file stem.
-const PROGRAMS: &[&str] = &["kprobe_multi", "stack_count"];
+const PROGRAMS: &[&str] = &["kprobe_multi", "latency", "stack_count"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -27,6 +27,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Add, list or remove persistent kprobes on kernel and module functions
     Probe(ProbeArgs),
+    /// Time each call of kernel or module functions: histogram, median, IQR, p90, p99
+    Latency(LatencyArgs),
     /// List loaded BPF programs (type, name, tag, attach point) and measure each one's cost per run
     Bpf(BpfArgs),
     /// Show what this kernel can do for netprof, and why each item matters
@@ -83,6 +85,52 @@ pub struct RecordArgs {
     /// Command to run and profile until it exits (after --)
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+const LATENCY_LONG_HELP: &str = "\
+Each call is timed from a probe at the function's entry to one at its return (kprobe and kretprobe; \
+all functions in one multi-kprobe link pair where the kernel has fprobe). The times go into a \
+histogram in the kernel: exact below 32 ns, then 16 buckets per power of two, so no bucket is wider \
+than 1/16 of its value. Quantiles (p25, median, p75, p90, p99) interpolate inside their bucket and \
+stay within the exact minimum and maximum; IQR is p75 - p25. Calls already running when netprof \
+attaches are not timed; a recursive call hides the outer call's time.
+
+JSON schema netprof-latency/1: {schema, duration_s, probes, dropped, missed_returns, functions: \
+[{function, module, cpu?, pid?, count, min_ns, max_ns, mean_ns, p25_ns, median_ns, p75_ns, iqr_ns, \
+p90_ns, p99_ns, histogram: [{low_ns, high_ns, count}]}]}.
+
+Examples:
+  netprof latency hsr_forward_skb --duration 10
+  netprof latency -m hsr 'hsr_*frame*' --per-cpu
+  netprof latency tcp_sendmsg -p 1234 --duration 5 --json";
+
+#[derive(Args, Debug)]
+#[command(after_long_help = LATENCY_LONG_HELP, after_help = "Examples:\n  netprof latency hsr_forward_skb --duration 10\n  netprof latency -m hsr 'hsr_*frame*' --per-cpu\n  netprof latency tcp_sendmsg -p 1234 --duration 5 --json")]
+pub struct LatencyArgs {
+    /// Functions to time: names or globs (several at once)
+    #[arg(required = true, value_name = "FUNC")]
+    pub functions: Vec<String>,
+    /// Only functions of this module
+    #[arg(short = 'm', long = "module")]
+    pub module: Option<String>,
+    /// Time calls from every process (the default)
+    #[arg(short = 'a', long = "all-cpus", conflicts_with = "pids")]
+    pub all_cpus: bool,
+    /// Time only calls made by these processes (comma-separated)
+    #[arg(short = 'p', long = "pid", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Stop after this many seconds (default: at Ctrl-C)
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// One histogram per CPU
+    #[arg(long, conflicts_with = "per_pid")]
+    pub per_cpu: bool,
+    /// One histogram per process
+    #[arg(long)]
+    pub per_pid: bool,
+    /// JSON instead of text (schema netprof-latency/1)
+    #[arg(long)]
+    pub json: bool,
 }
 
 const BPF_LONG_HELP: &str = "\

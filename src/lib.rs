@@ -10,6 +10,7 @@ pub mod cli;
 pub mod event;
 pub mod kallsyms;
 pub mod kprobe;
+pub mod latency;
 pub mod libbpf_log;
 pub mod multiprobe;
 pub mod outfile;

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use netprof::cli::{BpfArgs, Cli, Command, GraphOrder, ProbeArgs, RecordArgs, ReportArgs, SortBy};
+use netprof::cli::{
+    BpfArgs, Cli, Command, GraphOrder, LatencyArgs, ProbeArgs, RecordArgs, ReportArgs, SortBy,
+};
 use netprof::outfile::AtomicFile;
 use netprof::profile::{Filter, Profile};
 use netprof::record::{parse_cpu_list, record, RecordOptions};
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
         Command::Report(args) => run_report(args),
         Command::Probe(args) => run_probe(args),
         Command::Bpf(args) => run_bpf(args),
+        Command::Latency(args) => run_latency(args),
         Command::Check => {
             print!(
                 "{}",
@@ -88,6 +91,51 @@ fn run_record(args: RecordArgs) -> Result<()> {
             eprintln!("netprof: the command exited with status {status}")
         }
         _ => {}
+    }
+    Ok(())
+}
+
+fn run_latency(args: LatencyArgs) -> Result<()> {
+    use netprof::latency::{self, Breakdown, LatencyOptions};
+    let duration = match args.duration {
+        Some(d) if !(d > 0.0 && d.is_finite()) => {
+            anyhow::bail!("--duration {d}: give a positive number of seconds")
+        }
+        d => d.map(std::time::Duration::from_secs_f64),
+    };
+    for pid in &args.pids {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            anyhow::bail!("process {pid} does not exist; check the pid with `ps -p {pid}`");
+        }
+    }
+    let opts = LatencyOptions {
+        functions: args.functions,
+        module: args.module,
+        pids: args.pids,
+        duration,
+        breakdown: if args.per_cpu {
+            Breakdown::PerCpu
+        } else if args.per_pid {
+            Breakdown::PerProcess
+        } else {
+            Breakdown::None
+        },
+    };
+    let functions = latency::resolve_functions(&opts.functions, opts.module.as_deref())?;
+    let count = functions.len();
+    let report = latency::measure(&functions, &opts, |probes| {
+        let until = match duration {
+            Some(d) => format!("for {:.1}s", d.as_secs_f64()),
+            None => "until Ctrl-C".to_string(),
+        };
+        eprintln!("netprof: timing {count} functions ({probes}) {until}");
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &report)?;
+        writeln!(stdout)?;
+    } else {
+        latency::render_text(&report, &mut stdout)?;
     }
     Ok(())
 }

@@ -533,7 +533,8 @@ impl<'f> Aggregator<'f> {
         let tid = s.tid.unwrap_or(pid);
         let cpu = s.cpu.unwrap_or(0);
         let weight = match self.period_weighted.get(event as usize) {
-            Some(true) => s.period.unwrap_or(1),
+            // bpf-output events (multi-kprobe hits) carry period 0: one hit each.
+            Some(true) => s.period.filter(|&p| p > 0).unwrap_or(1),
             _ => 1,
         };
         self.file_samples += weight;

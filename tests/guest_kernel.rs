@@ -79,6 +79,18 @@ fn in_guest_kernel() {
             "netprof check sees kprobes, modules and BTF",
             check_sees_the_kernel,
         ),
+        (
+            "record --bpf on kprobes: exact counts and full chains",
+            counted_kprobe,
+        ),
+        (
+            "latency of the known 200 us delay, and of a glob per CPU",
+            latency_of_known_delay,
+        ),
+        (
+            "latency: listed by netprof bpf while it runs, nothing left after kill -9",
+            latency_leaves_nothing,
+        ),
     ];
     load_test_module();
     for (name, check) in checks {
@@ -374,6 +386,201 @@ fn kill_nine_leaves_nothing(work: &Path) {
         .filter(|e| e.file_name().to_string_lossy().contains("netprof-tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn counted_kprobe(work: &Path) {
+    // Counted in the kernel, the stacks taken at function entry keep the
+    // direct caller: write -> outer -> middle -> inner, every time.
+    let data = work.join("counted.data");
+    let out = netprof(&[
+        "record",
+        "--bpf",
+        "-a",
+        "-g",
+        "-e",
+        "kprobe:netprof_test_inner",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo 100 > /proc/netprof_test",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let f = folded_of(&data, &[]);
+    let total: u64 = f
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 100, "{f}");
+    assert_eq!(count(&f, &format!("{CHAIN} ")), 100, "{f}");
+
+    // A glob: one counted kprobe per function.
+    let data = work.join("counted-glob.data");
+    let out = netprof(&[
+        "record",
+        "--bpf",
+        "-a",
+        "-g",
+        "-e",
+        "kprobe:netprof_test:netprof_test_*",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo 10 > /proc/netprof_test",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let f = folded_of(&data, &[]);
+    let leaf = |name: &str| count(&f, &format!(";netprof_test_{name} [netprof_test] "));
+    assert_eq!(
+        (leaf("inner"), leaf("middle"), leaf("outer"), leaf("write")),
+        (10, 10, 10, 1),
+        "{f}"
+    );
+}
+
+/// Starts `netprof latency ARGS --json`, waits until its probes are
+/// attached, runs `trigger` in a shell, and returns the parsed result.
+fn latency_while(args: &[&str], trigger: &str) -> serde_json::Value {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netprof"))
+        .arg("latency")
+        .args(args)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("netprof: timing"), "latency {args:?}: {line}");
+    sh(trigger);
+    let out = child.wait_with_output().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(out.status.success(), "latency {args:?}: {rest}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn latency_of_known_delay(_: &Path) {
+    let v = latency_while(
+        &["netprof_test_delay", "--duration", "6"],
+        "echo d25 > /proc/netprof_test",
+    );
+    let f = &v["functions"][0];
+    assert_eq!(f["function"], "netprof_test_delay", "{v}");
+    assert_eq!(f["module"], "netprof_test", "{v}");
+    assert_eq!(f["count"], 25, "{v}");
+    let median = f["median_ns"].as_f64().unwrap();
+    eprintln!(
+        "guest: netprof_test_delay (udelay 200 us): median {:.1} us, IQR {:.1} us, min {:.1} us, max {:.1} us ({})",
+        median / 1e3,
+        f["iqr_ns"].as_f64().unwrap() / 1e3,
+        f["min_ns"].as_f64().unwrap() / 1e3,
+        f["max_ns"].as_f64().unwrap() / 1e3,
+        v["probes"]
+    );
+    assert!(
+        (160_000.0..=240_000.0).contains(&median),
+        "median {median} ns is not within 20% of the 200 us delay: {v}"
+    );
+    let hist_total: u64 = f["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(hist_total, 25);
+
+    // Several functions at once, one histogram per CPU.
+    let v = latency_while(
+        &[
+            "-m",
+            "netprof_test",
+            "netprof_test_*",
+            "--per-cpu",
+            "--duration",
+            "5",
+        ],
+        "echo 10 > /proc/netprof_test",
+    );
+    let mut calls = std::collections::BTreeMap::<String, u64>::new();
+    for f in v["functions"].as_array().unwrap() {
+        if f["count"].as_u64().unwrap() > 0 {
+            assert!(f["cpu"].is_u64(), "per-CPU histograms name their CPU: {f}");
+        }
+        *calls
+            .entry(f["function"].as_str().unwrap().to_string())
+            .or_default() += f["count"].as_u64().unwrap();
+    }
+    for (name, n) in [
+        ("inner", 10),
+        ("middle", 10),
+        ("outer", 10),
+        ("write", 1),
+        ("delay", 0),
+    ] {
+        assert_eq!(
+            calls.get(&format!("netprof_test_{name}")),
+            Some(&n),
+            "{calls:?}"
+        );
+    }
+}
+
+fn latency_programs() -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(&netprof_ok(&["bpf", "--json"])).unwrap();
+    v["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"].as_str().unwrap().starts_with("latency_"))
+        .cloned()
+        .collect()
+}
+
+fn latency_leaves_nothing(_: &Path) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netprof"))
+        .args(["latency", "-m", "netprof_test", "netprof_test_*"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let running = loop {
+        let programs = latency_programs();
+        if programs.len() >= 2 || std::time::Instant::now() > deadline {
+            break programs;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let places: Vec<String> = running
+        .iter()
+        .flat_map(|p| p["attached"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    // The module's seven functions: outer, middle, inner, delay, write, open, show.
+    assert!(
+        places.contains(&"kprobe.multi on 7 functions".to_string())
+            && places.contains(&"kretprobe.multi on 7 functions".to_string()),
+        "netprof bpf shows where latency's programs are attached: {running:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !latency_programs().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        latency_programs(),
+        Vec::<serde_json::Value>::new(),
+        "left after kill -9"
+    );
+    let listed = std::fs::read_to_string("/sys/kernel/debug/kprobes/list").unwrap_or_default();
+    assert!(!listed.contains("netprof_test"), "{listed}");
 }
 
 /// Records `event` system-wide while 5 pings cross an HSR ring made of two

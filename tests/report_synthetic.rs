@@ -435,3 +435,32 @@ fn user_frames_are_named_from_the_file_unless_its_build_id_changed() {
     );
     assert!(text.contains(&format!("{addr:#x} (")), "{text}");
 }
+
+#[test]
+fn fixed_period_samples_weigh_their_period_and_frequency_samples_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = [k("read_zero"), k("vfs_read")];
+    let total = |s: &Synth, name: &str| {
+        let file = s.write_in(dir.path(), name);
+        let out = netprof(&["report", "-i", file.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["total_samples"].as_u64().unwrap()
+    };
+    // Sampled at a frequency: the period is the kernel's guess, each sample is one.
+    let mut s = Synth::new();
+    s.comm(200, "dd");
+    s.period = 1_000_000;
+    s.samples(3, 200, 0, &stack, &[]);
+    assert_eq!(total(&s, "freq.data"), 3);
+    // A fixed period (record --bpf counts, probe hits): each sample stands for
+    // its period; bpf-output samples carry 0 and count one.
+    let mut s = Synth::new();
+    s.rate = netprof::perfdata::attr::Rate::Period(1);
+    s.comm(200, "dd");
+    s.period = 7;
+    s.samples(3, 200, 0, &stack, &[]);
+    s.period = 0;
+    s.samples(2, 200, 0, &stack, &[]);
+    assert_eq!(total(&s, "counted.data"), 3 * 7 + 2);
+}

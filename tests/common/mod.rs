@@ -76,6 +76,10 @@ pub struct Synth {
     pub kallsyms: Option<String>,
     pub build_ids: Vec<BuildId>,
     time: u64,
+    /// How the event samples (cpu-clock at 999 Hz unless changed).
+    pub rate: Rate,
+    /// The period field of the samples added from now on.
+    pub period: u64,
 }
 
 pub const EVENT_ID: u64 = 7;
@@ -87,6 +91,8 @@ impl Synth {
             kallsyms: Some(KALLSYMS.to_string()),
             build_ids: Vec::new(),
             time: 1,
+            rate: Rate::Frequency(999),
+            period: 1,
         }
     }
 
@@ -142,7 +148,7 @@ impl Synth {
             body.extend_from_slice(&EVENT_ID.to_le_bytes());
             body.extend_from_slice(&cpu.to_le_bytes());
             body.extend_from_slice(&0u32.to_le_bytes());
-            body.extend_from_slice(&1u64.to_le_bytes()); // period
+            body.extend_from_slice(&self.period.to_le_bytes());
             body.extend_from_slice(&(chain.len() as u64).to_le_bytes());
             for a in &chain {
                 body.extend_from_slice(&a.to_le_bytes());
@@ -168,7 +174,7 @@ impl Synth {
             attr: EventAttr {
                 type_: 1,
                 config: 0,
-                rate: Rate::Frequency(999),
+                rate: self.rate,
                 callchain: true,
                 raw: false,
                 inherit: false,

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Per-call latency of kernel functions (`netprof latency`), aggregated in
+ * the kernel: the entry probe notes the time per (thread, function), the
+ * return probe adds the elapsed time to a histogram per (function, group).
+ *
+ * Functions are told apart by the BPF cookie netprof attaches each with
+ * (its index). The histogram is log-linear: exact below 32 ns, then 16
+ * buckets per power of two, so a bucket is at most 1/16 (6.25%) of its
+ * value wide, fine enough for medians and quartiles.
+ *
+ * Two pairs of entry points: kprobe.multi (many functions in one link,
+ * where the kernel has fprobe) and plain kprobes (one link per function).
+ * netprof loads only the pair it uses.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct pt_regs;
+
+/* Up to 2^40 ns (18 minutes); longer calls land in the last bucket. */
+#define MAX_EXPONENT 39
+#define BUCKETS ((MAX_EXPONENT - 3) * 16 + 16)
+
+struct start_key {
+	__u64 pid_tgid;
+	__u64 function;
+};
+
+struct hist_key {
+	__u32 function;
+	__u32 group; /* CPU, process or 0, per `breakdown` */
+};
+
+struct hist {
+	__u64 count;
+	__u64 sum_ns;
+	__u64 min_ns; /* 0: none yet */
+	__u64 max_ns;
+	__u64 buckets[BUCKETS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct start_key);
+	__type(value, __u64);
+} starts SEC(".maps");
+
+/* Per CPU, so that no update needs an atomic; netprof sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct hist_key);
+	__type(value, struct hist);
+} hists SEC(".maps");
+
+/* Processes to measure, when -p is given. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} pids SEC(".maps");
+
+/*
+ * Calls not measured: [0] no room to note a start, [1] no room for a
+ * histogram.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} dropped SEC(".maps");
+
+/* A new histogram's first value (too large for the BPF stack). */
+struct hist empty_hist;
+
+const volatile __u8 filter_pids = 0;
+/* 0: one histogram per function; 1: per CPU; 2: per process. */
+const volatile __u8 breakdown = 0;
+
+static __always_inline void count_drop(__u32 reason)
+{
+	__u64 *n = bpf_map_lookup_elem(&dropped, &reason);
+
+	if (n)
+		*n += 1;
+}
+
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 r = 0;
+
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) r += 1;
+	return r;
+}
+
+/* Kept in step with bucket_bounds() in src/latency.rs. */
+static __always_inline __u32 bucket_of(__u64 ns)
+{
+	__u32 e;
+
+	if (ns < 16)
+		return ns;
+	e = log2_u64(ns);
+	if (e > MAX_EXPONENT)
+		return BUCKETS - 1;
+	return (e - 3) * 16 + ((ns >> (e - 4)) & 15);
+}
+
+static __always_inline int on_entry(void *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct start_key key = { .pid_tgid = pid_tgid, .function = bpf_get_attach_cookie(ctx) };
+	__u32 tgid = pid_tgid >> 32;
+	__u64 now;
+
+	if (filter_pids && !bpf_map_lookup_elem(&pids, &tgid))
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&starts, &key, &now, BPF_ANY))
+		count_drop(0);
+	return 0;
+}
+
+static __always_inline int on_return(void *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct start_key key = { .pid_tgid = pid_tgid, .function = bpf_get_attach_cookie(ctx) };
+	struct hist_key hkey = {};
+	struct hist *h;
+	__u64 *start, ns;
+	__u32 bucket;
+
+	/* None: the call began before netprof attached, or is filtered out. */
+	start = bpf_map_lookup_elem(&starts, &key);
+	if (!start)
+		return 0;
+	ns = now - *start;
+	bpf_map_delete_elem(&starts, &key);
+
+	hkey.function = key.function;
+	if (breakdown == 1)
+		hkey.group = bpf_get_smp_processor_id();
+	else if (breakdown == 2)
+		hkey.group = pid_tgid >> 32;
+	h = bpf_map_lookup_elem(&hists, &hkey);
+	if (!h) {
+		bpf_map_update_elem(&hists, &hkey, &empty_hist, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&hists, &hkey);
+		if (!h) {
+			count_drop(1);
+			return 0;
+		}
+	}
+	h->count += 1;
+	h->sum_ns += ns;
+	if (h->min_ns == 0 || ns < h->min_ns)
+		h->min_ns = ns;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+	bucket = bucket_of(ns);
+	if (bucket < BUCKETS)
+		h->buckets[bucket] += 1;
+	return 0;
+}
+
+SEC("kprobe.multi")
+int latency_entry_multi(struct pt_regs *ctx)
+{
+	return on_entry(ctx);
+}
+
+SEC("kretprobe.multi")
+int latency_return_multi(struct pt_regs *ctx)
+{
+	return on_return(ctx);
+}
+
+SEC("kprobe")
+int latency_entry(struct pt_regs *ctx)
+{
+	return on_entry(ctx);
+}
+
+SEC("kretprobe")
+int latency_return(struct pt_regs *ctx)
+{
+	return on_return(ctx);
+}
+
+char LICENSE[] SEC("license") = "GPL";
