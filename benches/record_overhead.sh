@@ -40,15 +40,16 @@ run() { # condition
     c) recorder=("$netprof" record -q -a -g -F 999 --duration $((seconds + 2)) -o "$work/c.data") ;;
     d) recorder=(perf record -q -a -g -F 999 -o "$work/d.data" -- sleep $((seconds + 2))) ;;
   esac
-  local cpu=0
+  local cpu=0 recorder_pid=
   if [ ${#recorder[@]} -gt 0 ]; then
     /usr/bin/time -f "%U %S" -o "$work/time" "${recorder[@]}" >/dev/null 2>&1 &
+    recorder_pid=$!
     sleep 1
   fi
   local bps
   bps=$(iperf3 -c 127.0.0.1 -p $port -t "$seconds" -J | jq '.end.sum_received.bits_per_second')
-  if [ ${#recorder[@]} -gt 0 ]; then
-    wait
+  if [ -n "$recorder_pid" ]; then
+    wait "$recorder_pid"
     cpu=$(awk '{ printf "%.3f", $1 + $2 }' "$work/time")
   fi
   awk -v b="$bps" -v c="$cpu" 'BEGIN { printf "%.2f %s\n", b / 1e9, c }'

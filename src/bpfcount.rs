@@ -84,13 +84,16 @@ impl Dropped {
 /// The loaded counting program and its maps.
 pub struct StackCounter {
     skeleton: StackCountSkel<'static>,
+    kind: AttachKind,
     /// Stacks read so far, by hash: a stack seen again in a later interval
     /// is not read again.
     stacks: HashMap<u64, Vec<u64>>,
 }
 
 impl StackCounter {
-    pub fn load(opts: &CountOptions) -> Result<StackCounter> {
+    /// Loads the program for one kind of event (only that entry point: the
+    /// verifier's time is most of the start-up cost).
+    pub fn load(opts: &CountOptions, kind: AttachKind) -> Result<StackCounter> {
         // The skeleton borrows its object storage for as long as it lives,
         // which is the rest of the recording: leaked on purpose, once.
         crate::libbpf_log::capture();
@@ -99,6 +102,14 @@ impl StackCounter {
         let mut open = StackCountSkelBuilder::default()
             .open(storage)
             .map_err(|e| load_error(&e))?;
+        let progs = &mut open.progs;
+        progs
+            .count_perf_event
+            .set_autoload(kind == AttachKind::PerfEvent);
+        progs
+            .count_tracepoint
+            .set_autoload(kind == AttachKind::Tracepoint);
+        progs.count_kprobe.set_autoload(kind == AttachKind::Kprobe);
         let rodata = open
             .maps
             .rodata_data
@@ -124,16 +135,21 @@ impl StackCounter {
         let skeleton = open.load().map_err(|e| load_error(&e))?;
         Ok(StackCounter {
             skeleton,
+            kind,
             stacks: HashMap::new(),
         })
+    }
+
+    pub fn kind(&self) -> AttachKind {
+        self.kind
     }
 
     /// Attaches the counting program to an open perf event. It then runs on
     /// each of the event's samples, and the kernel writes no sample to the
     /// event's ring buffer (the program returns 0).
-    pub fn attach(&self, kind: AttachKind, perf_event: RawFd) -> Result<()> {
+    pub fn attach(&self, perf_event: RawFd) -> Result<()> {
         let progs = &self.skeleton.progs;
-        let prog = match kind {
+        let prog = match self.kind {
             AttachKind::PerfEvent => &progs.count_perf_event,
             AttachKind::Tracepoint => &progs.count_tracepoint,
             AttachKind::Kprobe => &progs.count_kprobe,

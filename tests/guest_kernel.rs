@@ -495,6 +495,23 @@ fn latency_of_known_delay(_: &Path) {
         .sum();
     assert_eq!(hist_total, 25);
 
+    // Only one process's calls: a shell that waits, then calls the delay 5
+    // times, while another shell calls it 3 times.
+    let mut target = Command::new("sh")
+        .args(["-c", "sleep 3; echo d5 > /proc/netprof_test"])
+        .spawn()
+        .unwrap();
+    let pid = target.id().to_string();
+    let v = latency_while(
+        &["netprof_test_delay", "-p", &pid, "--duration", "6"],
+        "echo d3 > /proc/netprof_test",
+    );
+    assert!(target.wait().unwrap().success());
+    assert_eq!(
+        v["functions"][0]["count"], 5,
+        "only process {pid}'s calls: {v}"
+    );
+
     // Several functions at once, one histogram per CPU.
     let v = latency_while(
         &[

@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 
-use crate::bpfcount::{AttachKind, StackCount, StackCounter};
+use crate::bpfcount::{AttachKind, CountOptions, StackCount, StackCounter};
 use crate::event::{self, EventSpec};
 use crate::perfdata::writer::{PerfDataWriter, RecordBuilder, SampleFields};
 use crate::perfdata::{PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER};
@@ -26,6 +26,18 @@ pub fn fires_everywhere(spec: &EventSpec) -> bool {
     spec.type_ == event::TYPE_TRACEPOINT || spec.kprobe_address.is_some()
 }
 
+/// The BPF program type an event takes (a tracefs event may turn out to be
+/// a kprobe: see `KernelCounts::add`).
+pub fn attach_kind(spec: &EventSpec) -> AttachKind {
+    if spec.kprobe_address.is_some() {
+        AttachKind::Kprobe
+    } else if spec.type_ == event::TYPE_TRACEPOINT {
+        AttachKind::Tracepoint
+    } else {
+        AttachKind::PerfEvent
+    }
+}
+
 impl KernelCounts {
     pub fn new(callchain: bool) -> Self {
         KernelCounts {
@@ -34,26 +46,25 @@ impl KernelCounts {
         }
     }
 
-    /// Adds a counter for one event and attaches it to the event's perf
-    /// event descriptors (all of them with the same `event_id` in the file).
+    /// Adds a counter for one event (loaded for `attach_kind(spec)`) and
+    /// attaches it to the event's perf event descriptors (all of them with
+    /// the same `event_id` in the file).
     pub fn add(
         &mut self,
-        counter: StackCounter,
-        spec: &EventSpec,
+        mut counter: StackCounter,
+        options: &CountOptions,
         perf_events: &[i32],
         event_id: u64,
     ) -> Result<()> {
         for &fd in perf_events {
-            if spec.kprobe_address.is_some() {
-                counter.attach(AttachKind::Kprobe, fd)?;
-            } else if spec.type_ == event::TYPE_TRACEPOINT {
-                // netprof's own persistent probes are tracepoints backed by
-                // kprobes, which take the kprobe program type.
-                counter
-                    .attach(AttachKind::Tracepoint, fd)
-                    .or_else(|_| counter.attach(AttachKind::Kprobe, fd))?;
-            } else {
-                counter.attach(AttachKind::PerfEvent, fd)?;
+            if let Err(e) = counter.attach(fd) {
+                // A tracefs event made by a kprobe (netprof's persistent
+                // probes, perf probe's) takes the kprobe program type.
+                if counter.kind() != AttachKind::Tracepoint {
+                    return Err(e);
+                }
+                counter = StackCounter::load(options, AttachKind::Kprobe)?;
+                counter.attach(fd)?;
             }
         }
         self.counters.push((counter, event_id));

@@ -177,8 +177,9 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     if opts.bpf {
         // Loaded before any event is opened: a kernel that refuses the
         // program is told apart from one that refuses the events.
-        for _ in &specs {
-            unattached_counters.push(crate::bpfcount::StackCounter::load(&count_options)?);
+        for spec in &specs {
+            let kind = counted::attach_kind(spec);
+            unattached_counters.push(crate::bpfcount::StackCounter::load(&count_options, kind)?);
         }
         unattached_counters.reverse();
     }
@@ -273,7 +274,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
                 .pop()
                 .expect("one counting program per event");
             let fds: Vec<i32> = outputs.iter().map(|&(_, fd)| fd).collect();
-            kernel_counts.add(counter, spec, &fds, ids[0])?;
+            kernel_counts.add(counter, &count_options, &fds, ids[0])?;
         }
         // Each counted sample carries its count as its period.
         let file_attr = EventAttr {
