@@ -10,10 +10,12 @@
  * stacks share a bucket, which happens from a few hundred distinct stacks on;
  * a 64-bit hash practically never collides.
  *
- * Draining without losing counts: there are two generations of maps. The
- * programs write into the generation `generation` selects; user space flips
- * it, waits for programs still running on the old one, then reads and
- * empties the old generation at leisure.
+ * Draining without losing counts: there are two generations of count maps.
+ * The programs write into the generation `generation` selects; user space
+ * flips it, waits for programs still running on the old one, then reads and
+ * empties the old generation at leisure. Stacks live in one map that user
+ * space reads only for hashes it has not seen, and empties of the stacks it
+ * has read when the map fills up: a stack that recurs is stored again.
  */
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>
@@ -58,8 +60,7 @@ struct count_key {
 
 COUNTS_MAP(counts0);
 COUNTS_MAP(counts1);
-STACKS_MAP(stacks0);
-STACKS_MAP(stacks1);
+STACKS_MAP(stacks);
 
 /* Per-CPU room to take a stack in: too large for the BPF stack. */
 struct {
@@ -101,7 +102,7 @@ static __always_inline void count_drop(__u32 reason)
  * Takes the current kernel or user stack and stores it under its hash;
  * returns the hash, 0 for no stack, or 1 when there was no room for it.
  */
-static __always_inline __u64 save_stack(void *ctx, void *stacks, __u64 flags)
+static __always_inline __u64 save_stack(void *ctx, __u64 flags)
 {
 	__u32 zero = 0;
 	struct stack *s = bpf_map_lookup_elem(&scratch, &zero);
@@ -123,17 +124,17 @@ static __always_inline __u64 save_stack(void *ctx, void *stacks, __u64 flags)
 	/* 0 and 1 mean "no stack" and "no room". */
 	if (hash < 2)
 		hash += 2;
-	if (bpf_map_lookup_elem(stacks, &hash))
+	if (bpf_map_lookup_elem(&stacks, &hash))
 		return hash;
 	/* Another CPU may store the same stack meanwhile: EEXIST is fine. */
-	if (bpf_map_update_elem(stacks, &hash, s, BPF_NOEXIST) && !bpf_map_lookup_elem(stacks, &hash)) {
+	if (bpf_map_update_elem(&stacks, &hash, s, BPF_NOEXIST) && !bpf_map_lookup_elem(&stacks, &hash)) {
 		count_drop(0);
 		return 1;
 	}
 	return hash;
 }
 
-static __always_inline int count(void *ctx, void *counts, void *stacks)
+static __always_inline int count(void *ctx, void *counts)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct count_key key = {};
@@ -145,10 +146,10 @@ static __always_inline int count(void *ctx, void *counts, void *stacks)
 	key.pid = pid_tgid >> 32;
 	key.tid = (__u32)pid_tgid;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
-	key.kernel_stack = save_stack(ctx, stacks, 0);
+	key.kernel_stack = save_stack(ctx, 0);
 	/* Without call chains (max_frames 1), only where the sample hit. */
 	if (key.pid != 0 && (max_frames > 1 || key.kernel_stack == 0))
-		key.user_stack = save_stack(ctx, stacks, BPF_F_USER_STACK);
+		key.user_stack = save_stack(ctx, BPF_F_USER_STACK);
 	if (key.kernel_stack == 1 || key.user_stack == 1)
 		return 0;
 
@@ -175,8 +176,8 @@ static __always_inline int count(void *ctx, void *counts, void *stacks)
 static __always_inline int count_current(void *ctx)
 {
 	if (generation & 1)
-		return count(ctx, &counts1, &stacks1);
-	return count(ctx, &counts0, &stacks0);
+		return count(ctx, &counts1);
+	return count(ctx, &counts0);
 }
 
 SEC("perf_event")

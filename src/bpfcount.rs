@@ -50,7 +50,7 @@ pub struct CountOptions {
     pub cpus: Option<Vec<u32>>,
     /// Distinct (task, CPU, stacks) per drain interval.
     pub counts_entries: u32,
-    /// Distinct stacks per drain interval.
+    /// Distinct stacks in use at once.
     pub stacks_entries: u32,
 }
 
@@ -88,6 +88,9 @@ pub struct StackCounter {
     /// Stacks read so far, by hash: a stack seen again in a later interval
     /// is not read again.
     stacks: HashMap<u64, Vec<u64>>,
+    stacks_capacity: usize,
+    /// Stacks read from the map since it was last emptied of them.
+    read_since_cleanup: usize,
 }
 
 impl StackCounter {
@@ -129,14 +132,14 @@ impl StackCounter {
         for map in [&mut open.maps.counts0, &mut open.maps.counts1] {
             map.set_max_entries(opts.counts_entries)?;
         }
-        for map in [&mut open.maps.stacks0, &mut open.maps.stacks1] {
-            map.set_max_entries(opts.stacks_entries)?;
-        }
+        open.maps.stacks.set_max_entries(opts.stacks_entries)?;
         let skeleton = open.load().map_err(|e| load_error(&e))?;
         Ok(StackCounter {
             skeleton,
             kind,
             stacks: HashMap::new(),
+            stacks_capacity: opts.stacks_entries as usize,
+            read_since_cleanup: 0,
         })
     }
 
@@ -181,28 +184,52 @@ impl StackCounter {
         std::thread::sleep(GENERATION_GRACE);
 
         let maps = &self.skeleton.maps;
-        let (counts, stacks) = if old == 0 {
-            (&maps.counts0, &maps.stacks0)
+        let counts = if old == 0 {
+            &maps.counts0
         } else {
-            (&maps.counts1, &maps.stacks1)
+            &maps.counts1
         };
-        // Stacks first: the counts refer to them.
-        for (key, value) in stacks
-            .lookup_and_delete_batch(1024, MapFlags::ANY, MapFlags::ANY)
-            .context("cannot read the BPF stacks map")?
-        {
-            let hash = u64::from_ne_bytes(key[..8].try_into().expect("u64 key"));
-            self.stacks
-                .entry(hash)
-                .or_insert_with(|| parse_stack(&value));
-        }
-        let mut drained = Vec::new();
-        for (key, value) in counts
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = counts
             .lookup_and_delete_batch(4096, MapFlags::ANY, MapFlags::ANY)
             .context("cannot read the BPF counts map")?
-        {
+            .collect();
+        let hash =
+            |key: &[u8], at: usize| u64::from_ne_bytes(key[at..at + 8].try_into().expect("u64"));
+        // Only stacks not seen before are read: a busy datapath repeats its
+        // stacks, and reading each of them every second would cost as much
+        // as copying the samples.
+        for (key, _) in &entries {
+            for h in [hash(key, 16), hash(key, 24)] {
+                if h < 2 || self.stacks.contains_key(&h) {
+                    continue;
+                }
+                if let Some(value) = maps
+                    .stacks
+                    .lookup(&h.to_ne_bytes(), MapFlags::ANY)
+                    .context("cannot read the BPF stacks map")?
+                {
+                    self.stacks.insert(h, parse_stack(&value));
+                    self.read_since_cleanup += 1;
+                }
+            }
+        }
+        // Room for new stacks: forget those already read once half the map
+        // may be taken by them (a stack that recurs is stored again).
+        if self.read_since_cleanup * 2 >= self.stacks_capacity {
+            let read: Vec<Vec<u8>> = maps
+                .stacks
+                .keys()
+                .filter(|k| self.stacks.contains_key(&hash(k, 0)))
+                .collect();
+            for key in read {
+                let _ = maps.stacks.delete(&key);
+            }
+            self.read_since_cleanup = 0;
+        }
+        let mut drained = Vec::new();
+        for (key, value) in entries {
             let word = |at: usize| u32::from_ne_bytes(key[at..at + 4].try_into().expect("u32"));
-            let hash = |at: usize| u64::from_ne_bytes(key[at..at + 8].try_into().expect("u64"));
+            let hash = |at: usize| hash(&key, at);
             let stack = |h: u64| self.stacks.get(&h).cloned().unwrap_or_default();
             drained.push(StackCount {
                 pid: word(0),

@@ -29,6 +29,8 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Time each call of kernel or module functions: histogram, median, IQR, p90, p99
     Latency(LatencyArgs),
+    /// Compare recordings (or latency results) before and after a change: which functions changed, by how much, and whether it is more than noise
+    Diff(DiffArgs),
     /// List loaded BPF programs (type, name, tag, attach point) and measure each one's cost per run
     Bpf(BpfArgs),
     /// Show what this kernel can do for netprof, and why each item matters
@@ -131,6 +133,71 @@ pub struct LatencyArgs {
     /// JSON instead of text (schema netprof-latency/1)
     #[arg(long)]
     pub json: bool,
+}
+
+const DIFF_LONG_HELP: &str = "\
+Inputs: BEFORE AFTER, or -b FILE... -a FILE... for repeated runs; a directory stands for every file in \
+it. Both sides are recordings (netprof's or perf's perf.data) or both are `netprof latency --json` \
+results.
+
+Recordings: functions are matched by name and module, never by address, so recordings of two kernel \
+builds or module versions compare. Each function has a self share (samples where it is the leaf) and \
+a total share (samples with it anywhere on the stack), as percentages of all samples of its side. \
+The table lists the change in percentage points, after minus before, with a 95% confidence interval, \
+sorted by the size of the self change, then of the total change.
+
+Noise: with one recording on a side, a share is a binomial proportion of that side's samples, and \
+the sides are compared with a two-proportion z-test. With two or more recordings on both sides, each \
+recording gives one share per function, and the sides are compared with Welch's t-test (confidence \
+interval from Student's t), which accounts for run-to-run variation that one pair of recordings \
+cannot show; use repeated runs to judge a change of a few percent. Across all functions of one \
+comparison the Benjamini-Hochberg procedure keeps the expected share of false discoveries at 5%: \
+changes it keeps are marked *, the others are within noise.
+
+Latency results: each function's histograms are pooled per side (runs, CPUs, processes), and the \
+table shows median and IQR before and after, the median's relative change, and the two-sided p-value \
+of the Mann-Whitney U test (normal approximation; values in one histogram bucket count as ties), \
+marked * under the same Benjamini-Hochberg rule.
+
+--flame writes a differential flamegraph (inferno): frames are as wide as in AFTER, red where they \
+grew, blue where they shrank, with BEFORE scaled to AFTER's total samples.
+
+JSON schemas: netprof-diff/1 {schema, method, before_runs, after_runs, before_samples, after_samples, \
+functions: [{function, module, self: {before, after, delta, ci95, p_value, significant}, total: {...}}]} \
+with shares as fractions; netprof-latency-diff/1 {schema, method, before_runs, after_runs, functions: \
+[{function, module, before_calls, after_calls, before_median_ns, after_median_ns, median_change, \
+before_iqr_ns, after_iqr_ns, iqr_change_ns, p_value, significant}]}.
+
+Examples:
+  netprof diff before.data after.data --flame diff.svg
+  netprof diff -b base1.data base2.data base3.data -a patch1.data patch2.data patch3.data
+  netprof diff base/ patched/
+  netprof diff before-latency.json after-latency.json";
+
+#[derive(Args, Debug)]
+#[command(after_long_help = DIFF_LONG_HELP, after_help = "Examples:\n  netprof diff before.data after.data --flame diff.svg\n  netprof diff -b base1.data base2.data -a patch1.data patch2.data\n  netprof diff before-latency.json after-latency.json")]
+pub struct DiffArgs {
+    /// BEFORE and AFTER: recordings, latency results (--json), or directories of them
+    #[arg(value_name = "FILE", num_args = 0..=2)]
+    pub files: Vec<PathBuf>,
+    /// Before the change: one or more recordings or latency results (repeated runs)
+    #[arg(short = 'b', long = "before", value_name = "FILE", num_args = 1.., conflicts_with = "files")]
+    pub before: Vec<PathBuf>,
+    /// After the change: one or more recordings or latency results (repeated runs)
+    #[arg(short = 'a', long = "after", value_name = "FILE", num_args = 1.., conflicts_with = "files")]
+    pub after: Vec<PathBuf>,
+    /// Write a differential flamegraph SVG to FILE (default netprof-diff.svg)
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof-diff.svg")]
+    pub flame: Option<PathBuf>,
+    /// Print the differential folded stacks (stack before after) instead of the table
+    #[arg(long, conflicts_with = "json")]
+    pub folded: bool,
+    /// JSON instead of the table (schemas netprof-diff/1, netprof-latency-diff/1)
+    #[arg(long)]
+    pub json: bool,
+    /// Leave out functions whose self and total shares changed by less than this, in percentage points
+    #[arg(long, default_value_t = 0.1)]
+    pub percent_limit: f64,
 }
 
 const BPF_LONG_HELP: &str = "\

@@ -7,6 +7,7 @@ pub mod bpfcount;
 pub mod bpfprog;
 pub mod check;
 pub mod cli;
+pub mod diff;
 pub mod event;
 pub mod kallsyms;
 pub mod kprobe;

@@ -5,7 +5,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use netprof::cli::{
-    BpfArgs, Cli, Command, GraphOrder, LatencyArgs, ProbeArgs, RecordArgs, ReportArgs, SortBy,
+    BpfArgs, Cli, Command, DiffArgs, GraphOrder, LatencyArgs, ProbeArgs, RecordArgs, ReportArgs,
+    SortBy,
 };
 use netprof::outfile::AtomicFile;
 use netprof::profile::{Filter, Profile};
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => run_probe(args),
         Command::Bpf(args) => run_bpf(args),
         Command::Latency(args) => run_latency(args),
+        Command::Diff(args) => run_diff(args),
         Command::Check => {
             print!(
                 "{}",
@@ -136,6 +138,78 @@ fn run_latency(args: LatencyArgs) -> Result<()> {
         writeln!(stdout)?;
     } else {
         latency::render_text(&report, &mut stdout)?;
+    }
+    Ok(())
+}
+
+fn run_diff(args: DiffArgs) -> Result<()> {
+    use netprof::diff::{self, InputKind};
+    let (before, after) = match (args.files.as_slice(), args.before.is_empty(), args.after.is_empty()) {
+        ([b, a], true, true) => (vec![b.clone()], vec![a.clone()]),
+        ([], false, false) => (args.before, args.after),
+        _ => anyhow::bail!(
+            "give BEFORE AFTER, or -b FILE... and -a FILE...; e.g. `netprof diff before.data after.data`"
+        ),
+    };
+    if !(0.0..=100.0).contains(&args.percent_limit) {
+        anyhow::bail!("--percent-limit {} is outside 0..100", args.percent_limit);
+    }
+    let (before, after) = (diff::expand_inputs(&before)?, diff::expand_inputs(&after)?);
+    let kind = diff::side_kind(&before)?;
+    if diff::side_kind(&after)? != kind {
+        anyhow::bail!(
+            "one side holds recordings and the other latency results ({} and {}); compare like with like",
+            before[0].display(),
+            after[0].display()
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    if kind == InputKind::Latency {
+        if args.flame.is_some() || args.folded {
+            anyhow::bail!("--flame and --folded need recordings; latency results have no stacks");
+        }
+        let read = |files: &[std::path::PathBuf]| -> Result<Vec<_>> {
+            files.iter().map(|f| diff::read_latency(f)).collect()
+        };
+        let d = diff::diff_latencies(&read(&before)?, &read(&after)?);
+        if args.json {
+            serde_json::to_writer_pretty(&mut stdout, &d)?;
+            writeln!(stdout)?;
+        } else {
+            diff::render_latency_table(&d, &mut stdout)?;
+        }
+        return Ok(());
+    }
+    let read = |files: &[std::path::PathBuf]| -> Result<Vec<_>> {
+        files.iter().map(|f| diff::read_run(f)).collect()
+    };
+    let (b, a) = (read(&before)?, read(&after)?);
+    if let Some(path) = &args.flame {
+        let lines = diff::differential_folded(&b, &a)?;
+        let mut file = AtomicFile::create(path)?;
+        {
+            let mut out = std::io::BufWriter::new(file.file());
+            diff::write_differential_svg(&lines, "netprof diff", &mut out)?;
+            out.flush().context("cannot write the flamegraph")?;
+        }
+        file.commit()?;
+        eprintln!(
+            "netprof: differential flamegraph written to {}",
+            path.display()
+        );
+    }
+    if args.folded {
+        for line in diff::differential_folded(&b, &a)? {
+            writeln!(stdout, "{line}")?;
+        }
+        return Ok(());
+    }
+    let d = diff::diff_profiles(&b, &a);
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &d)?;
+        writeln!(stdout)?;
+    } else {
+        diff::render_profile_table(&d, args.percent_limit, &mut stdout)?;
     }
     Ok(())
 }

@@ -91,6 +91,10 @@ fn in_guest_kernel() {
             "latency: listed by netprof bpf while it runs, nothing left after kill -9",
             latency_leaves_nothing,
         ),
+        (
+            "diff: the worked example names the delayed function",
+            diff_names_the_delayed_function,
+        ),
     ];
     load_test_module();
     for (name, check) in checks {
@@ -598,6 +602,65 @@ fn latency_leaves_nothing(_: &Path) {
     );
     let listed = std::fs::read_to_string("/sys/kernel/debug/kprobes/list").unwrap_or_default();
     assert!(!listed.contains("netprof_test"), "{listed}");
+}
+
+fn diff_names_the_delayed_function(work: &Path) {
+    // The example users copy (examples/diff_module_delay.sh): the test
+    // module's delay goes from 200 us to 400 us between the two sides.
+    let out_dir = work.join("diff");
+    let out = Command::new("sh")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/diff_module_delay.sh"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NETPROF", env!("CARGO_BIN_EXE_netprof"))
+        .env("OUT", &out_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    eprintln!(
+        "guest: {}",
+        text.lines()
+            .filter(|l| l.contains("netprof_test_delay"))
+            .collect::<Vec<_>>()
+            .join("\nguest: ")
+    );
+    let json =
+        |args: &[&str]| -> serde_json::Value { serde_json::from_str(&netprof_ok(args)).unwrap() };
+    let file = |name: &str| out_dir.join(name).to_str().unwrap().to_string();
+    let delay_first = |d: &serde_json::Value| {
+        let first = &d["functions"][0];
+        assert_eq!(first["function"], "netprof_test_delay", "{d}");
+        assert!(first["self"]["delta"].as_f64().unwrap() > 0.05, "{first}");
+        assert_eq!(first["self"]["significant"], true, "{first}");
+    };
+    delay_first(&json(&[
+        "diff",
+        &file("before-1.data"),
+        &file("after-1.data"),
+        "--json",
+    ]));
+    let (b, a) = (
+        (1..=3).map(|i| file(&format!("before-{i}.data"))),
+        (1..=3).map(|i| file(&format!("after-{i}.data"))),
+    );
+    let mut args = vec!["diff".to_string(), "--json".into(), "-b".into()];
+    args.extend(b);
+    args.push("-a".into());
+    args.extend(a);
+    delay_first(&json(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let d = json(&[
+        "diff",
+        &file("before-latency.json"),
+        &file("after-latency.json"),
+        "--json",
+    ]);
+    let f = &d["functions"][0];
+    assert_eq!(f["function"], "netprof_test_delay", "{d}");
+    let change = f["median_change"].as_f64().unwrap();
+    assert!((0.8..1.2).contains(&change), "200 -> 400 us is +100%: {d}");
+    assert_eq!(f["significant"], true, "{d}");
+    let svg = std::fs::read_to_string(out_dir.join("diff.svg")).unwrap();
+    assert!(svg.contains("netprof_test_delay"));
 }
 
 /// Records `event` system-wide while 5 pings cross an HSR ring made of two

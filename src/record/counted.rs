@@ -4,6 +4,7 @@
 //! trigger the counting write nothing to ring buffers; a dummy event per CPU
 //! (or task) carries the process names and maps that name user frames.
 
+use ahash::AHashMap as HashMap;
 use anyhow::Result;
 
 use crate::bpfcount::{AttachKind, CountOptions, StackCount, StackCounter};
@@ -16,7 +17,12 @@ use crate::perfdata::{PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER};
 pub struct KernelCounts {
     counters: Vec<(StackCounter, u64)>,
     callchain: bool,
+    /// Counts collected and not yet written, merged by event and stack.
+    pending: HashMap<(u64, StackKey), u64>,
 }
+
+/// A count's identity: task, CPU and stacks.
+type StackKey = (u32, u32, u32, Vec<u64>, Vec<u64>);
 
 /// Whether an event's program runs for every hit on every CPU, whichever
 /// perf event it was attached to (tracepoints and kprobes keep their BPF
@@ -43,6 +49,7 @@ impl KernelCounts {
         KernelCounts {
             counters: Vec::new(),
             callchain,
+            pending: HashMap::new(),
         }
     }
 
@@ -71,22 +78,40 @@ impl KernelCounts {
         Ok(())
     }
 
-    /// Drains every counter into the file as samples stamped `time`;
-    /// returns how many samples they stand for.
-    pub fn drain(&mut self, writer: &mut PerfDataWriter, time: u64) -> Result<u64> {
+    /// Empties the kernel's count maps into the pending counts; returns
+    /// how many samples they stand for.
+    pub fn collect(&mut self) -> Result<u64> {
         let mut samples = 0;
         for (counter, id) in &mut self.counters {
-            for count in counter.drain()? {
-                samples += count.count;
-                let chain = self.callchain.then(|| callchain(&count));
-                writer.write_record(&RecordBuilder::sample(
-                    &sample_fields(&count, *id, time),
-                    chain.as_deref(),
-                ))?;
+            for c in counter.drain()? {
+                samples += c.count;
+                *self
+                    .pending
+                    .entry((*id, (c.pid, c.tid, c.cpu, c.kernel, c.user)))
+                    .or_default() += c.count;
             }
         }
-        writer.finish_round()?;
         Ok(samples)
+    }
+
+    /// Writes the pending counts to the file as samples stamped `time`.
+    pub fn write(&mut self, writer: &mut PerfDataWriter, time: u64) -> Result<()> {
+        for ((id, (pid, tid, cpu, kernel, user)), count) in self.pending.drain() {
+            let c = StackCount {
+                pid,
+                tid,
+                cpu,
+                kernel,
+                user,
+                count,
+            };
+            let chain = self.callchain.then(|| callchain(&c));
+            writer.write_record(&RecordBuilder::sample(
+                &sample_fields(&c, id, time),
+                chain.as_deref(),
+            ))?;
+        }
+        writer.finish_round()
     }
 
     /// Samples the kernel could not count for want of map room.

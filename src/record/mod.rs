@@ -39,6 +39,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// How often `record --bpf` empties the kernel's count maps.
 const COUNT_DRAIN_INTERVAL: Duration = Duration::from_secs(1);
+/// How often `record --bpf` writes the counts gathered since the last time:
+/// a busy datapath's stacks vary from tick to tick, and only a longer
+/// window merges enough of them to beat writing every sample.
+const COUNT_WRITE_INTERVAL: Duration = Duration::from_secs(10);
 const PERF_RECORD_LOST_SAMPLES: u32 = 13;
 
 #[derive(Clone, Debug)]
@@ -161,9 +165,9 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
         counts_entries: opts
             .bpf_map_entries
             .unwrap_or_else(|| default_map_entries(opts.frequency, online.len())),
-        // A stack takes 1 KiB of kernel memory: at most 32 MiB per map by default.
+        // A stack takes 1 KiB of kernel memory: 8 to 32 MiB by default.
         stacks_entries: opts.bpf_map_entries.unwrap_or_else(|| {
-            (default_map_entries(opts.frequency, online.len()) / 2).min(1 << 15)
+            (default_map_entries(opts.frequency, online.len()) / 2).clamp(1 << 13, 1 << 15)
         }),
     };
     let mut events = Vec::new();
@@ -341,12 +345,17 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     let mut last_status = Instant::now();
     let mut last_time = 0;
     let mut last_count_drain = Instant::now();
+    let mut last_count_write = Instant::now();
     loop {
         wait_for_data(&ring_fds, POLL_INTERVAL);
         drain(&samplers, &mut writer, &mut summary, &mut last_time)?;
         if opts.bpf && last_count_drain.elapsed() >= COUNT_DRAIN_INTERVAL {
             last_count_drain = Instant::now();
-            summary.samples += kernel_counts.drain(&mut writer, last_time)?;
+            summary.samples += kernel_counts.collect()?;
+        }
+        if opts.bpf && last_count_write.elapsed() >= COUNT_WRITE_INTERVAL {
+            last_count_write = Instant::now();
+            kernel_counts.write(&mut writer, last_time)?;
         }
         if show_status && last_status.elapsed() >= STATUS_INTERVAL {
             last_status = Instant::now();
@@ -375,8 +384,9 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     if opts.bpf {
         // Twice: the first drain flips to the generation the second empties.
         for _ in 0..2 {
-            summary.samples += kernel_counts.drain(&mut writer, last_time)?;
+            summary.samples += kernel_counts.collect()?;
         }
+        kernel_counts.write(&mut writer, last_time)?;
         summary.bpf_dropped = kernel_counts.dropped()?;
     }
     if !multi_probes.is_empty() {

@@ -5,7 +5,8 @@
  * in the guest kernel can be checked against exact expectations.
  *
  *   echo N > /proc/netprof_test     calls outer -> middle -> inner N times
- *   echo dN > /proc/netprof_test    calls netprof_test_delay (busy 200 us) N times
+ *   echo dN > /proc/netprof_test    calls netprof_test_delay (busy delay_us, 200 us) N times
+ *   echo 400 > /sys/module/netprof_test/parameters/delay_us   changes the delay
  *   cat /proc/netprof_test          "calls inner=<count> delay=<count>"
  *
  * The functions are global and noinline, and their results are used, so the
@@ -19,7 +20,10 @@
 #include <linux/seq_file.h>
 #include <linux/uaccess.h>
 
-#define DELAY_US 200
+/* A known change to measure: the delay can be set at load or at run time. */
+static unsigned int delay_us = 200;
+module_param(delay_us, uint, 0644);
+MODULE_PARM_DESC(delay_us, "busy delay of netprof_test_delay, in microseconds (at most 10000)");
 
 static atomic64_t inner_calls = ATOMIC64_INIT(0);
 static atomic64_t delay_calls = ATOMIC64_INIT(0);
@@ -51,7 +55,7 @@ EXPORT_SYMBOL_GPL(netprof_test_outer);
 noinline int netprof_test_delay(int x)
 {
 	atomic64_inc(&delay_calls);
-	udelay(DELAY_US);
+	udelay(min(READ_ONCE(delay_us), 10000U));
 	return x + 1;
 }
 EXPORT_SYMBOL_GPL(netprof_test_delay);

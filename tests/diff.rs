@@ -1,0 +1,316 @@
+//! `netprof diff` on inputs whose difference is known exactly: synthetic
+//! recordings and latency results.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use netprof::latency::{Bucket, FunctionLatency, LatencyReport};
+
+/// `hsr` samples through HSR's receive path and `dd` samples reading
+/// /dev/zero, in one recording.
+fn recording(dir: &Path, name: &str, hsr: u32, dd: u32) -> PathBuf {
+    let mut s = Synth::new();
+    s.comm(100, "nc").comm(200, "dd");
+    s.samples(
+        hsr,
+        100,
+        0,
+        &[
+            k("hsr_forward_skb"),
+            k("hsr_handle_frame"),
+            k("net_rx_action"),
+        ],
+        &[],
+    );
+    s.samples(
+        dd,
+        200,
+        1,
+        &[k("read_zero"), k("vfs_read"), k("ksys_read")],
+        &[],
+    );
+    s.write_in(dir, name)
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = netprof(args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn the_shifted_function_comes_first_with_its_sign_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = recording(dir.path(), "before.data", 1000, 1000);
+    let after = recording(dir.path(), "after.data", 3000, 1000);
+    let d = json(&["diff", p(&before), p(&after), "--json"]);
+    assert_eq!(d["schema"], "netprof-diff/1");
+    let first = &d["functions"][0];
+    // HSR's leaf went from 50% to 75% of the samples.
+    assert_eq!(first["function"], "hsr_forward_skb", "{d}");
+    assert_eq!(first["module"], "hsr");
+    let delta = first["self"]["delta"].as_f64().unwrap();
+    assert!((delta - 0.25).abs() < 1e-9, "{delta}");
+    assert_eq!(first["self"]["significant"], true);
+    // read_zero lost the same share.
+    let read_zero = d["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == "read_zero")
+        .unwrap();
+    assert!((read_zero["self"]["delta"].as_f64().unwrap() + 0.25).abs() < 1e-9);
+
+    // The table says the same, first line first.
+    let out = netprof(&["diff", p(&before), p(&after)]);
+    let table = stdout(&out);
+    let first_row = table.lines().find(|l| !l.starts_with('#')).unwrap();
+    assert!(
+        first_row.contains("+25.00±")
+            && first_row.contains("*")
+            && first_row.ends_with("hsr_forward_skb [hsr]"),
+        "{table}"
+    );
+
+    // The differential flamegraph and folded stacks carry both counts,
+    // before scaled to after's total (4000).
+    let svg = dir.path().join("diff.svg");
+    let out = netprof(&[
+        "diff",
+        p(&before),
+        p(&after),
+        "--flame",
+        p(&svg),
+        "--folded",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let folded = stdout(&out);
+    assert!(
+        folded
+            .lines()
+            .any(|l| l.starts_with("nc;") && l.ends_with("hsr_forward_skb [hsr] 2000 3000")),
+        "{folded}"
+    );
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.contains("hsr_forward_skb") && svg.contains("<svg"));
+}
+
+#[test]
+fn identical_inputs_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = recording(dir.path(), "a.data", 700, 300);
+    let d = json(&["diff", p(&a), p(&a), "--json"]);
+    for f in d["functions"].as_array().unwrap() {
+        assert_eq!(f["self"]["delta"], 0.0, "{f}");
+        assert_eq!(f["self"]["significant"], false, "{f}");
+        assert_eq!(f["total"]["significant"], false, "{f}");
+    }
+    let table = stdout(&netprof(&["diff", p(&a), p(&a)]));
+    assert!(table.contains("no function changed"), "{table}");
+}
+
+#[test]
+fn repeated_runs_tell_a_change_from_run_to_run_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    // Runs that wander by a few percent around 50% HSR...
+    let before: Vec<PathBuf> = [(1000, 1000), (1100, 950), (950, 1050)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(h, d))| recording(dir.path(), &format!("b{i}.data"), h, d))
+        .collect();
+    // ...against runs that wander the same way around 50%: noise.
+    let same: Vec<PathBuf> = [(1050, 1000), (980, 1020), (1000, 1010)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(h, d))| recording(dir.path(), &format!("s{i}.data"), h, d))
+        .collect();
+    // ...and against runs around 75%: a change.
+    let after: Vec<PathBuf> = [(3000, 1000), (3100, 980), (2950, 1020)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(h, d))| recording(dir.path(), &format!("a{i}.data"), h, d))
+        .collect();
+    let args = |b: &[PathBuf], a: &[PathBuf]| {
+        let mut v = vec!["diff".to_string(), "--json".into(), "-b".into()];
+        v.extend(b.iter().map(|x| p(x).to_string()));
+        v.push("-a".into());
+        v.extend(a.iter().map(|x| p(x).to_string()));
+        v
+    };
+    let run = |v: Vec<String>| json(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    let noise = run(args(&before, &same));
+    assert!(
+        noise["method"].as_str().unwrap().starts_with("Welch"),
+        "{noise}"
+    );
+    for f in noise["functions"].as_array().unwrap() {
+        assert_eq!(f["self"]["significant"], false, "{f}");
+    }
+    let change = run(args(&before, &after));
+    let first = &change["functions"][0];
+    assert_eq!(first["function"], "hsr_forward_skb", "{change}");
+    assert_eq!(first["self"]["significant"], true, "{first}");
+    let delta = first["self"]["delta"].as_f64().unwrap();
+    assert!((0.2..0.3).contains(&delta), "{delta}");
+    assert!(first["self"]["ci95"].as_f64().unwrap() < 0.1);
+
+    // A directory stands for its files.
+    let bdir = dir.path().join("before");
+    let adir = dir.path().join("after");
+    std::fs::create_dir(&bdir).unwrap();
+    std::fs::create_dir(&adir).unwrap();
+    for (i, f) in before.iter().enumerate() {
+        std::fs::copy(f, bdir.join(format!("{i}.data"))).unwrap();
+    }
+    for (i, f) in after.iter().enumerate() {
+        std::fs::copy(f, adir.join(format!("{i}.data"))).unwrap();
+    }
+    let by_dir = json(&["diff", p(&bdir), p(&adir), "--json"]);
+    assert_eq!(by_dir["before_runs"], 3);
+    assert_eq!(
+        by_dir["functions"][0]["self"]["delta"],
+        first["self"]["delta"]
+    );
+}
+
+#[test]
+fn recordings_of_two_kernel_builds_compare_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = recording(dir.path(), "a.data", 500, 500);
+    // The same functions at other addresses: another build of the kernel
+    // and of the module.
+    let shift = 0x20_0000;
+    let moved: String = KALLSYMS
+        .lines()
+        .map(|l| {
+            let addr = u64::from_str_radix(&l[..16], 16).unwrap() + shift;
+            format!("{addr:016x}{}\n", &l[16..])
+        })
+        .collect();
+    let mut s = Synth::new();
+    s.kallsyms = Some(moved);
+    s.comm(100, "nc").comm(200, "dd");
+    let at = |name: &str| k(name) + shift;
+    s.samples(
+        500,
+        100,
+        0,
+        &[
+            at("hsr_forward_skb"),
+            at("hsr_handle_frame"),
+            at("net_rx_action"),
+        ],
+        &[],
+    );
+    s.samples(
+        500,
+        200,
+        1,
+        &[at("read_zero"), at("vfs_read"), at("ksys_read")],
+        &[],
+    );
+    let b = s.write_in(dir.path(), "b.data");
+    let d = json(&["diff", p(&a), p(&b), "--json"]);
+    let functions = d["functions"].as_array().unwrap();
+    assert_eq!(functions.len(), 6, "{d}");
+    for f in functions {
+        assert_eq!(f["self"]["delta"], 0.0, "{f}");
+        assert_eq!(f["total"]["delta"], 0.0, "{f}");
+    }
+}
+
+fn latency_file(dir: &Path, name: &str, center_ns: u64, calls: u64) -> PathBuf {
+    // Calls spread over five 1/16-wide buckets around the centre.
+    let width = center_ns / 16;
+    let histogram: Vec<Bucket> = (0..5)
+        .map(|i| Bucket {
+            low_ns: center_ns + (i as u64) * width - 2 * width,
+            high_ns: center_ns + (i as u64 + 1) * width - 2 * width,
+            count: calls / 5,
+        })
+        .collect();
+    let f = FunctionLatency {
+        function: "netprof_test_delay".into(),
+        module: Some("netprof_test".into()),
+        cpu: None,
+        pid: None,
+        count: calls / 5 * 5,
+        min_ns: histogram[0].low_ns,
+        max_ns: histogram[4].high_ns - 1,
+        mean_ns: center_ns as f64,
+        p25_ns: 0.0,
+        median_ns: center_ns as f64,
+        p75_ns: 0.0,
+        iqr_ns: 0.0,
+        p90_ns: 0.0,
+        p99_ns: 0.0,
+        histogram,
+    };
+    let report = LatencyReport {
+        schema: netprof::latency::SCHEMA.into(),
+        duration_s: 1.0,
+        probes: "kprobe.multi".into(),
+        dropped: 0,
+        missed_returns: 0,
+        functions: vec![f],
+    };
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string(&report).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn latency_results_compare_medians_with_mann_whitney() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = latency_file(dir.path(), "before.json", 200_000, 100);
+    let after = latency_file(dir.path(), "after.json", 400_000, 100);
+    let d = json(&["diff", p(&before), p(&after), "--json"]);
+    assert_eq!(d["schema"], "netprof-latency-diff/1");
+    let f = &d["functions"][0];
+    assert_eq!(f["function"], "netprof_test_delay");
+    let change = f["median_change"].as_f64().unwrap();
+    assert!((0.95..1.05).contains(&change), "median doubled: {change}");
+    assert_eq!(f["significant"], true);
+    assert!(f["p_value"].as_f64().unwrap() < 1e-6);
+
+    let same = json(&["diff", p(&before), p(&before), "--json"]);
+    assert_eq!(same["functions"][0]["significant"], false);
+    assert_eq!(same["functions"][0]["median_change"], 0.0);
+    let table = stdout(&netprof(&["diff", p(&before), p(&after)]));
+    assert!(
+        table.contains("+100.0%*") && table.contains("netprof_test_delay [netprof_test]"),
+        "{table}"
+    );
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = recording(dir.path(), "r.data", 10, 10);
+    let lat = latency_file(dir.path(), "l.json", 1000, 10);
+    assert_one_line_error(
+        &netprof(&["diff", p(&rec), p(&lat)]),
+        "one side holds recordings and the other latency results",
+    );
+    let empty = Synth::new().write_in(dir.path(), "empty.data");
+    assert_one_line_error(&netprof(&["diff", p(&empty), p(&rec)]), "holds no samples");
+    let junk = dir.path().join("junk.txt");
+    std::fs::write(&junk, "hello").unwrap();
+    assert_one_line_error(
+        &netprof(&["diff", p(&junk), p(&rec)]),
+        "neither a recording",
+    );
+    assert_one_line_error(&netprof(&["diff", p(&rec)]), "give BEFORE AFTER");
+    assert_one_line_error(
+        &netprof(&["diff", p(&lat), p(&lat), "--flame"]),
+        "--flame and --folded need recordings",
+    );
+    let missing = dir.path().join("missing.data");
+    assert_one_line_error(&netprof(&["diff", p(&missing), p(&rec)]), "cannot open");
+}
