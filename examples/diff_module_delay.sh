@@ -27,9 +27,10 @@ for side in before after; do
   for run in 1 2 3; do
     "$netprof" record -q -g -o "$out/$side-$run.data" -- sh -c "$workload"
   done
-  # And the function's latency, timed in the kernel.
-  "$netprof" latency netprof_test_delay --duration 4 --json > "$out/$side-latency.json" &
-  sleep 1
+  # And the function's latency, timed in the kernel: 50 calls once the
+  # probes are attached (netprof says "timing" then).
+  "$netprof" latency netprof_test_delay --duration 6 --json > "$out/$side-latency.json" 2> "$out/latency.log" &
+  until grep -q timing "$out/latency.log"; do sleep 0.1; done
   echo d50 > /proc/netprof_test
   wait
 done

@@ -152,7 +152,9 @@ recording gives one share per function, and the sides are compared with Welch's 
 interval from Student's t), which accounts for run-to-run variation that one pair of recordings \
 cannot show; use repeated runs to judge a change of a few percent. Across all functions of one \
 comparison the Benjamini-Hochberg procedure keeps the expected share of false discoveries at 5%: \
-changes it keeps are marked *, the others are within noise.
+changes it keeps are marked *, the others are within noise. Only shares of at least 0.5% on one side \
+take part (hundreds of rare functions would raise the bar for all without clearing it themselves); \
+rarer ones are never marked.
 
 Latency results: each function's histograms are pooled per side (runs, CPUs, processes), and the \
 table shows median and IQR before and after, the median's relative change, and the two-sided p-value \

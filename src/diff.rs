@@ -15,7 +15,8 @@
 //! are compared with the Mann-Whitney U test on their histograms (values in
 //! one bucket are ties). Across the many functions of one comparison,
 //! Benjamini-Hochberg keeps the expected share of false discoveries at 5%;
-//! a change that passes is marked significant, the others are noise.
+//! a change that passes is marked significant, the others are noise. Only
+//! shares of at least 0.5% on one side take part in the procedure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,9 @@ use crate::report::View;
 
 /// False discovery rate of the significance marks.
 pub const FDR: f64 = 0.05;
+
+/// Shares below this on both sides are not tested (never marked).
+pub const FAMILY_MIN_SHARE: f64 = 0.005;
 
 /// What an input file holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,9 +207,14 @@ pub fn diff_profiles(before: &[RunCounts], after: &[RunCounts]) -> ProfileDiff {
             }
         })
         .collect();
+    // The family tested together: shares of at least FAMILY_MIN_SHARE on
+    // one side. Hundreds of functions that are rare on both sides would
+    // otherwise raise the bar for every change without being able to
+    // clear it themselves.
     let mut p_values: Vec<&mut ShareChange> = functions
         .iter_mut()
         .flat_map(|f| [&mut f.self_share, &mut f.total])
+        .filter(|c| c.before.max(c.after) >= FAMILY_MIN_SHARE)
         .collect();
     mark_significant(&mut p_values);
     functions.sort_by(|a, b| {

@@ -570,19 +570,23 @@ fn latency_leaves_nothing(_: &Path) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Programs load first, then their links attach.
+    let places_of = |programs: &[serde_json::Value]| -> Vec<String> {
+        programs
+            .iter()
+            .flat_map(|p| p["attached"].as_array().unwrap().clone())
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let running = loop {
         let programs = latency_programs();
-        if programs.len() >= 2 || std::time::Instant::now() > deadline {
+        if places_of(&programs).len() >= 2 || std::time::Instant::now() > deadline {
             break programs;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let places: Vec<String> = running
-        .iter()
-        .flat_map(|p| p["attached"].as_array().unwrap().clone())
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
+    let places = places_of(&running);
     // The module's seven functions: outer, middle, inner, delay, write, open, show.
     assert!(
         places.contains(&"kprobe.multi on 7 functions".to_string())
@@ -627,11 +631,35 @@ fn diff_names_the_delayed_function(work: &Path) {
     let json =
         |args: &[&str]| -> serde_json::Value { serde_json::from_str(&netprof_ok(args)).unwrap() };
     let file = |name: &str| out_dir.join(name).to_str().unwrap().to_string();
+    // The delay's own time is spent in the kernel's udelay loop, its leaf:
+    // that leaf's self share grows most, and the delay's total share grows.
     let delay_first = |d: &serde_json::Value| {
-        let first = &d["functions"][0];
-        assert_eq!(first["function"], "netprof_test_delay", "{d}");
+        let rows = d["functions"].as_array().unwrap();
+        let delay = rows
+            .iter()
+            .find(|f| f["function"] == "netprof_test_delay")
+            .unwrap_or_else(|| panic!("{d}"));
+        assert!(delay["total"]["delta"].as_f64().unwrap() > 0.05, "{delay}");
+        assert_eq!(delay["total"]["significant"], true, "{delay}");
+        // Of the module's functions, only its caller (the proc write
+        // handler, which holds it) can have grown as much.
+        let grew_most = rows
+            .iter()
+            .filter(|f| f["module"] == "netprof_test" && f["function"] != "netprof_test_write")
+            .max_by(|a, b| {
+                let delta = |f: &serde_json::Value| f["total"]["delta"].as_f64().unwrap();
+                delta(a).total_cmp(&delta(b))
+            })
+            .unwrap();
+        assert_eq!(grew_most["function"], "netprof_test_delay", "{d}");
+        let first = &rows[0];
         assert!(first["self"]["delta"].as_f64().unwrap() > 0.05, "{first}");
         assert_eq!(first["self"]["significant"], true, "{first}");
+        eprintln!(
+            "guest: largest self growth: {} ({:+.1} points)",
+            first["function"],
+            100.0 * first["self"]["delta"].as_f64().unwrap()
+        );
     };
     delay_first(&json(&[
         "diff",
