@@ -4,8 +4,9 @@
 #   (b) netprof record --bpf -a -g -F 999   (stacks counted in the kernel)
 #   (c) netprof record -a -g -F 999         (every sample copied to user space)
 #   (d) perf record -a -g -F 999
-# For each: iperf3 throughput, and the CPU time (user + system) the recorder
-# process itself used. Sampling work done in interrupt context is charged to
+# For each: iperf3 throughput, and the CPU time the recorder process itself
+# used (perf stat's task-clock: the scheduler's exact runtime, where rusage
+# only counts 10 ms ticks). Sampling work done in interrupt context is charged to
 # whatever task was interrupted, so it shows up as lost throughput, not as
 # recorder CPU; the two columns together are the overhead.
 #
@@ -13,12 +14,12 @@
 # median of its rounds, so a slow moment of the machine does not land on
 # one condition only.
 #
-# Needs: iperf3, perf (linux-perf), GNU time (time), jq.
+# Needs: iperf3, perf (linux-perf), jq.
 # Run from the repository root: benches/record_overhead.sh [SECONDS] (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in iperf3 perf /usr/bin/time jq; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install iperf3 linux-perf time jq)" >&2; exit 1; }
+for tool in iperf3 perf jq; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install iperf3 linux-perf jq)" >&2; exit 1; }
 done
 seconds=${1:-10}
 rounds=${ROUNDS:-3}
@@ -42,7 +43,7 @@ run() { # condition
   esac
   local cpu=0 recorder_pid=
   if [ ${#recorder[@]} -gt 0 ]; then
-    /usr/bin/time -f "%U %S" -o "$work/time" "${recorder[@]}" >/dev/null 2>&1 &
+    perf stat -x, -e task-clock -o "$work/stat" -- "${recorder[@]}" >/dev/null 2>&1 &
     recorder_pid=$!
     sleep 1
   fi
@@ -50,7 +51,7 @@ run() { # condition
   bps=$(iperf3 -c 127.0.0.1 -p $port -t "$seconds" -J | jq '.end.sum_received.bits_per_second')
   if [ -n "$recorder_pid" ]; then
     wait "$recorder_pid"
-    cpu=$(awk '{ printf "%.3f", $1 + $2 }' "$work/time")
+    cpu=$(awk -F, '/task-clock/ { printf "%.3f", $1 / 1000 }' "$work/stat")
   fi
   awk -v b="$bps" -v c="$cpu" 'BEGIN { printf "%.2f %s\n", b / 1e9, c }'
 }

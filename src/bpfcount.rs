@@ -55,14 +55,14 @@ pub struct CountOptions {
 }
 
 /// One drained count: how many samples had this task, CPU and stacks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Stacks are by hash; [`StackCounter::stack`] gives their frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StackCount {
     pub pid: u32,
     pub tid: u32,
     pub cpu: u32,
-    /// Leaf first; empty when the sample had no kernel (or user) part.
-    pub kernel: Vec<u64>,
-    pub user: Vec<u64>,
+    pub kernel_stack: u64,
+    pub user_stack: u64,
     pub count: u64,
 }
 
@@ -147,6 +147,11 @@ impl StackCounter {
         self.kind
     }
 
+    /// The frames of a drained stack, leaf first; empty for no stack.
+    pub fn stack(&self, hash: u64) -> &[u64] {
+        self.stacks.get(&hash).map_or(&[], Vec::as_slice)
+    }
+
     /// Attaches the counting program to an open perf event. It then runs on
     /// each of the event's samples, and the kernel writes no sample to the
     /// event's ring buffer (the program returns 0).
@@ -226,20 +231,20 @@ impl StackCounter {
             }
             self.read_since_cleanup = 0;
         }
-        let mut drained = Vec::new();
-        for (key, value) in entries {
-            let word = |at: usize| u32::from_ne_bytes(key[at..at + 4].try_into().expect("u32"));
-            let hash = |at: usize| hash(&key, at);
-            let stack = |h: u64| self.stacks.get(&h).cloned().unwrap_or_default();
-            drained.push(StackCount {
-                pid: word(0),
-                tid: word(4),
-                cpu: word(8),
-                kernel: stack(hash(16)),
-                user: stack(hash(24)),
-                count: u64::from_ne_bytes(value[..8].try_into().expect("u64 count")),
-            });
-        }
+        let drained = entries
+            .into_iter()
+            .map(|(key, value)| {
+                let word = |at: usize| u32::from_ne_bytes(key[at..at + 4].try_into().expect("u32"));
+                StackCount {
+                    pid: word(0),
+                    tid: word(4),
+                    cpu: word(8),
+                    kernel_stack: hash(&key, 16),
+                    user_stack: hash(&key, 24),
+                    count: u64::from_ne_bytes(value[..8].try_into().expect("u64 count")),
+                }
+            })
+            .collect();
         Ok(drained)
     }
 

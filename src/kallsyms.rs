@@ -52,6 +52,16 @@ pub fn code_symbol(line: &str) -> Option<CodeSymbol<'_>> {
     })
 }
 
+/// The address of the code symbol `name` in kallsyms text, if shown (not
+/// hidden as zero by kptr_restrict).
+pub fn address_in(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .filter_map(code_symbol)
+        .find(|s| s.name == name)
+        .map(|s| s.address)
+        .filter(|&a| a != 0)
+}
+
 pub struct KernelSymbols {
     /// The kallsyms text; names are ranges of it, which spares a hundred
     /// thousand small allocations per report.

@@ -17,12 +17,10 @@ use crate::perfdata::{PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER};
 pub struct KernelCounts {
     counters: Vec<(StackCounter, u64)>,
     callchain: bool,
-    /// Counts collected and not yet written, merged by event and stack.
-    pending: HashMap<(u64, StackKey), u64>,
+    /// Counts collected and not yet written, merged by counter, task, CPU
+    /// and stacks (the count itself zeroed in the key).
+    pending: HashMap<(usize, StackCount), u64>,
 }
-
-/// A count's identity: task, CPU and stacks.
-type StackKey = (u32, u32, u32, Vec<u64>, Vec<u64>);
 
 /// Whether an event's program runs for every hit on every CPU, whichever
 /// perf event it was attached to (tracepoints and kprobes keep their BPF
@@ -82,13 +80,11 @@ impl KernelCounts {
     /// how many samples they stand for.
     pub fn collect(&mut self) -> Result<u64> {
         let mut samples = 0;
-        for (counter, id) in &mut self.counters {
+        for (index, (counter, _)) in self.counters.iter_mut().enumerate() {
             for c in counter.drain()? {
                 samples += c.count;
-                *self
-                    .pending
-                    .entry((*id, (c.pid, c.tid, c.cpu, c.kernel, c.user)))
-                    .or_default() += c.count;
+                let key = StackCount { count: 0, ..c };
+                *self.pending.entry((index, key)).or_default() += c.count;
             }
         }
         Ok(samples)
@@ -96,20 +92,15 @@ impl KernelCounts {
 
     /// Writes the pending counts to the file as samples stamped `time`.
     pub fn write(&mut self, writer: &mut PerfDataWriter, time: u64) -> Result<()> {
-        for ((id, (pid, tid, cpu, kernel, user)), count) in self.pending.drain() {
-            let c = StackCount {
-                pid,
-                tid,
-                cpu,
-                kernel,
-                user,
-                count,
+        for ((index, c), count) in self.pending.drain() {
+            let (counter, id) = &self.counters[index];
+            let stacks = Stacks {
+                kernel: counter.stack(c.kernel_stack),
+                user: counter.stack(c.user_stack),
             };
-            let chain = self.callchain.then(|| callchain(&c));
-            writer.write_record(&RecordBuilder::sample(
-                &sample_fields(&c, id, time),
-                chain.as_deref(),
-            ))?;
+            let fields = sample_fields(&c, &stacks, count, *id, time);
+            let chain = self.callchain.then(|| callchain(&stacks));
+            writer.write_record(&RecordBuilder::sample(&fields, chain.as_deref()))?;
         }
         writer.finish_round()
     }
@@ -126,35 +117,41 @@ impl KernelCounts {
     }
 }
 
-fn sample_fields(count: &StackCount, id: u64, time: u64) -> SampleFields {
-    let ip = count
+/// A count's frames, leaf first; a part is empty when the sample had none.
+struct Stacks<'a> {
+    kernel: &'a [u64],
+    user: &'a [u64],
+}
+
+fn sample_fields(c: &StackCount, stacks: &Stacks, count: u64, id: u64, time: u64) -> SampleFields {
+    let ip = stacks
         .kernel
         .first()
-        .or(count.user.first())
+        .or(stacks.user.first())
         .copied()
         .unwrap_or(0);
     SampleFields {
         ip,
-        pid: count.pid,
-        tid: count.tid,
+        pid: c.pid,
+        tid: c.tid,
         time,
         id,
-        cpu: count.cpu,
-        period: count.count,
-        kernel: !count.kernel.is_empty(),
+        cpu: c.cpu,
+        period: count,
+        kernel: !stacks.kernel.is_empty(),
     }
 }
 
 /// The frames as the kernel writes a callchain: each part after its context marker.
-fn callchain(count: &StackCount) -> Vec<u64> {
-    let mut chain = Vec::with_capacity(count.kernel.len() + count.user.len() + 2);
-    if !count.kernel.is_empty() {
+fn callchain(stacks: &Stacks) -> Vec<u64> {
+    let mut chain = Vec::with_capacity(stacks.kernel.len() + stacks.user.len() + 2);
+    if !stacks.kernel.is_empty() {
         chain.push(PERF_CONTEXT_KERNEL);
-        chain.extend_from_slice(&count.kernel);
+        chain.extend_from_slice(stacks.kernel);
     }
-    if !count.user.is_empty() {
+    if !stacks.user.is_empty() {
         chain.push(PERF_CONTEXT_USER);
-        chain.extend_from_slice(&count.user);
+        chain.extend_from_slice(stacks.user);
     }
     chain
 }
@@ -169,12 +166,17 @@ mod tests {
             pid: 1,
             tid: 2,
             cpu: 0,
-            kernel: vec![0xffff_0001, 0xffff_0002],
-            user: vec![0x401000],
-            count: 7,
+            kernel_stack: 10,
+            user_stack: 20,
+            count: 0,
+        };
+        let (kernel, user) = ([0xffff_0001, 0xffff_0002], [0x401000]);
+        let both = Stacks {
+            kernel: &kernel,
+            user: &user,
         };
         assert_eq!(
-            callchain(&count),
+            callchain(&both),
             vec![
                 PERF_CONTEXT_KERNEL,
                 0xffff_0001,
@@ -183,17 +185,17 @@ mod tests {
                 0x401000
             ]
         );
-        let fields = sample_fields(&count, 9, 100);
+        let fields = sample_fields(&count, &both, 7, 9, 100);
         assert_eq!(
             (fields.ip, fields.period, fields.kernel),
             (0xffff_0001, 7, true)
         );
-        let user_only = StackCount {
-            kernel: vec![],
-            ..count
+        let user_only = Stacks {
+            kernel: &[],
+            user: &user,
         };
         assert_eq!(callchain(&user_only), vec![PERF_CONTEXT_USER, 0x401000]);
-        let fields = sample_fields(&user_only, 9, 100);
+        let fields = sample_fields(&count, &user_only, 7, 9, 100);
         assert_eq!((fields.ip, fields.kernel), (0x401000, false));
     }
 }

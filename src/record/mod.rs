@@ -36,6 +36,9 @@ use crate::perfdata::*;
 const RING_PAGES_EXP: u8 = 8;
 const RING_BYTES: u32 = 4096 << RING_PAGES_EXP;
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// With `--bpf` the rings carry only process names and maps: waking up
+/// less often saves the recorder most of its remaining CPU.
+const SIDE_BAND_POLL_INTERVAL: Duration = Duration::from_millis(250);
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// How often `record --bpf` empties the kernel's count maps.
 const COUNT_DRAIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -300,8 +303,9 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     }
 
     let kallsyms_text = KernelSymbols::snapshot_text().unwrap_or_default();
-    let kernel = KernelSymbols::parse(kallsyms_text.clone());
-    if kernel.is_empty() {
+    // Only the kernel's start is needed here: a scan, not a full parse.
+    let kernel_text = crate::kallsyms::address_in(&kallsyms_text, "_text");
+    if kernel_text.is_none() {
         eprintln!(
             "netprof: warning: /proc/kallsyms shows no addresses (kernel.kptr_restrict?); kernel frames \
              will be hex. Run as root or `sysctl kernel.kptr_restrict=0`"
@@ -310,7 +314,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
 
     let mut writer = PerfDataWriter::create(&opts.output)?;
     let synth_id = events[0].ids[0];
-    if let Some(text) = kernel.address_of("_text") {
+    if let Some(text) = kernel_text {
         writer.write_record(&RecordBuilder::kernel_mmap(
             "[kernel.kallsyms]_text",
             text,
@@ -347,7 +351,14 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary> {
     let mut last_count_drain = Instant::now();
     let mut last_count_write = Instant::now();
     loop {
-        wait_for_data(&ring_fds, POLL_INTERVAL);
+        wait_for_data(
+            &ring_fds,
+            if opts.bpf {
+                SIDE_BAND_POLL_INTERVAL
+            } else {
+                POLL_INTERVAL
+            },
+        );
         drain(&samplers, &mut writer, &mut summary, &mut last_time)?;
         if opts.bpf && last_count_drain.elapsed() >= COUNT_DRAIN_INTERVAL {
             last_count_drain = Instant::now();
