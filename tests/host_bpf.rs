@@ -181,26 +181,30 @@ fn samples_of_summary(stderr: &str) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[test]
-fn record_bpf_counts_dd_and_reports_read_zero() {
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("dd.data");
-    let out = netprof(&[
-        "record",
-        "--bpf",
-        "-a",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
+/// `record --bpf -a -g` (with `extra` options) while dd reads `count` pages
+/// of /dev/zero.
+fn record_bpf_dd(data: &Path, extra: &[&str], count: u32) -> std::process::Output {
+    let count = format!("count={count}");
+    let mut args = vec!["record", "--bpf", "-a", "-g", "-o", data.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend([
         "--",
         "dd",
         "if=/dev/zero",
         "of=/dev/null",
         "bs=4k",
-        "count=1500000",
+        &count,
         "status=none",
     ]);
+    netprof(&args)
+}
+
+#[test]
+fn record_bpf_counts_dd_and_reports_read_zero() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dd.data");
+    let out = record_bpf_dd(&data, &[], 1_500_000);
     assert!(out.status.success(), "{}", stderr(&out));
     let recorded = samples_of_summary(&stderr(&out));
     assert!(recorded > 100, "{}", stderr(&out));
@@ -356,23 +360,7 @@ fn record_bpf_reports_samples_its_full_maps_dropped() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("full.data");
-    let out = netprof(&[
-        "record",
-        "--bpf",
-        "--bpf-map-entries",
-        "2",
-        "-a",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        "dd",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=4k",
-        "count=500000",
-        "status=none",
-    ]);
+    let out = record_bpf_dd(&data, &["--bpf-map-entries", "2"], 500_000);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     let warning = err
