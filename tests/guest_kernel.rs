@@ -179,6 +179,12 @@ fn record_writes_with(
     out
 }
 
+/// Samples whose leaf is inner, middle, outer and write of the test module.
+fn module_leaf_counts(folded: &str) -> (u64, u64, u64, u64) {
+    let leaf = |name: &str| count(folded, &format!(";netprof_test_{name} [netprof_test] "));
+    (leaf("inner"), leaf("middle"), leaf("outer"), leaf("write"))
+}
+
 const CHAIN: &str = "netprof_test_write [netprof_test];netprof_test_outer [netprof_test];\
 netprof_test_middle [netprof_test];netprof_test_inner [netprof_test]";
 
@@ -420,12 +426,7 @@ fn counted_kprobe(work: &Path) {
         &data,
     );
     let f = folded_of(&data, &[]);
-    let leaf = |name: &str| count(&f, &format!(";netprof_test_{name} [netprof_test] "));
-    assert_eq!(
-        (leaf("inner"), leaf("middle"), leaf("outer"), leaf("write")),
-        (10, 10, 10, 1),
-        "{f}"
-    );
+    assert_eq!(module_leaf_counts(&f), (10, 10, 10, 1), "{f}");
 }
 
 /// Starts `netprof latency ARGS --json`, waits until its probes are
@@ -869,12 +870,7 @@ fn record_kprobe_glob(work: &Path) {
         stderr(&out)
     );
     let f = folded_of(&data, &[]);
-    let leaf = |name: &str| count(&f, &format!(";netprof_test_{name} [netprof_test] "));
-    assert_eq!(
-        (leaf("inner"), leaf("middle"), leaf("outer"), leaf("write")),
-        (10, 10, 10, 1),
-        "{f}"
-    );
+    assert_eq!(module_leaf_counts(&f), (10, 10, 10, 1), "{f}");
     assert_eq!(
         count(&f, &format!("{CHAIN} ")),
         10,
