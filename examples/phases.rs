@@ -2,10 +2,11 @@
 //!   cargo run --release --example phases -- FILE
 use std::time::Instant;
 
-use netprof::profile::{Filter, Profile};
-use netprof::report::{flame, View};
+use netprof::model::profile::{Filter, Profile};
+use netprof::model::view::View;
+use netprof::render::flame;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> netprof::Result<()> {
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "netprof.data".into());

@@ -1,25 +1,28 @@
 //! netprof: a profiler for Linux kernel networking code.
 //!
-//! The library holds everything; `main.rs` only parses the command line.
-//! Data flows record -> perf.data file -> profile -> symbolize -> report.
+//! The library holds the work; the binary (src/main.rs and src/cli/) owns
+//! the command line, signals and printing. Data flows one way:
+//!
+//! - [`sys`]: what the running system offers (kallsyms, tracefs, kernel
+//!   config, CPUs, processes, capabilities);
+//! - [`probe`] and [`bpf`]: putting probes and BPF programs into the kernel;
+//! - [`record`]: sampling into a perf.data file ([`perfdata`]);
+//! - [`model`]: a recording read back, its frames named;
+//! - [`analysis`]: comparisons and their statistics;
+//! - [`render`]: every text, JSON and SVG output.
+//!
+//! Errors carry a kind ([`error::ErrorKind`]) that decides the exit status.
 
-pub mod bpfcount;
-pub mod bpfprog;
-pub mod check;
-pub mod cli;
-pub mod diff;
-pub mod event;
-pub mod kallsyms;
-pub mod kprobe;
-pub mod latency;
-pub mod libbpf_log;
-pub mod multiprobe;
+pub mod analysis;
+pub mod bpf;
+pub mod error;
+pub mod model;
 pub mod outfile;
 pub mod perfdata;
 pub mod probe;
-pub mod profile;
 pub mod record;
-pub mod report;
+pub mod render;
 pub mod suggest;
-pub mod symbolize;
-pub mod tpformat;
+pub mod sys;
+
+pub use error::{Error, ErrorKind, Result};

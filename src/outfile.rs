@@ -9,11 +9,11 @@
 //! process is gone.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Error, IoContext, Result};
 
 const TMP_MARK: &str = ".netprof-tmp-";
 
@@ -31,19 +31,19 @@ impl AtomicFile {
         };
         let name = final_path
             .file_name()
-            .with_context(|| {
-                format!(
+            .ok_or_else(|| {
+                Error::bad_argument(format!(
                     "{}: not a file name; give a path such as out.data",
                     final_path.display()
-                )
+                ))
             })?
             .to_string_lossy()
             .into_owned();
         if final_path.is_dir() {
-            anyhow::bail!(
+            return Err(Error::bad_argument(format!(
                 "{} is a directory; give a file name for the output",
                 final_path.display()
-            );
+            )));
         }
         sweep_dead_temporaries(&dir);
         let tmp_path = dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()));
@@ -55,7 +55,7 @@ impl AtomicFile {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp_path)
             .map_err(|e| permission_hint(e, &dir))
-            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+            .io_context(|| format!("cannot create a file in {}", dir.display()))?;
         Ok(AtomicFile {
             file: Some(file),
             tmp_path,
@@ -70,11 +70,29 @@ impl AtomicFile {
     /// Makes the complete file visible under its final name.
     pub fn commit(mut self) -> Result<()> {
         let file = self.file.take().expect("committed twice");
-        file.sync_all().context("cannot flush the output file")?;
+        file.sync_all()
+            .io_context(|| format!("cannot write {}", self.final_path.display()))?;
         drop(file);
         fs::rename(&self.tmp_path, &self.final_path)
-            .with_context(|| format!("cannot write {}", self.final_path.display()))?;
+            .io_context(|| format!("cannot write {}", self.final_path.display()))?;
         Ok(())
+    }
+}
+
+// Buffered writers (the perf.data writer, SVG output) write through to the
+// temporary file.
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file().flush()
+    }
+}
+
+impl Seek for AtomicFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.file().seek(pos)
     }
 }
 
@@ -84,6 +102,22 @@ impl Drop for AtomicFile {
             let _ = fs::remove_file(&self.tmp_path);
         }
     }
+}
+
+/// Writes a file through `write`, buffered, and gives it its name only if
+/// every byte was written: a failed or interrupted run leaves the old file.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<&mut AtomicFile>) -> Result<()>,
+) -> Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    {
+        let mut out = io::BufWriter::new(&mut file);
+        write(&mut out)?;
+        out.flush()
+            .io_context(|| format!("cannot write {}", path.display()))?;
+    }
+    file.commit()
 }
 
 fn permission_hint(e: io::Error, dir: &Path) -> io::Error {
@@ -123,7 +157,6 @@ fn sweep_dead_temporaries(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -1,11 +1,12 @@
 //! "Did you mean": close names for a misspelt event, function or module.
 
-/// Up to five names within a small edit distance of `wanted`, closest first.
+/// Up to five names close to `wanted`, closest first: within a small edit
+/// distance (Levenshtein, from strsim), or containing it.
 pub fn close_names<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
     let limit = (wanted.len() / 3).clamp(1, 4);
     let mut scored: Vec<(usize, &str)> = candidates
         .filter_map(|c| {
-            let d = edit_distance(wanted, c);
+            let d = strsim::levenshtein(wanted, c);
             let contains =
                 c.contains(wanted) || (wanted.len() >= 4 && wanted.contains(c) && c.len() >= 4);
             (d <= limit || contains).then_some((if contains { d.min(limit) } else { d }, c))
@@ -20,22 +21,13 @@ pub fn close_names<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) 
         .collect()
 }
 
-/// Levenshtein distance over bytes, in one row of memory.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, &ca) in a.iter().enumerate() {
-        let mut diag = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let next = (diag + usize::from(ca != cb))
-                .min(row[j] + 1)
-                .min(row[j + 1] + 1);
-            diag = row[j + 1];
-            row[j + 1] = next;
-        }
+/// " (did you mean a, b?)", or nothing when there is no suggestion.
+pub fn did_you_mean(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", names.join(", "))
     }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -44,7 +36,6 @@ mod tests {
 
     #[test]
     fn finds_typos_and_substrings() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
         let names = [
             "hsr_forward_skb",
             "hsr_forward_do",
@@ -57,5 +48,10 @@ mod tests {
         );
         assert!(close_names("sendmsg", names.iter().copied()).contains(&"tcp_sendmsg".to_string()));
         assert!(close_names("zzzzzz", names.iter().copied()).is_empty());
+        assert_eq!(did_you_mean(&[]), "");
+        assert_eq!(
+            did_you_mean(&["a".into(), "b".into()]),
+            " (did you mean a, b?)"
+        );
     }
 }

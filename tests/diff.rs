@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use netprof::latency::{Bucket, FunctionLatency, LatencyReport};
+use netprof::model::latency::{Bucket, FunctionLatency, LatencyReport};
 
 /// `hsr` samples through HSR's receive path and `dd` samples reading
 /// /dev/zero, in one recording.
@@ -253,7 +253,7 @@ fn latency_file(dir: &Path, name: &str, center_ns: u64, calls: u64) -> PathBuf {
         histogram,
     };
     let report = LatencyReport {
-        schema: netprof::latency::SCHEMA.into(),
+        schema: netprof::model::latency::SCHEMA.into(),
         duration_s: 1.0,
         probes: "kprobe.multi".into(),
         dropped: 0,
@@ -294,23 +294,38 @@ fn bad_inputs_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let rec = recording(dir.path(), "r.data", 10, 10);
     let lat = latency_file(dir.path(), "l.json", 1000, 10);
-    assert_one_line_error(
+    assert_error(
         &netprof(&["diff", p(&rec), p(&lat)]),
+        BadArgument,
         "one side holds recordings and the other latency results",
     );
     let empty = Synth::new().write_in(dir.path(), "empty.data");
-    assert_one_line_error(&netprof(&["diff", p(&empty), p(&rec)]), "holds no samples");
+    assert_error(
+        &netprof(&["diff", p(&empty), p(&rec)]),
+        CorruptInput,
+        "holds no samples",
+    );
     let junk = dir.path().join("junk.txt");
     std::fs::write(&junk, "hello").unwrap();
-    assert_one_line_error(
+    assert_error(
         &netprof(&["diff", p(&junk), p(&rec)]),
+        CorruptInput,
         "neither a recording",
     );
-    assert_one_line_error(&netprof(&["diff", p(&rec)]), "give BEFORE AFTER");
-    assert_one_line_error(
+    assert_error(
+        &netprof(&["diff", p(&rec)]),
+        BadArgument,
+        "give BEFORE AFTER",
+    );
+    assert_error(
         &netprof(&["diff", p(&lat), p(&lat), "--flame"]),
+        BadArgument,
         "--flame and --folded need recordings",
     );
     let missing = dir.path().join("missing.data");
-    assert_one_line_error(&netprof(&["diff", p(&missing), p(&rec)]), "cannot open");
+    assert_error(
+        &netprof(&["diff", p(&missing), p(&rec)]),
+        NotFound,
+        "no such file",
+    );
 }

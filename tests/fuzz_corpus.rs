@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use netprof::profile::{Filter, Profile};
+use netprof::model::profile::{Filter, Profile};
 
 #[test]
 fn corpus_inputs_read_or_fail_cleanly() {
@@ -20,7 +20,7 @@ fn corpus_inputs_read_or_fail_cleanly() {
         inputs += 1;
         if let Ok(profile) = Profile::from_bytes(&bytes, &Filter::default()) {
             readable += 1;
-            let view = netprof::report::View::build(&profile, None).unwrap();
+            let view = netprof::model::view::View::build(&profile, None).unwrap();
             let _ = view.folded();
         }
     }

@@ -1,106 +1,210 @@
-//! Tests that need a real kernel with kprobes and modules, which this host
-//! lacks. On the host, the one test boots Debian's 6.12 kernel under QEMU
-//! (tests/guest/run) and runs this same test binary inside it, where
-//! NETPROF_IN_GUEST is set and every check below runs for real. The host test
-//! fails if any check in the guest fails.
+//! Checks that need a real kernel with kprobes and modules, which this host
+//! lacks. On the host, this harness boots Debian's 6.12 kernel once under
+//! QEMU (tests/guest/run) and runs this same binary inside it, where
+//! NETPROF_IN_GUEST is set and the selected checks run for real, one after
+//! the other, each in a directory of its own. Each check is its own test
+//! result on the host (`test [6.12] own_module_kprobe ... ok`), and a failure
+//! shows that check's output, the guest kernel's console lines included.
+//!
+//! Filters work as for any cargo test: `cargo test --test guest_kernel hsr`
+//! boots the guest for the HSR checks only.
 
 mod common;
 
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use common::*;
+use libtest_mimic::{Arguments, Failed, Trial};
 
-#[test]
-fn in_guest_kernel() {
-    if std::env::var_os("NETPROF_IN_GUEST").is_none() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        // Everything the guest prints, its kernel's console included, is
-        // shown only if the suite fails: an oops there then explains itself.
-        let (reader, writer) = std::io::pipe().expect("a pipe");
-        let mut guest = Command::new(root.join("tests/guest/run"))
-            .env("NETPROF_GUEST_CONSOLE", "1")
-            .args(["env", "NETPROF_IN_GUEST=1", "RUST_BACKTRACE=1"])
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "in_guest_kernel",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .stdout(writer.try_clone().expect("a pipe"))
-            .stderr(writer)
-            .spawn()
-            .expect("tests/guest/run starts");
-        // Marked as the guest's, so that its runner's lines are not taken
-        // for this host's test results.
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(reader).lines() {
-            println!("guest| {}", line.unwrap_or_default());
-        }
-        let status = guest.wait().unwrap();
-        assert!(status.success(), "the guest suite failed: {status}");
+/// The kernel the guest boots (tests/guest/run's default).
+const KERNEL: &str = "6.12";
+
+/// A guest run that takes longer than this is stuck: the guest is killed
+/// and every check it did not finish fails.
+const GUEST_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+const CHECK_START: &str = "netprof-guest-check-start ";
+const CHECK_END: &str = "netprof-guest-check-end ";
+
+type Check = fn(&Path);
+
+/// Every check, by name.
+const CHECKS: &[(&str, Check)] = &[
+    ("own_module_kprobe", own_module_kprobe),
+    ("own_module_return_probe", own_module_return_probe),
+    ("concurrent_recordings", concurrent_recordings),
+    ("persistent_probe", persistent_probe),
+    ("probe_errors", probe_errors),
+    ("kill_nine_leaves_nothing", kill_nine_leaves_nothing),
+    ("hsr_ring", hsr_ring),
+    ("names_survive_rmmod", names_survive_rmmod),
+    ("probe_arguments", probe_arguments),
+    ("record_kprobe_glob", record_kprobe_glob),
+    ("hsr_glob", hsr_glob),
+    ("check_sees_the_kernel", check_sees_the_kernel),
+    ("counted_kprobe", counted_kprobe),
+    ("latency_of_known_delay", latency_of_known_delay),
+    ("latency_leaves_nothing", latency_leaves_nothing),
+    (
+        "diff_names_the_delayed_function",
+        diff_names_the_delayed_function,
+    ),
+];
+
+fn main() {
+    if std::env::var_os("NETPROF_IN_GUEST").is_some() {
+        let names: Vec<String> = std::env::args().skip(1).collect();
+        in_guest(&names);
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    type Check = (&'static str, fn(&Path));
-    let checks: &[Check] = &[
-        (
-            "kprobe on the test module: exact count and chain",
-            own_module_kprobe,
-        ),
-        ("return probe on the test module", own_module_return_probe),
-        (
-            "two recordings at once keep their own probes",
-            concurrent_recordings,
-        ),
-        (
-            "persistent probe: add, record, list, delete",
-            persistent_probe,
-        ),
-        ("errors: unknown function, module not loaded", probe_errors),
-        ("kill -9 leaves no probe behind", kill_nine_leaves_nothing),
-        (
-            "HSR: kprobe on hsr_forward_skb with ping across a ring",
-            hsr_ring,
-        ),
-        ("module frames named after rmmod", names_survive_rmmod),
-        (
-            "probe arguments by position and by BTF name",
-            probe_arguments,
-        ),
-        (
-            "a kprobe glob in record: one event per function",
-            record_kprobe_glob,
-        ),
-        ("a glob probes all of HSR and --del removes it", hsr_glob),
-        (
-            "netprof check sees kprobes, modules and BTF",
-            check_sees_the_kernel,
-        ),
-        (
-            "record --bpf on kprobes: exact counts and full chains",
-            counted_kprobe,
-        ),
-        (
-            "latency of the known 200 us delay, and of a glob per CPU",
-            latency_of_known_delay,
-        ),
-        (
-            "latency: listed by netprof bpf while it runs, nothing left after kill -9",
-            latency_leaves_nothing,
-        ),
-        (
-            "diff: the worked example names the delayed function",
-            diff_names_the_delayed_function,
-        ),
-    ];
+    let args = Arguments::from_args();
+    let selected: Vec<&'static str> = CHECKS
+        .iter()
+        .map(|c| c.0)
+        .filter(|name| is_selected(&args, name))
+        .collect();
+    let trials = CHECKS
+        .iter()
+        .map(|&(name, _)| {
+            let selected = selected.clone();
+            Trial::test(name, move || guest_result(&selected, name)).with_kind(KERNEL)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// Whether libtest-mimic will run the check `name` (its filter rules).
+fn is_selected(args: &Arguments, name: &str) -> bool {
+    let matches = |pattern: &str| {
+        if args.exact {
+            name == pattern
+        } else {
+            name.contains(pattern)
+        }
+    };
+    !args.list
+        && !args.ignored
+        && args.filter.as_deref().is_none_or(matches)
+        && !args.skip.iter().any(|s| matches(s))
+}
+
+/// What one boot of the guest said of each check.
+struct GuestRun {
+    /// Check name -> (passed, its output).
+    results: HashMap<String, (bool, String)>,
+    /// How the guest ended, and its last lines, for checks it never reached.
+    ending: String,
+}
+
+static GUEST: OnceLock<GuestRun> = OnceLock::new();
+
+fn guest_result(selected: &[&str], name: &str) -> Result<(), Failed> {
+    let run = GUEST.get_or_init(|| boot(selected));
+    match run.results.get(name) {
+        Some((true, output)) => {
+            // What a passing check measured stays visible in the log.
+            for line in output.lines().filter(|l| l.starts_with("guest: ")) {
+                eprintln!("[{KERNEL}] {name}: {}", &line["guest: ".len()..]);
+            }
+            Ok(())
+        }
+        Some((false, output)) => Err(format!("in the {KERNEL} guest:\n{output}").into()),
+        None => Err(format!(
+            "the {KERNEL} guest ended before this check reported: {}",
+            run.ending
+        )
+        .into()),
+    }
+}
+
+/// Boots the guest once for the selected checks and collects their results.
+fn boot(selected: &[&str]) -> GuestRun {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    let mut guest = Command::new(root.join("tests/guest/run"))
+        .env("NETPROF_GUEST_CONSOLE", "1")
+        .args(["env", "NETPROF_IN_GUEST=1", "RUST_BACKTRACE=1"])
+        .arg(std::env::current_exe().unwrap())
+        .args(selected)
+        .stdout(writer.try_clone().expect("a pipe"))
+        .stderr(writer)
+        .process_group(0)
+        .spawn()
+        .expect("tests/guest/run starts");
+    let pgid = guest.id() as i32;
+    let watchdog = std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < GUEST_TIMEOUT {
+            std::thread::sleep(Duration::from_secs(1));
+            // SAFETY: signal 0 only checks that the group still exists.
+            if unsafe { libc::kill(-pgid, 0) } != 0 {
+                return false;
+            }
+        }
+        // SAFETY: ending the guest's own process group.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        true
+    });
+    let mut results = HashMap::new();
+    let mut current: Option<(String, String)> = None;
+    let mut tail: Vec<String> = Vec::new();
+    for line in std::io::BufReader::new(reader).lines() {
+        let line = line.unwrap_or_default();
+        if let Some(name) = line.strip_prefix(CHECK_START) {
+            current = Some((name.to_string(), String::new()));
+        } else if let Some(end) = line.strip_prefix(CHECK_END) {
+            let (name, verdict) = end.split_once(' ').unwrap_or((end, "failed"));
+            let output = current.take().map(|c| c.1).unwrap_or_default();
+            results.insert(name.to_string(), (verdict == "ok", output));
+        } else if let Some((_, output)) = current.as_mut() {
+            output.push_str(&line);
+            output.push('\n');
+        }
+        tail.push(line);
+        if tail.len() > 40 {
+            tail.remove(0);
+        }
+    }
+    let status = guest.wait().expect("the guest ends");
+    let timed_out = watchdog.join().unwrap_or(false);
+    let mut ending = if timed_out {
+        format!("killed after {GUEST_TIMEOUT:?}")
+    } else {
+        format!("tests/guest/run exited with {status}")
+    };
+    if let Some((name, output)) = current {
+        ending.push_str(&format!("; {name} was running, its output:\n{output}"));
+    }
+    ending.push_str(&format!("\nlast lines:\n{}", tail.join("\n")));
+    GuestRun { results, ending }
+}
+
+/// Inside the guest: runs the named checks (all when none are named), each
+/// in a fresh directory, between markers the host reads.
+fn in_guest(names: &[String]) {
     load_test_module();
-    for (name, check) in checks {
-        eprintln!("guest: {name}");
-        check(work.path());
-        eprintln!("guest: ok");
+    for &(name, check) in CHECKS {
+        if !names.is_empty() && !names.iter().any(|n| n == name) {
+            continue;
+        }
+        // On stderr, with the checks' own messages and panics: one stream
+        // keeps them in order.
+        eprintln!("{CHECK_START}{name}");
+        let work = tempfile::tempdir().unwrap();
+        let dir: PathBuf = work.path().to_path_buf();
+        let outcome = std::panic::catch_unwind(move || check(&dir));
+        // A check that failed half-way may have left the module out.
+        load_test_module();
+        eprintln!(
+            "{CHECK_END}{name} {}",
+            if outcome.is_ok() { "ok" } else { "failed" }
+        );
     }
 }
 
@@ -303,11 +407,12 @@ fn persistent_probe(work: &Path) {
 }
 
 fn probe_errors(_: &Path) {
-    assert_one_line_error(
+    assert_error(
         &netprof(&["probe", "netprof_test_innr"]),
+        NotFound,
         "did you mean netprof_test_inner",
     );
-    assert_one_line_error(
+    assert_error(
         &netprof(&[
             "record",
             "-e",
@@ -316,6 +421,7 @@ fn probe_errors(_: &Path) {
             "--duration",
             "0.1",
         ]),
+        NotFound,
         "no function 'netprof_test_innr'",
     );
     // A function on the kprobe blacklist: the kernel refuses, netprof explains.
@@ -326,7 +432,7 @@ fn probe_errors(_: &Path) {
         .find(|f| !f.contains('.'))
         .expect("a blacklisted function");
     let out = netprof(&["probe", refused]);
-    assert_one_line_error(&out, "the kernel refuses a probe on");
+    assert_error(&out, KernelRefused, "the kernel refuses a probe on");
     assert!(!kprobe_events().contains(refused), "{}", kprobe_events());
     // Not root: each way in says so.
     let as_nobody = |args: &[&str]| {
@@ -338,11 +444,12 @@ fn probe_errors(_: &Path) {
             .output()
             .unwrap()
     };
-    assert_one_line_error(
+    assert_error(
         &as_nobody(&["probe", "netprof_test_inner"]),
+        NoPermission,
         "no permission",
     );
-    assert_one_line_error(
+    assert_error(
         &as_nobody(&[
             "record",
             "-e",
@@ -353,10 +460,12 @@ fn probe_errors(_: &Path) {
             "-o",
             "/tmp/x.data",
         ]),
+        NoPermission,
         "no permission",
     );
-    assert_one_line_error(
+    assert_error(
         &netprof(&["probe", "-m", "nosuchmod", "foo"]),
+        NotFound,
         "module 'nosuchmod' is not loaded",
     );
 }
@@ -731,6 +840,7 @@ fn hsr_ring(work: &Path) {
 
 fn names_survive_rmmod(work: &Path) {
     let data = work.join("inner.data");
+    record_writes("kprobe:netprof_test_inner", true, "100", &data);
     sh("rmmod netprof_test");
     assert!(!std::fs::read_to_string("/proc/kallsyms")
         .unwrap()
@@ -854,8 +964,9 @@ fn probe_arguments(work: &Path) {
     );
     netprof_ok(&["probe", "--del", "--all"]);
 
-    assert_one_line_error(
+    assert_error(
         &netprof(&["probe", "netprof_test_inner", "x=$nosuch"]),
+        BadArgument,
         "the kernel rejects the arguments",
     );
 }

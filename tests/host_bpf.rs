@@ -450,7 +450,7 @@ fn bpf_refusals_are_one_line_errors() {
             .expect("setpriv (util-linux)")
     };
     let data: PathBuf = dir.path().join("x.data");
-    assert_one_line_error(
+    assert_error(
         &as_nobody(&[
             "record",
             "--bpf",
@@ -460,11 +460,16 @@ fn bpf_refusals_are_one_line_errors() {
             "-o",
             data.to_str().unwrap(),
         ]),
+        NoPermission,
         "no permission to load netprof's BPF program",
     );
     assert!(!data.exists());
-    assert_one_line_error(&as_nobody(&["bpf"]), "cannot list BPF programs");
-    assert_one_line_error(
+    assert_error(
+        &as_nobody(&["bpf"]),
+        NoPermission,
+        "cannot list BPF programs",
+    );
+    assert_error(
         &netprof(&[
             "record",
             "--bpf",
@@ -475,15 +480,18 @@ fn bpf_refusals_are_one_line_errors() {
             "--",
             "true",
         ]),
+        BadArgument,
         "record --bpf counts tracepoints and kprobes system-wide only",
     );
-    assert_one_line_error(
+    assert_error(
         &netprof(&["bpf", "--id", "4000000000"]),
+        NotFound,
         "no BPF program with id 4000000000",
     );
-    assert_one_line_error(
+    assert_error(
         &netprof(&["bpf", "--duration", "0"]),
-        "--duration 0: give a positive",
+        BadArgument,
+        "give a positive number of seconds",
     );
     assert!(counting_programs().is_empty());
 }

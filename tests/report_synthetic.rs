@@ -88,8 +88,9 @@ fn module_filter_keeps_only_stacks_through_the_module() {
     );
 
     let out = netprof(&["report", "-i", file.to_str().unwrap(), "--module", "e1000"]);
-    assert_one_line_error(
+    assert_error(
         &out,
+        NotFound,
         "no sampled stack passes through module 'e1000' (modules in this recording: hsr)",
     );
 }

@@ -4,11 +4,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netprof::profile::{Filter, Profile};
+use netprof::model::profile::{Filter, Profile};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(profile) = Profile::from_bytes(data, &Filter::default()) {
         // Naming frames walks every stack and address space of the result.
-        let _ = netprof::report::View::build(&profile, None).map(|v| v.folded());
+        let _ = netprof::model::view::View::build(&profile, None).map(|v| v.folded());
     }
 });

@@ -5,7 +5,11 @@
 //! on a failed allocation instead of failing politely. Every size and count it
 //! allocates by is checked here against the bytes that actually exist.
 
-use anyhow::{bail, Result};
+use crate::error::{Error, Result};
+
+fn corrupt(what: &str) -> Result<()> {
+    Err(Error::corrupt_input(what))
+}
 
 const HEADER_SIZE: usize = 104;
 /// The smallest perf_event_attr (PERF_ATTR_SIZE_VER0) plus its ids section.
@@ -42,36 +46,40 @@ impl Bytes<'_> {
     }
 }
 
-/// Errors read as the rest of a sentence that starts with the file's name.
+/// Checks every size and count the parser will trust. Errors are of kind
+/// CorruptInput and read as the rest of a sentence that starts with the
+/// file's name.
 pub fn check_layout(data: &[u8]) -> Result<()> {
     let magic = data.get(..8);
     if magic != Some(b"PERFILE2") && magic != Some(b"2ELIFREP") {
-        bail!("is not a readable perf.data file (no PERFILE2 magic); pass a file from `netprof record` or `perf record`");
+        return corrupt("is not a readable perf.data file (no PERFILE2 magic); pass a file from `netprof record` or `perf record`");
     }
     let f = Bytes {
         data,
         big_endian: magic == Some(b"2ELIFREP"),
     };
     if data.len() < HEADER_SIZE {
-        bail!("is truncated (shorter than a perf.data header); record it again");
+        return corrupt("is truncated (shorter than a perf.data header); record it again");
     }
     let word = |i: u64| f.u64(i).unwrap_or(0);
     let (attr_entry, attrs, attrs_size, data_at, data_size) =
         (word(16), word(24), word(32), word(40), word(48));
     if !f.inside(data_at, data_size) {
-        bail!("is truncated (it ends inside its data); the recording was cut short, record again");
+        return corrupt(
+            "is truncated (it ends inside its data); the recording was cut short, record again",
+        );
     }
     // The event_types section (old perf) is read the same way as the attrs.
     if !f.inside(attrs, attrs_size) || !f.inside(word(56), word(64)) || attr_entry < MIN_ATTR_ENTRY
     {
-        bail!("is corrupt (its event attributes do not fit the file); record it again");
+        return corrupt("is corrupt (its event attributes do not fit the file); record it again");
     }
     // Each attr entry ends with the section of its event ids.
     let mut entry = attrs;
     while entry + attr_entry <= attrs + attrs_size {
         let ids_section = entry + attr_entry - 16;
         if !f.inside(word(ids_section), word(ids_section + 8)) {
-            bail!("is corrupt (an event's ids lie past its end); record it again");
+            return corrupt("is corrupt (an event's ids lie past its end); record it again");
         }
         entry += attr_entry;
     }
@@ -82,13 +90,17 @@ pub fn check_layout(data: &[u8]) -> Result<()> {
             continue;
         }
         let (Some(offset), Some(size)) = (f.u64(table), f.u64(table + 8)) else {
-            bail!("is truncated (its feature sections are missing); record it again");
+            return corrupt("is truncated (its feature sections are missing); record it again");
         };
         if !f.inside(offset, size) {
-            bail!("is corrupt or truncated (a feature section lies past its end); record it again");
+            return corrupt(
+                "is corrupt or truncated (a feature section lies past its end); record it again",
+            );
         }
         if bit == u64::from(super::HEADER_EVENT_DESC) && !event_desc_fits(&f, offset, size) {
-            bail!("is corrupt (its event descriptions do not fit their section); record it again");
+            return corrupt(
+                "is corrupt (its event descriptions do not fit their section); record it again",
+            );
         }
         table += 16;
     }

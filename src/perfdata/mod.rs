@@ -11,6 +11,38 @@ pub mod attr;
 pub mod check;
 pub mod writer;
 
+/// An executable file mapped into a process: what MMAP2 records carry,
+/// what netprof synthesizes for processes that run before a recording
+/// starts, and what names user frames later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    /// Offset in the file of the mapping's first byte.
+    pub pgoff: u64,
+    pub path: String,
+}
+
+impl Mapping {
+    pub fn new(start: u64, length: u64, pgoff: u64, path: String) -> Mapping {
+        Mapping {
+            start,
+            end: start.saturating_add(length),
+            pgoff,
+            path,
+        }
+    }
+
+    pub fn contains(&self, addr: u64) -> bool {
+        self.start <= addr && addr < self.end
+    }
+}
+
+// perf_event_attr.type values (include/uapi/linux/perf_event.h).
+pub const TYPE_HARDWARE: u32 = 0;
+pub const TYPE_SOFTWARE: u32 = 1;
+pub const TYPE_TRACEPOINT: u32 = 2;
+
 /// Feature bit of the kallsyms snapshot. perf's own features stop near 32 and
 /// it skips set bits it does not know, so a bit high in the 256-bit map is
 /// safe from both perf and future perf features.
@@ -27,6 +59,7 @@ pub const PERF_RECORD_LOST: u32 = 2;
 pub const PERF_RECORD_COMM: u32 = 3;
 pub const PERF_RECORD_SAMPLE: u32 = 9;
 pub const PERF_RECORD_MMAP2: u32 = 10;
+pub const PERF_RECORD_LOST_SAMPLES: u32 = 13;
 pub const PERF_RECORD_FINISHED_ROUND: u32 = 68;
 
 pub const PERF_RECORD_MISC_KERNEL: u16 = 1;

@@ -9,10 +9,9 @@
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result};
-
 use super::attr::{EventAttr, ATTR_SIZE};
 use super::*;
+use crate::error::{IoContext, Result};
 use crate::outfile::AtomicFile;
 
 const HEADER_SIZE: u64 = 104;
@@ -31,20 +30,11 @@ pub struct PerfDataWriter {
     data_size: u64,
 }
 
-// BufWriter needs Write on the inner type; forward to the temporary file.
-impl Write for AtomicFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file().write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file().flush()
-    }
-}
-
 impl PerfDataWriter {
     pub fn create(path: &Path) -> Result<Self> {
         let mut out = BufWriter::with_capacity(1 << 20, AtomicFile::create(path)?);
-        out.write_all(&[0u8; HEADER_SIZE as usize])?;
+        out.write_all(&[0u8; HEADER_SIZE as usize])
+            .io_context(|| "cannot write the data file")?;
         Ok(PerfDataWriter { out, data_size: 0 })
     }
 
@@ -52,7 +42,7 @@ impl PerfDataWriter {
     pub fn write_record(&mut self, record: &[u8]) -> Result<()> {
         self.out
             .write_all(record)
-            .context("cannot write the data file")?;
+            .io_context(|| "cannot write the data file")?;
         self.data_size += record.len() as u64;
         Ok(())
     }
@@ -68,7 +58,18 @@ impl PerfDataWriter {
     }
 
     /// Writes features, ids, attrs and the header, and gives the file its name.
-    pub fn finish(mut self, events: &[EventDesc], features: &[(u32, Vec<u8>)]) -> Result<()> {
+    pub fn finish(self, events: &[EventDesc], features: &[(u32, Vec<u8>)]) -> Result<()> {
+        let file = self
+            .write_trailer(events, features)
+            .io_context(|| "cannot write the data file")?;
+        file.commit()
+    }
+
+    fn write_trailer(
+        mut self,
+        events: &[EventDesc],
+        features: &[(u32, Vec<u8>)],
+    ) -> std::io::Result<AtomicFile> {
         let mut features: Vec<&(u32, Vec<u8>)> = features.iter().collect();
         features.sort_by_key(|(bit, _)| *bit);
 
@@ -118,14 +119,7 @@ impl PerfDataWriter {
         }
         self.out.seek(SeekFrom::Start(0))?;
         self.out.write_all(&header)?;
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.commit()
-    }
-}
-
-impl Seek for AtomicFile {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.file().seek(pos)
+        self.out.into_inner().map_err(|e| e.into_error())
     }
 }
 
@@ -225,11 +219,12 @@ impl RecordBuilder {
         r.finish(PERF_RECORD_COMM, 0, &SampleId { pid, tid, id })
     }
 
-    /// A user-space file mapping (MMAP2 without device/inode identity).
-    pub fn mmap2(m: &Mapping, id: u64) -> Vec<u8> {
+    /// A user-space file mapping of process `pid` (MMAP2 without
+    /// device/inode identity).
+    pub fn mmap2(pid: u32, m: &Mapping, id: u64) -> Vec<u8> {
         let mut r = Self::new();
-        r.u32(m.pid)
-            .u32(m.pid)
+        r.u32(pid)
+            .u32(pid)
             .u64(m.start)
             .u64(m.end - m.start)
             .u64(m.pgoff);
@@ -240,11 +235,7 @@ impl RecordBuilder {
         r.finish(
             PERF_RECORD_MMAP2,
             PERF_RECORD_MISC_USER,
-            &SampleId {
-                pid: m.pid,
-                tid: m.pid,
-                id,
-            },
+            &SampleId { pid, tid: pid, id },
         )
     }
 
@@ -282,16 +273,6 @@ pub struct SampleFields {
     pub period: u64,
     /// Whether the sample hit in the kernel.
     pub kernel: bool,
-}
-
-/// An executable file mapping of a process.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mapping {
-    pub pid: u32,
-    pub start: u64,
-    pub end: u64,
-    pub pgoff: u64,
-    pub path: String,
 }
 
 /// perf's header string: u32 length (padded to 64), bytes, NULs.
@@ -401,7 +382,7 @@ pub fn tracing_data_feature(
     out.extend_from_slice(b"0.6\0");
     out.push(0); // little endian
     out.push(std::mem::size_of::<libc::c_long>() as u8);
-    out.extend_from_slice(&(page_size() as u32).to_le_bytes());
+    out.extend_from_slice(&(procfs::page_size() as u32).to_le_bytes());
     for (name, text) in [("header_page", header_page), ("header_event", header_event)] {
         out.extend_from_slice(name.as_bytes());
         out.push(0);
@@ -434,9 +415,4 @@ pub fn tracing_data_feature(
     out.extend_from_slice(&0u32.to_le_bytes()); // printk formats
     out.extend_from_slice(&0u64.to_le_bytes()); // saved command lines
     out
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }

@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::io::Write;
 
-use anyhow::{bail, Context, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// A command forked and held before exec until its events are open.
 ///
@@ -24,7 +24,7 @@ impl HeldChild {
             .iter()
             .map(|a| CString::new(a.as_bytes()))
             .collect::<Result<_, _>>()
-            .context("the command contains a NUL byte")?;
+            .map_err(|_| Error::bad_argument("the command contains a NUL byte"))?;
         let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
         let (gate_r, gate_w) = pipe()?;
@@ -34,10 +34,10 @@ impl HeldChild {
         unsafe {
             let pid = libc::fork();
             if pid < 0 {
-                bail!(
-                    "cannot start the command: {}",
-                    std::io::Error::last_os_error()
-                );
+                return Err(Error::io(
+                    "cannot start the command",
+                    &std::io::Error::last_os_error(),
+                ));
             }
             if pid == 0 {
                 libc::close(gate_w);
@@ -67,13 +67,17 @@ impl HeldChild {
     pub fn release(&mut self) -> Result<()> {
         use std::io::Read;
         if let Some(mut gate) = self.gate.take() {
-            gate.write_all(&[1]).context("cannot start the command")?;
+            gate.write_all(&[1])
+                .io_context(|| "cannot start the command")?;
         }
         let mut errno = [0u8; 4];
         if self.exec_status.read_exact(&mut errno).is_ok() {
             let err = std::io::Error::from_raw_os_error(i32::from_le_bytes(errno));
             self.stop();
-            bail!("cannot run the command: {err}; check the program name and PATH");
+            return Err(Error::new(
+                crate::error::ErrorKind::of_io(&err),
+                format!("cannot run the command: {err}; check the program name and PATH"),
+            ));
         }
         Ok(())
     }
@@ -119,7 +123,10 @@ fn pipe() -> Result<(i32, i32)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid 2-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        bail!("cannot create a pipe: {}", std::io::Error::last_os_error());
+        return Err(Error::io(
+            "cannot create a pipe",
+            &std::io::Error::last_os_error(),
+        ));
     }
     Ok((fds[0], fds[1]))
 }

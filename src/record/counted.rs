@@ -1,14 +1,15 @@
-//! `record --bpf`: the kernel counts stacks (src/bpfcount.rs) and the
+//! `record --bpf`: the kernel counts stacks ([`crate::bpf::stack_count`]) and the
 //! recorder turns each drained count into one sample record whose period is
 //! the count, in the same file format as sampled recordings. The events that
 //! trigger the counting write nothing to ring buffers; a dummy event per CPU
 //! (or task) carries the process names and maps that name user frames.
 
 use ahash::AHashMap as HashMap;
-use anyhow::Result;
+use perf_event_open::count::Counter;
 
-use crate::bpfcount::{AttachKind, CountOptions, StackCount, StackCounter};
-use crate::event::{self, EventSpec};
+use super::event::{EventSpec, Source};
+use crate::bpf::stack_count::{AttachKind, CountOptions, Dropped, StackCount, StackCounter};
+use crate::error::Result;
 use crate::perfdata::writer::{PerfDataWriter, RecordBuilder, SampleFields};
 use crate::perfdata::{PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER};
 
@@ -22,23 +23,13 @@ pub struct KernelCounts {
     pending: HashMap<(usize, StackCount), u64>,
 }
 
-/// Whether an event's program runs for every hit on every CPU, whichever
-/// perf event it was attached to (tracepoints and kprobes keep their BPF
-/// programs per tracepoint, not per perf event). Such events are opened once
-/// and filtered by CPU in the program; sampling events are opened per CPU.
-pub fn fires_everywhere(spec: &EventSpec) -> bool {
-    spec.type_ == event::TYPE_TRACEPOINT || spec.kprobe_address.is_some()
-}
-
 /// The BPF program type an event takes (a tracefs event may turn out to be
 /// a kprobe: see `KernelCounts::add`).
 pub fn attach_kind(spec: &EventSpec) -> AttachKind {
-    if spec.kprobe_address.is_some() {
-        AttachKind::Kprobe
-    } else if spec.type_ == event::TYPE_TRACEPOINT {
-        AttachKind::Tracepoint
-    } else {
-        AttachKind::PerfEvent
+    match spec.source {
+        Source::Kprobe(_) => AttachKind::Kprobe,
+        Source::Tracepoint { .. } => AttachKind::Tracepoint,
+        _ => AttachKind::PerfEvent,
     }
 }
 
@@ -52,24 +43,24 @@ impl KernelCounts {
     }
 
     /// Adds a counter for one event (loaded for `attach_kind(spec)`) and
-    /// attaches it to the event's perf event descriptors (all of them with
-    /// the same `event_id` in the file).
+    /// attaches it to the event's perf events (all of them with the same
+    /// `event_id` in the file).
     pub fn add(
         &mut self,
         mut counter: StackCounter,
         options: &CountOptions,
-        perf_events: &[i32],
+        perf_events: &[Counter],
         event_id: u64,
     ) -> Result<()> {
-        for &fd in perf_events {
-            if let Err(e) = counter.attach(fd) {
+        for event in perf_events {
+            if let Err(e) = counter.attach(event) {
                 // A tracefs event made by a kprobe (netprof's persistent
                 // probes, perf probe's) takes the kprobe program type.
                 if counter.kind() != AttachKind::Tracepoint {
                     return Err(e);
                 }
                 counter = StackCounter::load(options, AttachKind::Kprobe)?;
-                counter.attach(fd)?;
+                counter.attach(event)?;
             }
         }
         self.counters.push((counter, event_id));
@@ -106,8 +97,8 @@ impl KernelCounts {
     }
 
     /// Samples the kernel could not count for want of map room.
-    pub fn dropped(&self) -> Result<crate::bpfcount::Dropped> {
-        let mut total = crate::bpfcount::Dropped::default();
+    pub fn dropped(&self) -> Result<Dropped> {
+        let mut total = Dropped::default();
         for (counter, _) in &self.counters {
             let d = counter.dropped()?;
             total.stacks_full += d.stacks_full;

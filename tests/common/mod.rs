@@ -5,15 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+// Error kinds by name, for assert_error (not every test crate uses them).
 use netprof::perfdata::attr::{EventAttr, Rate};
 use netprof::perfdata::writer::{
-    build_id_feature, event_desc_feature, BuildId, EventDesc, Mapping, PerfDataWriter,
-    RecordBuilder,
+    build_id_feature, event_desc_feature, BuildId, EventDesc, PerfDataWriter, RecordBuilder,
 };
 use netprof::perfdata::{
-    FEATURE_NETPROF_KALLSYMS, HEADER_BUILD_ID, HEADER_EVENT_DESC, PERF_CONTEXT_KERNEL,
+    Mapping, FEATURE_NETPROF_KALLSYMS, HEADER_BUILD_ID, HEADER_EVENT_DESC, PERF_CONTEXT_KERNEL,
     PERF_CONTEXT_USER,
 };
+#[allow(unused_imports)]
+pub use netprof::ErrorKind::{self, *};
 
 pub fn netprof(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_netprof"))
@@ -30,15 +32,23 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Asserts a failure with exactly one line of error, naming `needle`, and no panic.
-pub fn assert_one_line_error(o: &Output, needle: &str) {
+/// Asserts a failure of `kind` (its documented exit status) with exactly
+/// one line of error naming `needle`, and no panic.
+pub fn assert_error(o: &Output, kind: ErrorKind, needle: &str) {
     let err = stderr(o);
     assert!(
         !o.status.success(),
         "expected failure, got success; stderr: {err}"
     );
-    assert_eq!(o.status.code(), Some(1), "exit code; stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(
+        o.status.code(),
+        Some(i32::from(kind.exit_code())),
+        "exit status of a {kind:?} error; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "panic: {err}"
+    );
     assert_eq!(
         err.trim_end().lines().count(),
         1,
@@ -108,13 +118,12 @@ impl Synth {
 
     pub fn mmap_at(&mut self, pid: u32, start: u64, end: u64, pgoff: u64, path: &str) -> &mut Self {
         let m = Mapping {
-            pid,
             start,
             end,
             pgoff,
             path: path.to_string(),
         };
-        self.records.push(RecordBuilder::mmap2(&m, EVENT_ID));
+        self.records.push(RecordBuilder::mmap2(pid, &m, EVENT_ID));
         self
     }
 

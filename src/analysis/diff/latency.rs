@@ -1,0 +1,171 @@
+//! Latency results (`netprof latency --json`) compared function by function:
+//! each function's histograms are pooled per side (runs, CPUs, processes),
+//! and the sides compared by median and IQR, with the Mann-Whitney U test on
+//! the histograms (values in one bucket are ties) and Benjamini-Hochberg
+//! across functions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::FDR;
+use crate::analysis::stats::{benjamini_hochberg, mann_whitney};
+use crate::error::{Error, IoContext, Result};
+use crate::model::latency::{quantile, Bucket, LatencyReport, SCHEMA};
+
+/// One function's latency, before and after.
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencyChange {
+    pub function: String,
+    pub module: Option<String>,
+    pub before_calls: u64,
+    pub after_calls: u64,
+    pub before_median_ns: f64,
+    pub after_median_ns: f64,
+    /// (after - before) / before.
+    pub median_change: f64,
+    pub before_iqr_ns: f64,
+    pub after_iqr_ns: f64,
+    pub iqr_change_ns: f64,
+    pub p_value: f64,
+    pub significant: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencyDiff {
+    pub schema: &'static str,
+    pub method: &'static str,
+    pub before_runs: usize,
+    pub after_runs: usize,
+    pub functions: Vec<LatencyChange>,
+}
+
+/// Reads a `netprof latency --json` result.
+pub fn read(path: &Path) -> Result<LatencyReport> {
+    let text =
+        std::fs::read_to_string(path).io_context(|| format!("cannot read {}", path.display()))?;
+    let report: LatencyReport = serde_json::from_str(&text).map_err(|e| {
+        Error::corrupt_input(format!(
+            "{} is not a `netprof latency --json` result ({e})",
+            path.display()
+        ))
+    })?;
+    if report.schema != SCHEMA {
+        return Err(Error::corrupt_input(format!(
+            "{} has schema '{}'; this netprof reads {SCHEMA}",
+            path.display(),
+            report.schema
+        )));
+    }
+    if report.functions.iter().all(|f| f.count == 0) {
+        return Err(Error::corrupt_input(format!(
+            "{} holds no timed calls; run the workload while netprof latency runs",
+            path.display()
+        )));
+    }
+    Ok(report)
+}
+
+/// Bucket bounds [low, high) in ns -> calls.
+type Histogram = BTreeMap<(u64, u64), u64>;
+
+/// One function's calls on one side, every run pooled.
+struct Pooled {
+    histogram: Histogram,
+    min_ns: u64,
+    max_ns: u64,
+}
+
+impl Pooled {
+    fn calls(&self) -> u64 {
+        self.histogram.values().sum()
+    }
+
+    fn quantile(&self, p: f64) -> f64 {
+        let buckets: Vec<Bucket> = self
+            .histogram
+            .iter()
+            .map(|(&(low_ns, high_ns), &count)| Bucket {
+                low_ns,
+                high_ns,
+                count,
+            })
+            .collect();
+        quantile(&buckets, self.calls(), p, self.min_ns, self.max_ns)
+    }
+}
+
+/// Each function's histogram by (name, module), pooled over the runs (and
+/// CPUs or processes).
+fn pooled(side: &[LatencyReport]) -> BTreeMap<(String, Option<String>), Pooled> {
+    let mut out: BTreeMap<_, Pooled> = BTreeMap::new();
+    for report in side {
+        for f in &report.functions {
+            let entry = out
+                .entry((f.function.clone(), f.module.clone()))
+                .or_insert_with(|| Pooled {
+                    histogram: BTreeMap::new(),
+                    min_ns: u64::MAX,
+                    max_ns: 0,
+                });
+            for b in &f.histogram {
+                *entry.histogram.entry((b.low_ns, b.high_ns)).or_default() += b.count;
+            }
+            if f.count > 0 {
+                entry.min_ns = entry.min_ns.min(f.min_ns);
+                entry.max_ns = entry.max_ns.max(f.max_ns);
+            }
+        }
+    }
+    out
+}
+
+/// Compares the latency results of two sides (one or more runs each).
+pub fn diff_latencies(before: &[LatencyReport], after: &[LatencyReport]) -> LatencyDiff {
+    let (b, a) = (pooled(before), pooled(after));
+    let mut functions: Vec<LatencyChange> = Vec::new();
+    for (key, before_calls) in &b {
+        let Some(after_calls) = a.get(key) else {
+            continue;
+        };
+        let (nb, na) = (before_calls.calls(), after_calls.calls());
+        if nb == 0 || na == 0 {
+            continue;
+        }
+        let (med_b, med_a) = (before_calls.quantile(0.5), after_calls.quantile(0.5));
+        let iqr_b = before_calls.quantile(0.75) - before_calls.quantile(0.25);
+        let iqr_a = after_calls.quantile(0.75) - after_calls.quantile(0.25);
+        functions.push(LatencyChange {
+            function: key.0.clone(),
+            module: key.1.clone(),
+            before_calls: nb,
+            after_calls: na,
+            before_median_ns: med_b,
+            after_median_ns: med_a,
+            median_change: if med_b > 0.0 {
+                (med_a - med_b) / med_b
+            } else {
+                0.0
+            },
+            before_iqr_ns: iqr_b,
+            after_iqr_ns: iqr_a,
+            iqr_change_ns: iqr_a - iqr_b,
+            p_value: mann_whitney(&before_calls.histogram, &after_calls.histogram),
+            significant: false,
+        });
+    }
+    let p_values: Vec<f64> = functions.iter().map(|f| f.p_value).collect();
+    for (f, significant) in functions.iter_mut().zip(benjamini_hochberg(&p_values, FDR)) {
+        f.significant = significant;
+    }
+    functions.sort_by(|x, y| y.median_change.abs().total_cmp(&x.median_change.abs()));
+    LatencyDiff {
+        schema: "netprof-latency-diff/1",
+        method:
+            "Mann-Whitney U on the histograms (a bucket's values are ties), Benjamini-Hochberg 5%",
+        before_runs: before.len(),
+        after_runs: after.len(),
+        functions,
+    }
+}

@@ -1,0 +1,91 @@
+//! `netprof diff`: where a change made the kernel faster or slower, and
+//! whether the change is more than noise.
+//!
+//! Recordings are compared function by function, matched by name and module
+//! (not address), so recordings from two kernel builds or module versions
+//! compare ([`profiles`]). Latency results (`netprof latency --json`) are
+//! compared function by function on their histograms ([`latency`]). This
+//! module reads the inputs of either side.
+
+pub mod latency;
+pub mod profiles;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+
+/// False discovery rate of the significance marks.
+pub const FDR: f64 = 0.05;
+
+/// What an input file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    Recording,
+    Latency,
+}
+
+/// The files of one side: given one by one, or every file of a directory.
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
+                .io_context(|| format!("cannot read directory {}", path.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            inside.sort();
+            if inside.is_empty() {
+                return Err(Error::not_found(format!(
+                    "directory {} holds no recordings",
+                    path.display()
+                )));
+            }
+            files.extend(inside);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Recording (perf.data) or latency result (netprof-latency JSON).
+pub fn input_kind(path: &Path) -> Result<InputKind> {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::not_found(format!("{}: no such file", path.display()))
+        }
+        _ => Error::io(format!("cannot open {}", path.display()), &e),
+    })?;
+    let n = file
+        .read(&mut head)
+        .io_context(|| format!("cannot read {}", path.display()))?;
+    if &head[..n] == b"PERFILE2" {
+        return Ok(InputKind::Recording);
+    }
+    if head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return Ok(InputKind::Latency);
+    }
+    Err(Error::corrupt_input(format!(
+        "{} is neither a recording (perf.data) nor a `netprof latency --json` result",
+        path.display()
+    )))
+}
+
+/// One side's kind; all its files must agree.
+pub fn side_kind(files: &[PathBuf]) -> Result<InputKind> {
+    let first = input_kind(&files[0])?;
+    for f in &files[1..] {
+        if input_kind(f)? != first {
+            return Err(Error::bad_argument(format!(
+                "{} and {} are of different kinds (a recording and a latency result); compare like with like",
+                files[0].display(),
+                f.display()
+            )));
+        }
+    }
+    Ok(first)
+}

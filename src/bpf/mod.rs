@@ -1,0 +1,20 @@
+//! netprof's BPF programs (sources in bpf/ at the top of the repository,
+//! compiled by build.rs into libbpf-rs skeletons) and the kernel's BPF
+//! program inventory:
+//!
+//! - [`kprobe_multi`]: many functions probed at once through one
+//!   multi-kprobe link, each hit a sample with its call chain;
+//! - [`stack_count`]: stacks counted in the kernel (`record --bpf`);
+//! - [`latency`]: per-call latency histograms (`netprof latency`);
+//! - [`programs`]: the programs loaded in the kernel, their attach points
+//!   and run statistics (`netprof bpf`).
+//!
+//! Every program and link belongs to netprof's file descriptors, so the
+//! kernel unloads them when netprof ends, however it ends.
+
+pub mod kprobe_multi;
+pub mod latency;
+pub mod log;
+pub mod programs;
+mod skeleton;
+pub mod stack_count;

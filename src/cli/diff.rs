@@ -1,0 +1,161 @@
+//! `netprof diff`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use netprof::analysis::diff::latency::{self, LatencyDiff};
+use netprof::analysis::diff::profiles::{diff_profiles, differential_folded, RunCounts};
+use netprof::analysis::diff::{expand_inputs, side_kind, InputKind};
+use netprof::error::{Error, IoContext};
+use netprof::outfile::write_atomically;
+use netprof::render::{diff_flame, diff_table};
+use netprof::Result;
+
+use super::values;
+
+const DIFF_LONG_HELP: &str = "\
+Inputs: BEFORE AFTER, or -b FILE... -a FILE... for repeated runs; a directory stands for every file in \
+it. Both sides are recordings (netprof's or perf's perf.data) or both are `netprof latency --json` \
+results.
+
+Recordings: functions are matched by name and module, never by address, so recordings of two kernel \
+builds or module versions compare. Each function has a self share (samples where it is the leaf) and \
+a total share (samples with it anywhere on the stack), as percentages of all samples of its side. \
+The table lists the change in percentage points, after minus before, with a 95% confidence interval, \
+sorted by the size of the self change, then of the total change.
+
+Noise: with one recording on a side, a share is a binomial proportion of that side's samples, and \
+the sides are compared with a two-proportion z-test. With two or more recordings on both sides, each \
+recording gives one share per function, and the sides are compared with Welch's t-test (confidence \
+interval from Student's t), which accounts for run-to-run variation that one pair of recordings \
+cannot show; use repeated runs to judge a change of a few percent. Across all functions of one \
+comparison the Benjamini-Hochberg procedure keeps the expected share of false discoveries at 5%: \
+changes it keeps are marked *, the others are within noise. Only shares of at least 0.5% on one side \
+take part (hundreds of rare functions would raise the bar for all without clearing it themselves); \
+rarer ones are never marked.
+
+Latency results: each function's histograms are pooled per side (runs, CPUs, processes), and the \
+table shows median and IQR before and after, the median's relative change, and the two-sided p-value \
+of the Mann-Whitney U test (normal approximation; values in one histogram bucket count as ties), \
+marked * under the same Benjamini-Hochberg rule.
+
+--flame writes a differential flamegraph (inferno): frames are as wide as in AFTER, red where they \
+grew, blue where they shrank, with BEFORE scaled to AFTER's total samples.
+
+JSON schemas: netprof-diff/1 {schema, method, before_runs, after_runs, before_samples, after_samples, \
+functions: [{function, module, self: {before, after, delta, ci95, p_value, significant}, total: {...}}]} \
+with shares as fractions; netprof-latency-diff/1 {schema, method, before_runs, after_runs, functions: \
+[{function, module, before_calls, after_calls, before_median_ns, after_median_ns, median_change, \
+before_iqr_ns, after_iqr_ns, iqr_change_ns, p_value, significant}]}.
+
+Examples:
+  netprof diff before.data after.data --flame diff.svg
+  netprof diff -b base1.data base2.data base3.data -a patch1.data patch2.data patch3.data
+  netprof diff base/ patched/
+  netprof diff before-latency.json after-latency.json";
+
+#[derive(Args, Debug)]
+#[command(after_long_help = DIFF_LONG_HELP, after_help = "Examples:\n  netprof diff before.data after.data --flame diff.svg\n  netprof diff -b base1.data base2.data -a patch1.data patch2.data\n  netprof diff before-latency.json after-latency.json")]
+pub struct DiffArgs {
+    /// BEFORE and AFTER: recordings, latency results (--json), or directories of them
+    #[arg(value_name = "FILE", num_args = 0..=2)]
+    pub files: Vec<PathBuf>,
+    /// Before the change: one or more recordings or latency results (repeated runs)
+    #[arg(short = 'b', long = "before", value_name = "FILE", num_args = 1.., conflicts_with = "files")]
+    pub before: Vec<PathBuf>,
+    /// After the change: one or more recordings or latency results (repeated runs)
+    #[arg(short = 'a', long = "after", value_name = "FILE", num_args = 1.., conflicts_with = "files")]
+    pub after: Vec<PathBuf>,
+    /// Write a differential flamegraph SVG to FILE (default netprof-diff.svg)
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof-diff.svg")]
+    pub flame: Option<PathBuf>,
+    /// Print the differential folded stacks (stack before after) instead of the table
+    #[arg(long, conflicts_with = "json")]
+    pub folded: bool,
+    /// JSON instead of the table (schemas netprof-diff/1, netprof-latency-diff/1)
+    #[arg(long)]
+    pub json: bool,
+    /// Leave out functions whose self and total shares changed by less than this, in percentage points
+    #[arg(long, default_value = "0.1", value_parser = values::percent, allow_negative_numbers = true)]
+    pub percent_limit: f64,
+}
+
+pub fn run(args: DiffArgs) -> Result<()> {
+    let (before, after) = match (args.files.as_slice(), args.before.is_empty(), args.after.is_empty()) {
+        ([b, a], true, true) => (vec![b.clone()], vec![a.clone()]),
+        ([], false, false) => (args.before.clone(), args.after.clone()),
+        _ => {
+            return Err(Error::bad_argument(
+                "give BEFORE AFTER, or -b FILE... and -a FILE...; e.g. `netprof diff before.data after.data`",
+            ))
+        }
+    };
+    let (before, after) = (expand_inputs(&before)?, expand_inputs(&after)?);
+    let kind = side_kind(&before)?;
+    if side_kind(&after)? != kind {
+        return Err(Error::bad_argument(format!(
+            "one side holds recordings and the other latency results ({} and {}); compare like with like",
+            before[0].display(),
+            after[0].display()
+        )));
+    }
+    match kind {
+        InputKind::Latency => latencies(&args, &before, &after),
+        InputKind::Recording => recordings(&args, &before, &after),
+    }
+}
+
+fn latencies(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<()> {
+    if args.flame.is_some() || args.folded {
+        return Err(Error::bad_argument(
+            "--flame and --folded need recordings; latency results have no stacks",
+        ));
+    }
+    let read =
+        |files: &[PathBuf]| -> Result<Vec<_>> { files.iter().map(|f| latency::read(f)).collect() };
+    let d: LatencyDiff = latency::diff_latencies(&read(before)?, &read(after)?);
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &d)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout))
+    } else {
+        diff_table::render_latency_table(&d, &mut stdout)
+    }
+    .io_context(|| "cannot write the comparison")
+}
+
+fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<()> {
+    let read = |files: &[PathBuf]| -> Result<Vec<_>> {
+        files.iter().map(|f| RunCounts::read(f)).collect()
+    };
+    let (b, a) = (read(before)?, read(after)?);
+    if let Some(path) = &args.flame {
+        let lines = differential_folded(&b, &a)?;
+        write_atomically(path, |out| {
+            diff_flame::write_differential_svg(&lines, "netprof diff", out)
+        })?;
+        eprintln!(
+            "netprof: differential flamegraph written to {}",
+            path.display()
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.folded {
+        for line in differential_folded(&b, &a)? {
+            writeln!(stdout, "{line}").io_context(|| "cannot write the folded stacks")?;
+        }
+        return Ok(());
+    }
+    let d = diff_profiles(&b, &a);
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &d)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout))
+    } else {
+        diff_table::render_profile_table(&d, args.percent_limit, &mut stdout)
+    }
+    .io_context(|| "cannot write the comparison")
+}

@@ -1,0 +1,104 @@
+//! `netprof latency`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args;
+
+use netprof::bpf::latency::{self, Breakdown, LatencyOptions};
+use netprof::error::{Error, IoContext};
+use netprof::probe::resolve::{Limit, Resolver, MAX_FUNCTIONS};
+use netprof::render;
+use netprof::sys::processes;
+use netprof::Result;
+
+use super::{signals, values};
+
+const LATENCY_LONG_HELP: &str = "\
+Each call is timed from a probe at the function's entry to one at its return (kprobe and kretprobe; \
+all functions in one multi-kprobe link pair where the kernel has fprobe). The times go into a \
+histogram in the kernel: exact below 32 ns, then 16 buckets per power of two, so no bucket is wider \
+than 1/16 of its value. Quantiles (p25, median, p75, p90, p99) interpolate inside their bucket and \
+stay within the exact minimum and maximum; IQR is p75 - p25. Calls already running when netprof \
+attaches are not timed; a recursive call hides the outer call's time.
+
+JSON schema netprof-latency/1: {schema, duration_s, probes, dropped, missed_returns, functions: \
+[{function, module, cpu?, pid?, count, min_ns, max_ns, mean_ns, p25_ns, median_ns, p75_ns, iqr_ns, \
+p90_ns, p99_ns, histogram: [{low_ns, high_ns, count}]}]}.
+
+Examples:
+  netprof latency hsr_forward_skb --duration 10
+  netprof latency -m hsr 'hsr_*frame*' --per-cpu
+  netprof latency tcp_sendmsg -p 1234 --duration 5 --json";
+
+#[derive(Args, Debug)]
+#[command(after_long_help = LATENCY_LONG_HELP, after_help = "Examples:\n  netprof latency hsr_forward_skb --duration 10\n  netprof latency -m hsr 'hsr_*frame*' --per-cpu\n  netprof latency tcp_sendmsg -p 1234 --duration 5 --json")]
+pub struct LatencyArgs {
+    /// Functions to time: names or globs (several at once)
+    #[arg(required = true, value_name = "FUNC")]
+    pub functions: Vec<String>,
+    /// Only functions of this module
+    #[arg(short = 'm', long = "module")]
+    pub module: Option<String>,
+    /// Time calls from every process (the default)
+    #[arg(short = 'a', long = "all-cpus", conflicts_with = "pids")]
+    pub all_cpus: bool,
+    /// Time only calls made by these processes (comma-separated)
+    #[arg(short = 'p', long = "pid", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Stop after this many seconds (default: at Ctrl-C; at most 31 days)
+    #[arg(long, value_name = "SECONDS", value_parser = values::seconds, allow_negative_numbers = true)]
+    pub duration: Option<Duration>,
+    /// One histogram per CPU
+    #[arg(long, conflicts_with = "per_pid")]
+    pub per_cpu: bool,
+    /// One histogram per process
+    #[arg(long)]
+    pub per_pid: bool,
+    /// JSON instead of text (schema netprof-latency/1)
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: LatencyArgs) -> Result<()> {
+    if let Some(pid) = args.pids.iter().find(|&&p| !processes::is_alive(p)) {
+        return Err(Error::not_found(format!(
+            "process {pid} does not exist; check the pid with `ps -p {pid}`"
+        )));
+    }
+    let patterns: Vec<&str> = args.functions.iter().map(String::as_str).collect();
+    let limit = Limit {
+        max: MAX_FUNCTIONS,
+        remedy: "",
+    };
+    let functions = Resolver::load()?.resolve(&patterns, args.module.as_deref(), Some(limit))?;
+    let opts = LatencyOptions {
+        pids: args.pids,
+        duration: args.duration,
+        breakdown: if args.per_cpu {
+            Breakdown::PerCpu
+        } else if args.per_pid {
+            Breakdown::PerProcess
+        } else {
+            Breakdown::None
+        },
+    };
+    let count = functions.len();
+    let until = match args.duration {
+        Some(d) => format!("for {:.1}s", d.as_secs_f64()),
+        None => "until Ctrl-C".to_string(),
+    };
+    let stop = signals::stop_flag();
+    let report = latency::measure(&functions, &opts, stop, |probes| {
+        eprintln!("netprof: timing {count} functions ({probes}) {until}");
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout))
+    } else {
+        render::latency::render_text(&report, &mut stdout)
+    }
+    .io_context(|| "cannot write the result")
+}

@@ -1,0 +1,110 @@
+//! The command line: clap definitions (one module per command, each with
+//! the function that runs it), value checks ([`values`]) and signals
+//! ([`signals`]). Flags follow perf where the meaning is the same.
+
+mod bpf;
+mod diff;
+mod latency;
+mod probe;
+mod record;
+mod report;
+pub mod signals;
+mod values;
+
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use netprof::error::{IoContext, EXIT_CODES_HELP};
+use netprof::Result;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "netprof",
+    version,
+    about = "Profile Linux kernel networking code: sampled call stacks, caller graphs and flamegraphs with every frame named",
+    long_about = "netprof records call stacks with perf events into perf.data files (readable by perf) that also carry \
+                  the kernel's symbols, and reports them as caller/callee graphs, folded stacks, JSON and flamegraphs, \
+                  naming kernel, module, BPF-program and user frames without debuginfo or --kallsyms.",
+    after_help = EXIT_CODES_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Sample call stacks into a perf.data file
+    Record(record::RecordArgs),
+    /// Show a recording as a call graph, folded stacks, JSON or a flamegraph
+    Report(report::ReportArgs),
+    /// Add, list or remove persistent kprobes on kernel and module functions
+    Probe(probe::ProbeArgs),
+    /// Time each call of kernel or module functions: histogram, median, IQR, p90, p99
+    Latency(latency::LatencyArgs),
+    /// Compare recordings (or latency results) before and after a change: which functions changed, by how much, and whether it is more than noise
+    Diff(diff::DiffArgs),
+    /// List loaded BPF programs (type, name, tag, attach point) and measure each one's cost per run
+    Bpf(bpf::BpfArgs),
+    /// Show what this kernel can do for netprof, and why each item matters
+    Check,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages into DIR (man/ in the repository is made so)
+    #[command(hide = true)]
+    ManPages { dir: PathBuf },
+}
+
+/// Runs one command.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Record(args) => record::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Probe(args) => probe::run(args),
+        Command::Latency(args) => latency::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Bpf(args) => bpf::run(args),
+        Command::Check => {
+            let caps = netprof::sys::capabilities::capabilities();
+            print!("{}", netprof::render::check::render(&caps));
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "netprof",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::ManPages { dir } => write_man_pages(&dir),
+    }
+}
+
+/// One page for netprof and one per visible subcommand.
+fn write_man_pages(dir: &Path) -> Result<()> {
+    let root = Cli::command();
+    let mut pages: Vec<(String, clap::Command)> = root
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set())
+        .map(|sub| {
+            let name = format!("netprof-{}", sub.get_name());
+            (name.clone(), sub.clone().name(name))
+        })
+        .collect();
+    pages.push(("netprof".to_string(), root));
+    for (name, command) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command)
+            .render(&mut page)
+            .io_context(|| format!("cannot render {name}.1"))?;
+        std::fs::write(&path, page).io_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `netprof record`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use netprof::record::event::EventRequest;
+use netprof::record::{self, Progress, RecordOptions};
+use netprof::sys::cpus::CpuList;
+use netprof::Result;
+
+use super::{signals, values};
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  netprof record -a -g --duration 10\n  netprof record -g -- dd if=/dev/zero of=/dev/null bs=4k count=100000\n  netprof record -e net:net_dev_xmit -a -g --duration 5\n  netprof record --bpf -a -g -F 999 --duration 10"
+)]
+pub struct RecordArgs {
+    /// Sample all CPUs (the default when no command and no -p is given)
+    #[arg(short = 'a', long = "all-cpus")]
+    pub all_cpus: bool,
+    /// Sample these processes and the children they create (comma-separated)
+    #[arg(short = 'p', long = "pid", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Sample only these CPUs, e.g. 0,2-3 (system-wide on them)
+    #[arg(short = 'C', long = "cpu", value_parser = values::cpus_of_this_machine)]
+    pub cpus: Option<CpuList>,
+    /// Sampling frequency in Hz for counting events (tracepoints sample every hit), up to
+    /// kernel.perf_event_max_sample_rate
+    #[arg(short = 'F', long = "freq", default_value = "999", value_parser = values::frequency)]
+    pub frequency: u64,
+    /// Record kernel and user call chains
+    #[arg(short = 'g')]
+    pub callgraph: bool,
+    /// Event to sample: cpu-clock (default), task-clock, a hardware event such as cycles, a tracepoint
+    /// subsystem:name, a probe kprobe:[MODULE:]FUNC[%return] that lives as long as the recording, or a
+    /// persistent probe netprof:FUNC; repeatable
+    #[arg(short = 'e', long = "event", value_parser = values::event)]
+    pub events: Vec<EventRequest>,
+    /// Output file
+    #[arg(short = 'o', long = "output", default_value = "netprof.data")]
+    pub output: PathBuf,
+    /// Stop after this many seconds (at most 31 days)
+    #[arg(long, value_name = "SECONDS", value_parser = values::seconds, allow_negative_numbers = true)]
+    pub duration: Option<Duration>,
+    /// No status line and no summary
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Count stacks in the kernel with BPF instead of copying each sample to user space (far less
+    /// recorder CPU on busy systems); the file and its reports are the same. Needs root
+    #[arg(long)]
+    pub bpf: bool,
+    /// With --bpf: room for this many distinct stacks (and counts) per second in the kernel's maps,
+    /// up to 1048576; samples beyond it are counted as dropped and reported
+    #[arg(long, value_name = "N", requires = "bpf", value_parser = values::map_entries)]
+    pub bpf_map_entries: Option<u32>,
+    /// Command to run and profile until it exits (after --)
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+/// Notes and the status line on stderr; the status line only on a terminal.
+struct Terminal {
+    quiet: bool,
+    status_line: bool,
+    /// A status line is on screen and must be cleared before other output.
+    showing: bool,
+}
+
+impl Terminal {
+    fn clear(&mut self) {
+        if self.showing {
+            eprint!("\r\x1b[K");
+            self.showing = false;
+        }
+    }
+}
+
+impl Progress for Terminal {
+    fn note(&mut self, text: &str) {
+        // Warnings show even with -q; other notes do not.
+        if !self.quiet || text.starts_with("warning:") {
+            self.clear();
+            eprintln!("netprof: {text}");
+        }
+    }
+
+    fn status(&mut self, elapsed: Duration, samples: u64, lost: u64) {
+        if self.status_line {
+            eprint!(
+                "\r\x1b[K[ netprof record: {:.1}s  {samples} samples  {lost} lost ]",
+                elapsed.as_secs_f64()
+            );
+            let _ = std::io::stderr().flush();
+            self.showing = true;
+        }
+    }
+}
+
+pub fn run(args: RecordArgs) -> Result<()> {
+    let opts = RecordOptions {
+        events: args.events,
+        all_cpus: args.all_cpus,
+        pids: args.pids,
+        cpus: args.cpus,
+        command: args.command,
+        frequency: args.frequency,
+        callgraph: args.callgraph,
+        output: args.output.clone(),
+        duration: args.duration,
+        bpf: args.bpf,
+        bpf_map_entries: args.bpf_map_entries,
+    };
+    let mut terminal = Terminal {
+        quiet: args.quiet,
+        status_line: !args.quiet && std::io::stderr().is_terminal(),
+        showing: false,
+    };
+    let stop = signals::stop_flag();
+    let result = record::record(&opts, stop, &mut terminal);
+    terminal.clear();
+    let summary = result?;
+    let dropped = summary.bpf_dropped;
+    if dropped.total() > 0 {
+        eprintln!(
+            "netprof: warning: {} samples not counted: the kernel's maps were full ({} for stacks, {} for counts); \
+             raise --bpf-map-entries",
+            dropped.total(),
+            dropped.stacks_full,
+            dropped.counts_full
+        );
+    }
+    if !args.quiet {
+        eprintln!(
+            "netprof: {} samples ({} lost) in {:.1}s, {:.1} MB written to {}",
+            summary.samples,
+            summary.lost,
+            summary.elapsed.as_secs_f64(),
+            summary.bytes as f64 / 1e6,
+            args.output.display()
+        );
+        if let Some(status) = summary.command_status.filter(|&s| s != 0) {
+            eprintln!("netprof: the command exited with status {status}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! `netprof report`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use netprof::error::IoContext;
+use netprof::model::profile::{Filter, Profile};
+use netprof::model::view::View;
+use netprof::outfile::write_atomically;
+use netprof::render::tree::{Order, SortKey, TreeOptions};
+use netprof::render::{flame, folded, json, samples, tree};
+use netprof::sys::cpus::CpuList;
+use netprof::Result;
+
+use super::values;
+
+const ORDERS: &[(&str, &str, Order)] = &[
+    ("caller", "Under each entry, what it calls", Order::Caller),
+    ("callee", "Under each entry, who calls it", Order::Callee),
+];
+
+const SORT_KEYS: &[(&str, &str, SortKey)] = &[
+    ("symbol", "One entry per function", SortKey::Symbol),
+    ("dso", "One entry per module or file", SortKey::Dso),
+    ("comm", "One entry per command", SortKey::Comm),
+];
+
+const REPORT_LONG_HELP: &str = "\
+Call graph: entries are sorted by their inclusive (children) share and show their self share; \
+-g caller draws, under each entry, what it calls; -g callee draws who calls it. Percentages are of \
+all samples left after the filters. Return addresses are looked up at the call site (address - 1).
+
+Frames: kernel frames are named from the kallsyms snapshot stored in the recording (files written \
+by perf use this machine's /proc/kallsyms); module frames read `func [module]`, BPF programs \
+`bpf_prog_<tag>_<name> [bpf]`; user frames come from the ELF symbols (and DWARF) of the mapped file. \
+An address that cannot be named is shown in hex, with its file and offset for user frames.
+
+JSON schema netprof-report/1: an object with `schema`, `events` (names), `total_samples`, \
+`lost_samples`, `kernel_names` (snapshot | live-kallsyms | unavailable), `frames` (array of \
+{name, module, kind: kernel|module|bpf|user, resolved}) and `stacks` (array of {comm, pid, tid, \
+cpu, event, count, frames: indexes into `frames`, root first}).
+
+Examples:
+  netprof report
+  netprof report --flame
+  netprof report -i perf.data --folded > out.folded
+  netprof report --module hsr -g callee";
+
+#[derive(Args, Debug)]
+#[command(after_long_help = REPORT_LONG_HELP, after_help = "Examples:\n  netprof report\n  netprof report --flame\n  netprof report -i perf.data --folded > out.folded\n  netprof report --module hsr -g callee")]
+pub struct ReportArgs {
+    /// Input file (netprof's or perf's perf.data)
+    #[arg(short = 'i', long = "input", default_value = "netprof.data")]
+    pub input: PathBuf,
+    /// Leave out entries and branches below this share of samples, in percent
+    #[arg(long, default_value = "0.5", value_parser = values::percent, allow_negative_numbers = true)]
+    pub percent_limit: f64,
+    /// Call graph order
+    #[arg(short = 'g', long = "call-graph", default_value = "caller", value_parser = values::choice(ORDERS))]
+    pub order: Order,
+    /// What the entries of the text report are
+    #[arg(long, default_value = "symbol", value_parser = values::choice(SORT_KEYS))]
+    pub sort: SortKey,
+    /// Keep only samples of these commands (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    pub comm: Vec<String>,
+    /// Keep only samples of these processes (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    pub pid: Vec<i32>,
+    /// Keep only samples taken on these CPUs, e.g. 0,2-3
+    #[arg(long, value_parser = values::cpus_of_any_machine)]
+    pub cpu: Option<CpuList>,
+    /// Keep only stacks passing through this kernel module (or `bpf`)
+    #[arg(long)]
+    pub module: Option<String>,
+    /// Write a flamegraph SVG to FILE (default netprof.svg)
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof.svg")]
+    pub flame: Option<PathBuf>,
+    /// Draw the flamegraph top-down
+    #[arg(long, requires = "flame")]
+    pub icicle: bool,
+    /// Flamegraph title
+    #[arg(long, requires = "flame")]
+    pub title: Option<String>,
+    /// Print folded stacks (comm;root;...;leaf count) instead of the call graph
+    #[arg(long, conflicts_with = "json")]
+    pub folded: bool,
+    /// Print the report as JSON (schema netprof-report/1, see the man page)
+    #[arg(long)]
+    pub json: bool,
+    /// Print every sample in time order with its stack and its tracepoint or probe fields (like perf script)
+    #[arg(long, conflicts_with_all = ["json", "folded"])]
+    pub samples: bool,
+}
+
+pub fn run(args: ReportArgs) -> Result<()> {
+    let filter = Filter {
+        comms: args.comm,
+        pids: args.pid,
+        cpus: args.cpu.map(|c| c.as_slice().to_vec()).unwrap_or_default(),
+        keep_samples: args.samples,
+    };
+    let profile = Profile::read(&args.input, &filter)?;
+    let view = View::build(&profile, args.module.as_deref())?;
+    if let Some(path) = &args.flame {
+        let options = flame::FlameOptions {
+            title: args.title,
+            icicle: args.icicle,
+        };
+        write_atomically(path, |out| flame::write_svg(&view, &options, out))?;
+        eprintln!(
+            "netprof: flamegraph of {} samples written to {}",
+            view.total,
+            path.display()
+        );
+        if !args.folded && !args.json && !args.samples {
+            return Ok(());
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    let printed = if args.samples {
+        write!(stdout, "{}", samples::render(&view))
+    } else if args.folded {
+        folded::write(&view, &mut stdout)
+    } else if args.json {
+        writeln!(stdout, "{}", json::to_json(&view))
+    } else {
+        let opts = TreeOptions {
+            percent_limit: args.percent_limit,
+            order: args.order,
+            sort: args.sort,
+        };
+        write!(stdout, "{}", tree::render(&view, &opts))
+    };
+    printed.io_context(|| "cannot write the report")
+}

@@ -1,0 +1,28 @@
+//! Ctrl-C, SIGTERM and SIGHUP end a run cleanly: the handler only raises a
+//! flag, and the library, which polls it, stops, writes a complete file and
+//! lets its probes and programs go with their descriptors.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Installs the handlers and returns the flag they raise.
+pub fn stop_flag() -> &'static AtomicBool {
+    STOP.store(false, Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, request_stop as *const () as libc::sighandler_t) };
+    }
+    &STOP
+}
+
+/// Writing to a closed pipe (`netprof report | head`) ends quietly, as for
+/// other Unix tools, instead of failing on EPIPE.
+pub fn default_sigpipe() {
+    // SAFETY: restoring the default disposition of SIGPIPE.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}

@@ -1,0 +1,327 @@
+//! From the record stream of a perf.data file to counted samples: one
+//! thread walks the records (the perf.data parser), another parses and
+//! counts them, following process names and address spaces as it goes.
+
+use ahash::AHashMap as HashMap;
+use linux_perf_data::linux_perf_event_reader::{
+    CpuMode, EventRecord, RawData, RawEventRecord, RecordParseInfo, RecordType, SampleRecord,
+};
+use linux_perf_data::PerfFileRecord;
+
+use super::profile::{Filter, RawStack, Sample, SampleGroup};
+use crate::perfdata::{Mapping, PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER};
+
+#[derive(Default)]
+struct AddressSpaces {
+    spaces: Vec<Vec<Mapping>>,
+    current: HashMap<i32, u32>,
+}
+
+impl AddressSpaces {
+    fn of(&mut self, pid: i32) -> u32 {
+        let spaces = &mut self.spaces;
+        *self.current.entry(pid).or_insert_with(|| {
+            spaces.push(Vec::new());
+            (spaces.len() - 1) as u32
+        })
+    }
+    fn exec(&mut self, pid: i32) {
+        self.spaces.push(Vec::new());
+        self.current.insert(pid, (self.spaces.len() - 1) as u32);
+    }
+    fn fork(&mut self, parent: i32, child: i32) {
+        let maps = self
+            .current
+            .get(&parent)
+            .map(|&s| self.spaces[s as usize].clone())
+            .unwrap_or_default();
+        self.spaces.push(maps);
+        self.current.insert(child, (self.spaces.len() - 1) as u32);
+    }
+    fn map(&mut self, pid: i32, m: Mapping) {
+        let s = self.of(pid);
+        self.spaces[s as usize].push(m);
+    }
+}
+
+/// An MMAP2 record whose build id claims more than 20 bytes: the parser
+/// asserts on it (a panic), so such corrupt records are skipped here.
+fn mmap2_build_id_too_long(record_type: RecordType, misc: u16, body: &[u8]) -> bool {
+    const PERF_RECORD_MISC_MMAP_BUILD_ID: u16 = 1 << 14;
+    // pid, tid, addr, len, pgoff come first: the build id length is byte 32.
+    record_type.0 == crate::perfdata::PERF_RECORD_MMAP2
+        && misc & PERF_RECORD_MISC_MMAP_BUILD_ID != 0
+        && body.get(32).is_some_and(|&len| len > 20)
+}
+
+const BATCH_RECORDS: usize = 4096;
+
+/// Records as the file holds them, copied out of the parser's buffers so that
+/// another thread can parse and count them.
+#[derive(Default)]
+pub(super) struct Batch {
+    /// Attr index, record type, misc, parse info, end of the body in `bytes`.
+    records: Vec<(u16, RecordType, u16, RecordParseInfo, usize)>,
+    bytes: Vec<u8>,
+}
+
+/// Walks the file's records in time order (linux-perf-data sorts each round)
+/// and hands them over in batches.
+pub(super) fn read_records<R: std::io::Read>(
+    perf_file: &mut linux_perf_data::PerfFile,
+    record_iter: &mut linux_perf_data::PerfRecordIter<R>,
+    out: std::sync::mpsc::SyncSender<Batch>,
+) -> Result<(), linux_perf_data::Error> {
+    let mut batch = Batch::default();
+    while let Some(record) = record_iter.next_record(perf_file)? {
+        let PerfFileRecord::EventRecord { attr_index, record } = record else {
+            continue;
+        };
+        match record.data {
+            RawData::Single(body) => batch.bytes.extend_from_slice(body),
+            RawData::Split(a, b) => {
+                batch.bytes.extend_from_slice(a);
+                batch.bytes.extend_from_slice(b);
+            }
+        }
+        batch.records.push((
+            attr_index as u16,
+            record.record_type,
+            record.misc,
+            record.parse_info,
+            batch.bytes.len(),
+        ));
+        if batch.records.len() >= BATCH_RECORDS && out.send(std::mem::take(&mut batch)).is_err() {
+            return Ok(());
+        }
+    }
+    let _ = out.send(batch);
+    Ok(())
+}
+
+/// Counts samples per (event, task, CPU, command, stack) while following
+/// process names and address spaces through the record stream.
+pub(super) struct Aggregator<'f> {
+    filter: &'f Filter,
+    /// By event: whether a sample weighs its period (see read_profile).
+    period_weighted: Vec<bool>,
+    spaces: AddressSpaces,
+    comm_ids: HashMap<String, u32>,
+    comms: Vec<String>,
+    comm_of_tid: HashMap<i32, u32>,
+    stack_ids: HashMap<Vec<u64>, u32>,
+    stacks: Vec<RawStack>,
+    groups: HashMap<(u16, i32, i32, u32, u32, u32), u64>,
+    samples: Vec<Sample>,
+    total_samples: u64,
+    file_samples: u64,
+    lost_samples: u64,
+    /// Reused for each sample: [space, kernel_len, frames...].
+    key: Vec<u64>,
+}
+
+/// What the aggregator counted, once the records are all read.
+pub(super) struct Counted {
+    pub groups: Vec<SampleGroup>,
+    pub stacks: Vec<RawStack>,
+    pub comms: Vec<String>,
+    pub spaces: Vec<Vec<Mapping>>,
+    pub samples: Vec<Sample>,
+    pub total_samples: u64,
+    pub file_samples: u64,
+    pub lost_samples: u64,
+}
+
+impl<'f> Aggregator<'f> {
+    pub(super) fn new(filter: &'f Filter, period_weighted: Vec<bool>) -> Self {
+        Aggregator {
+            filter,
+            period_weighted,
+            spaces: AddressSpaces::default(),
+            comm_ids: HashMap::new(),
+            comms: Vec::new(),
+            comm_of_tid: HashMap::new(),
+            stack_ids: HashMap::new(),
+            stacks: Vec::new(),
+            groups: HashMap::new(),
+            samples: Vec::new(),
+            total_samples: 0,
+            file_samples: 0,
+            lost_samples: 0,
+            key: Vec::with_capacity(130),
+        }
+    }
+
+    fn intern_comm(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.comm_ids.get(name) {
+            return id;
+        }
+        self.comms.push(name.to_string());
+        let id = (self.comms.len() - 1) as u32;
+        self.comm_ids.insert(name.to_string(), id);
+        id
+    }
+
+    /// The counts, with groups in a deterministic order.
+    pub(super) fn finish(self) -> Counted {
+        let mut groups: Vec<SampleGroup> = self
+            .groups
+            .into_iter()
+            .map(|((event, pid, tid, cpu, comm, stack), count)| SampleGroup {
+                event,
+                pid,
+                tid,
+                cpu,
+                comm,
+                stack,
+                count,
+            })
+            .collect();
+        groups.sort_by_key(|g| (g.event, g.pid, g.tid, g.cpu, g.stack));
+        Counted {
+            groups,
+            stacks: self.stacks,
+            comms: self.comms,
+            spaces: self.spaces.spaces,
+            samples: self.samples,
+            total_samples: self.total_samples,
+            file_samples: self.file_samples,
+            lost_samples: self.lost_samples,
+        }
+    }
+
+    pub(super) fn add(&mut self, batch: &Batch) {
+        let mut start = 0;
+        for &(event, record_type, misc, parse_info, end) in &batch.records {
+            let bytes = &batch.bytes[start..end];
+            start = end;
+            if mmap2_build_id_too_long(record_type, misc, bytes) {
+                continue;
+            }
+            let body = RawData::Single(bytes);
+            let Ok(parsed) = RawEventRecord::new(record_type, misc, body, parse_info).parse()
+            else {
+                continue;
+            };
+            let path = |p: &RawData| String::from_utf8_lossy(&p.as_slice()).into_owned();
+            match parsed {
+                EventRecord::Comm(c) => {
+                    if c.is_execve {
+                        self.spaces.exec(c.pid);
+                    }
+                    let id = self.intern_comm(&path(&c.name));
+                    self.comm_of_tid.insert(c.tid, id);
+                }
+                EventRecord::Fork(f) => {
+                    if f.pid != f.ppid {
+                        self.spaces.fork(f.ppid, f.pid);
+                    }
+                    if let Some(&parent_comm) = self.comm_of_tid.get(&f.ptid) {
+                        self.comm_of_tid.entry(f.tid).or_insert(parent_comm);
+                    }
+                }
+                EventRecord::Mmap(m) if m.is_executable && m.cpu_mode == CpuMode::User => {
+                    self.spaces.map(
+                        m.pid,
+                        Mapping::new(m.address, m.length, m.page_offset, path(&m.path)),
+                    );
+                }
+                EventRecord::Mmap2(m)
+                    if m.protection & libc::PROT_EXEC as u32 != 0
+                        && m.cpu_mode == CpuMode::User =>
+                {
+                    self.spaces.map(
+                        m.pid,
+                        Mapping::new(m.address, m.length, m.page_offset, path(&m.path)),
+                    );
+                }
+                EventRecord::Lost(l) => self.lost_samples += l.count,
+                EventRecord::Sample(s) => self.sample(event, &s),
+                _ => {}
+            }
+        }
+    }
+
+    fn sample(&mut self, event: u16, s: &SampleRecord) {
+        let pid = s.pid.unwrap_or(-1);
+        let tid = s.tid.unwrap_or(pid);
+        let cpu = s.cpu.unwrap_or(0);
+        let weight = match self.period_weighted.get(event as usize) {
+            // bpf-output events (multi-kprobe hits) carry period 0: one hit each.
+            Some(true) => s.period.filter(|&p| p > 0).unwrap_or(1),
+            _ => 1,
+        };
+        self.file_samples += weight;
+        let comm = match self
+            .comm_of_tid
+            .get(&tid)
+            .or_else(|| self.comm_of_tid.get(&pid))
+        {
+            Some(&c) => c,
+            // The idle task never reports a name; perf calls it swapper.
+            None if pid == 0 => self.intern_comm("swapper"),
+            None => self.intern_comm(&format!(":{pid}")),
+        };
+        let f = self.filter;
+        if (!f.pids.is_empty() && !f.pids.contains(&pid))
+            || (!f.cpus.is_empty() && !f.cpus.contains(&cpu))
+            || (!f.comms.is_empty() && !f.comms.iter().any(|c| *c == self.comms[comm as usize]))
+        {
+            return;
+        }
+        self.total_samples += weight;
+        let space = self.spaces.of(pid);
+        let key = &mut self.key;
+        key.clear();
+        key.push(space as u64);
+        key.push(0);
+        let mut in_kernel = s.cpu_mode == CpuMode::Kernel;
+        let chain_len = s.callchain.as_ref().map_or(0, |c| c.len());
+        let frames = (0..chain_len).filter_map(|i| s.callchain.as_ref()?.get(i));
+        // A sample without a call chain is its ip alone.
+        let ip_only = if chain_len == 0 { s.ip } else { None };
+        for addr in frames.chain(ip_only) {
+            if addr >= PERF_CONTEXT_MAX {
+                if addr != PERF_CONTEXT_KERNEL && addr != PERF_CONTEXT_USER {
+                    // Guest and hypervisor frames: not ours to name.
+                    break;
+                }
+                in_kernel = addr == PERF_CONTEXT_KERNEL;
+                continue;
+            }
+            key.push(addr);
+            if in_kernel {
+                key[1] += 1;
+            }
+        }
+        let stack = match self.stack_ids.get(key.as_slice()) {
+            Some(&id) => id,
+            None => {
+                let id = self.stacks.len() as u32;
+                self.stacks.push(RawStack {
+                    space,
+                    kernel_len: key[1] as usize,
+                    frames: key[2..].to_vec(),
+                });
+                self.stack_ids.insert(key.clone(), id);
+                id
+            }
+        };
+        *self
+            .groups
+            .entry((event, pid, tid, cpu, comm, stack))
+            .or_insert(0) += weight;
+        if self.filter.keep_samples {
+            self.samples.push(Sample {
+                time: s.timestamp.unwrap_or(0),
+                event,
+                pid,
+                tid,
+                cpu,
+                comm,
+                stack,
+                raw: s.raw.map(|r| r.as_slice().into_owned()).unwrap_or_default(),
+            });
+        }
+    }
+}

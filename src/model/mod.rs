@@ -1,0 +1,14 @@
+//! The profile model: what a recording holds once read ([`profile`], read by
+//! [`read`] and counted by [`aggregate`]), its kernel symbols and frame names
+//! ([`kernel_symbols`], [`symbolize`]), tracepoint fields
+//! ([`tracepoint_format`]), the filtered, named [`view`] every output is
+//! drawn from, and latency histograms ([`latency`]).
+
+mod aggregate;
+pub mod kernel_symbols;
+pub mod latency;
+pub mod profile;
+mod read;
+pub mod symbolize;
+pub mod tracepoint_format;
+pub mod view;

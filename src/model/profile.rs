@@ -1,0 +1,93 @@
+//! The profile every report works from: sample counts per distinct (task,
+//! CPU, event, stack), with the process address spaces and kernel symbols
+//! needed to name frames. [`super::read`] fills it from a perf.data file.
+//!
+//! Stacks are interned as raw addresses, so a file of hundreds of thousands
+//! of samples turns into a few thousand distinct stacks, and symbolization
+//! later runs once per distinct address, not per sample.
+
+use ahash::AHashMap as HashMap;
+
+use super::kernel_symbols::KernelSymbols;
+use super::tracepoint_format::Format;
+use crate::perfdata::Mapping;
+
+/// Which tasks, CPUs and commands a report keeps.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub comms: Vec<String>,
+    pub pids: Vec<i32>,
+    pub cpus: Vec<u32>,
+    /// Also keep every sample, in time order, with its tracepoint fields
+    /// (`report --samples`); otherwise only counts are kept.
+    pub keep_samples: bool,
+}
+
+/// One sample as recorded (kept only on request, see [`Filter`]).
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub time: u64,
+    pub event: u16,
+    pub pid: i32,
+    pub tid: i32,
+    pub cpu: u32,
+    pub comm: u32,
+    pub stack: u32,
+    /// The tracepoint's fields, undecoded; empty for other events.
+    pub raw: Vec<u8>,
+}
+
+/// Samples with the same task, CPU, event and stack, counted.
+#[derive(Clone, Debug)]
+pub struct SampleGroup {
+    pub event: u16,
+    pub pid: i32,
+    pub tid: i32,
+    pub cpu: u32,
+    pub comm: u32,
+    pub stack: u32,
+    pub count: u64,
+}
+
+/// A call stack as addresses, leaf first: `kernel_len` kernel frames, then
+/// user frames, all in the address space `space`.
+#[derive(Clone, Debug)]
+pub struct RawStack {
+    pub space: u32,
+    pub kernel_len: usize,
+    pub frames: Vec<u64>,
+}
+
+/// Where kernel frame names come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelNames {
+    /// The snapshot netprof stored in the file at record time.
+    Snapshot,
+    /// This machine's /proc/kallsyms (files written by perf).
+    LiveKallsyms,
+    /// None: kernel frames are shown as addresses.
+    Unavailable,
+}
+
+pub struct Profile {
+    pub events: Vec<String>,
+    pub groups: Vec<SampleGroup>,
+    pub stacks: Vec<RawStack>,
+    pub comms: Vec<String>,
+    /// Address spaces (executable mappings): a process gets a new one at
+    /// exec and a copy at fork.
+    pub spaces: Vec<Vec<Mapping>>,
+    pub kernel: KernelSymbols,
+    pub kernel_names: KernelNames,
+    /// Build ids of the files the recording mapped, by path, where known.
+    pub build_ids: HashMap<String, Vec<u8>>,
+    /// For each event, the format of its tracepoint fields, if it has any.
+    pub formats: Vec<Option<Format>>,
+    /// Every sample, when the filter asked to keep them.
+    pub samples: Vec<Sample>,
+    /// Samples that passed the filters.
+    pub total_samples: u64,
+    /// Samples in the file, before filters.
+    pub file_samples: u64,
+    pub lost_samples: u64,
+}

@@ -1,0 +1,206 @@
+//! Reading a perf.data file (netprof's or perf's) into a [`Profile`]: the
+//! file's layout is checked first, the records are parsed and counted on
+//! two cores ([`super::aggregate`]) while the kernel symbols load on a third.
+
+use std::fs::File;
+use std::path::Path;
+
+use ahash::AHashMap as HashMap;
+use linux_perf_data::linux_perf_event_reader::SamplingPolicy;
+use linux_perf_data::{Feature, PerfFileReader};
+
+use super::aggregate::{read_records, Aggregator, Batch};
+use super::kernel_symbols::KernelSymbols;
+use super::profile::{Filter, KernelNames, Profile};
+use super::tracepoint_format::Format;
+use crate::error::{Error, ErrorKind, Result};
+use crate::perfdata::{FEATURE_NETPROF_KALLSYMS, FEATURE_NETPROF_TP_FORMATS};
+
+impl Profile {
+    /// Reads a recording; errors name the file. Kernel frames of files
+    /// without a kallsyms snapshot (perf's) are named from this machine's.
+    pub fn read(path: &Path, filter: &Filter) -> Result<Profile> {
+        let file = File::open(path).map_err(|e| match ErrorKind::of_io(&e) {
+            ErrorKind::NotFound => Error::not_found(format!(
+                "{}: no such file; record one with `netprof record` or pass -i FILE",
+                path.display()
+            )),
+            _ => Error::io(format!("cannot open {}", path.display()), &e),
+        })?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len == 0 {
+            return Err(Error::corrupt_input(format!(
+                "{} is empty; the recording that wrote it did not finish, record again",
+                path.display()
+            )));
+        }
+        // SAFETY: the mapping is only read; a file truncated by another
+        // process while we read is the one hazard, as for every mmap reader.
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), &e))?;
+        read_guarded(&map, filter, live_kallsyms)
+            .map_err(|e| e.prefixed(format!("{} ", path.display())))
+    }
+
+    /// Reads a file held in memory; kernel frames are named only from the
+    /// file's own snapshot. Unlike [`Profile::read`], a panic in the parser
+    /// is not caught: the fuzz target and its corpus test must see them.
+    pub fn from_bytes(bytes: &[u8], filter: &Filter) -> Result<Profile> {
+        read_profile(bytes, filter, || None)
+    }
+}
+
+/// This machine's kallsyms, for files that carry no snapshot (perf's).
+fn live_kallsyms() -> Option<String> {
+    crate::sys::kallsyms::read().ok().filter(|t| !t.is_empty())
+}
+
+/// Reads a profile, turning a parser panic on a malformed file into an
+/// error like any other unreadable file (the binary's panic hook keeps it
+/// quiet). Errors read as the rest of a sentence that starts with the
+/// file's name: "is truncated ...".
+fn read_guarded(
+    bytes: &[u8],
+    filter: &Filter,
+    kallsyms: fn() -> Option<String>,
+) -> Result<Profile> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_profile(bytes, filter, kallsyms)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::corrupt_input(
+            "is corrupt (its records do not parse); record it again",
+        ))
+    })
+}
+
+/// A parser error as the rest of a sentence about the file.
+fn parse_error(e: &linux_perf_data::Error) -> Error {
+    match e {
+        linux_perf_data::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::corrupt_input(
+                "is truncated (it ends inside its data); the recording was cut short, record again",
+            )
+        }
+        _ => Error::corrupt_input(format!(
+            "is not a readable perf.data file ({e}); record it again"
+        )),
+    }
+}
+
+fn read_profile(
+    bytes: &[u8],
+    filter: &Filter,
+    kallsyms: fn() -> Option<String>,
+) -> Result<Profile> {
+    crate::perfdata::check::check_layout(bytes)?;
+    let reader = std::io::Cursor::new(bytes);
+    let PerfFileReader {
+        mut perf_file,
+        mut record_iter,
+    } = PerfFileReader::parse_file(reader).map_err(|e| parse_error(&e))?;
+    let events: Vec<String> = perf_file
+        .event_attributes()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.name()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("event{i}"))
+        })
+        .collect();
+
+    // A sample of a fixed-period event stands for `period` occurrences: 1
+    // for a probe hit, the count of a stack for `record --bpf`. Samples of
+    // frequency-driven events count one each.
+    let period_weighted: Vec<bool> = perf_file
+        .event_attributes()
+        .iter()
+        .map(|a| matches!(a.attr.sampling_policy, SamplingPolicy::Period(_)))
+        .collect();
+    let formats = tracepoint_formats(
+        &events,
+        perf_file.feature_section_data(Feature(FEATURE_NETPROF_TP_FORMATS)),
+    );
+    let build_ids: HashMap<String, Vec<u8>> = perf_file
+        .build_ids()
+        .unwrap_or_default()
+        .into_values()
+        .map(|info| {
+            (
+                String::from_utf8_lossy(&info.path).into_owned(),
+                info.build_id,
+            )
+        })
+        .collect();
+
+    // Kernel symbols load on another core while the records are read.
+    let snapshot = perf_file
+        .feature_section_data(Feature(FEATURE_NETPROF_KALLSYMS))
+        .map(|text| String::from_utf8_lossy(text).into_owned());
+    let kernel_thread = std::thread::spawn(move || match snapshot {
+        Some(text) => (KernelSymbols::parse(text), KernelNames::Snapshot),
+        None => match kallsyms() {
+            Some(text) => (KernelSymbols::parse(text), KernelNames::LiveKallsyms),
+            None => (KernelSymbols::parse(""), KernelNames::Unavailable),
+        },
+    });
+
+    // One thread walks the records (the perf.data parser), this one parses
+    // and counts them: the two halves of the work run on two cores.
+    let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+    let mut counts = Aggregator::new(filter, period_weighted);
+    std::thread::scope(|scope| -> Result<()> {
+        let reader =
+            scope.spawn(move || read_records(&mut perf_file, &mut record_iter, batches_tx));
+        for batch in batches_rx {
+            counts.add(&batch);
+        }
+        match reader.join() {
+            Ok(result) => result.map_err(|e| parse_error(&e)),
+            Err(_) => Err(Error::corrupt_input(
+                "is corrupt (its records do not parse); record it again",
+            )),
+        }
+    })?;
+    let (kernel, kernel_names) = kernel_thread.join().map_err(|_| {
+        Error::corrupt_input("is corrupt (its kernel symbols do not parse); record it again")
+    })?;
+    let kernel_names = if kernel.is_empty() {
+        KernelNames::Unavailable
+    } else {
+        kernel_names
+    };
+    let counted = counts.finish();
+    Ok(Profile {
+        events,
+        groups: counted.groups,
+        stacks: counted.stacks,
+        comms: counted.comms,
+        spaces: counted.spaces,
+        kernel,
+        kernel_names,
+        build_ids,
+        formats,
+        samples: counted.samples,
+        total_samples: counted.total_samples,
+        file_samples: counted.file_samples,
+        lost_samples: counted.lost_samples,
+    })
+}
+
+/// The tracepoint formats netprof stored, aligned with the file's events.
+fn tracepoint_formats(events: &[String], section: Option<&[u8]>) -> Vec<Option<Format>> {
+    let mut by_name: HashMap<String, Format> = HashMap::new();
+    let mut rest = section.unwrap_or_default();
+    let mut next = || -> Option<String> {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let s = String::from_utf8_lossy(rest.get(4..4 + len)?).into_owned();
+        rest = &rest[4 + len..];
+        Some(s)
+    };
+    while let (Some(name), Some(text)) = (next(), next()) {
+        by_name.insert(name, Format::parse(&text));
+    }
+    events.iter().map(|e| by_name.get(e).cloned()).collect()
+}

@@ -1,0 +1,286 @@
+//! Naming every frame: kernel and module frames from the kallsyms snapshot,
+//! BPF programs as `bpf_prog_<tag>_<name> [bpf]`, user frames from the ELF
+//! symbols (and DWARF where present) of the mapped file, through blazesym.
+//!
+//! A frame that cannot be named keeps its address and, for user frames, the
+//! file and offset it falls in, so it is never dropped nor merged into a
+//! neighbour's name. Frames are identified by name and module, not address, so
+//! the same function compares equal across kernels, builds and processes.
+
+use ahash::AHashMap as HashMap;
+
+use blazesym::symbolize::source::{Elf, Source};
+use blazesym::symbolize::{Input, Symbolized as Lookup, Symbolizer};
+use serde::Serialize;
+
+use super::profile::Profile;
+use crate::perfdata::Mapping;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameKind {
+    /// vmlinux.
+    Kernel,
+    /// A loadable module.
+    Module,
+    /// A BPF program.
+    Bpf,
+    /// User space.
+    User,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Frame {
+    pub name: String,
+    /// The kernel module (`bpf` for BPF programs), or for user frames the
+    /// mapped file.
+    pub module: Option<String>,
+    pub kind: FrameKind,
+    /// False when the name is an address the symbol tables did not cover.
+    pub resolved: bool,
+}
+
+impl Frame {
+    /// The name reports show: `func`, `func [module]` or `bpf_prog_..._x [bpf]`.
+    pub fn label(&self) -> String {
+        match (&self.kind, &self.module) {
+            (FrameKind::Module | FrameKind::Bpf, Some(m)) => format!("{} [{m}]", self.name),
+            _ => self.name.clone(),
+        }
+    }
+}
+
+/// Every distinct frame of a profile and each stack as frame ids, root first.
+pub struct SymbolizedProfile {
+    pub frames: Vec<Frame>,
+    pub stacks: Vec<Vec<u32>>,
+}
+
+/// A user address to name: its address space, the address, and its offset
+/// in the mapped file.
+type UserAddr = (u32, u64, u64);
+
+/// User addresses by the file mapped at them.
+type AddrsByFile<'p> = Vec<(&'p str, Vec<UserAddr>)>;
+
+#[derive(Default)]
+struct FrameTable {
+    frames: Vec<Frame>,
+    ids: HashMap<Frame, u32>,
+}
+
+impl FrameTable {
+    fn intern(&mut self, frame: Frame) -> u32 {
+        if let Some(&id) = self.ids.get(&frame) {
+            return id;
+        }
+        let id = self.frames.len() as u32;
+        self.frames.push(frame.clone());
+        self.ids.insert(frame, id);
+        id
+    }
+}
+
+/// Return addresses point after the call; the byte before them is looked
+/// up so that a call at the very end of a function is named after that
+/// function. `index` is the frame's position within its kernel or user part.
+fn lookup_addr(addr: u64, index: usize) -> u64 {
+    if index > 0 {
+        addr.saturating_sub(1)
+    } else {
+        addr
+    }
+}
+
+/// Names every distinct frame of `profile` once, and gives each stack as
+/// frame ids, root first.
+pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
+    let mut table = FrameTable::default();
+    let mut kernel_ids: HashMap<u64, u32> = HashMap::new();
+    let mut user_wanted: HashMap<(u32, u64), ()> = HashMap::new();
+    for stack in &profile.stacks {
+        for (i, &addr) in stack.frames.iter().enumerate() {
+            if i < stack.kernel_len {
+                kernel_ids.insert(lookup_addr(addr, i), 0);
+            } else {
+                user_wanted.insert((stack.space, lookup_addr(addr, i - stack.kernel_len)), ());
+            }
+        }
+    }
+    let (files, mut user_ids) = user_addresses_by_file(profile, &user_wanted, &mut table);
+    // Reading ELF and DWARF is the slow part: it runs on every core while
+    // this thread names the kernel frames.
+    let names_per_file = std::thread::scope(|scope| {
+        let workers = scope.spawn(|| name_user_files(profile, &files));
+        for (addr, id) in kernel_ids.iter_mut() {
+            *id = table.intern(kernel_frame(profile, *addr));
+        }
+        workers
+            .join()
+            .unwrap_or_else(|_| files.iter().map(|(_, e)| vec![None; e.len()]).collect())
+    });
+    for ((path, entries), names) in files.into_iter().zip(names_per_file) {
+        let short = path.rsplit('/').next().unwrap_or(path);
+        for ((space, addr, offset), name) in entries.into_iter().zip(names) {
+            let frame = Frame {
+                resolved: name.is_some(),
+                name: name.unwrap_or_else(|| format!("{addr:#x} ({short}+{offset:#x})")),
+                module: Some(path.to_string()),
+                kind: FrameKind::User,
+            };
+            user_ids.insert((space, addr), table.intern(frame));
+        }
+    }
+    let stacks = profile
+        .stacks
+        .iter()
+        .map(|stack| {
+            // Root first: user frames (outermost last in the chain), then kernel.
+            let mut ids = Vec::with_capacity(stack.frames.len());
+            for (i, &addr) in stack.frames.iter().enumerate().rev() {
+                if i < stack.kernel_len {
+                    ids.push(kernel_ids[&lookup_addr(addr, i)]);
+                } else {
+                    ids.push(user_ids[&(stack.space, lookup_addr(addr, i - stack.kernel_len))]);
+                }
+            }
+            ids
+        })
+        .collect();
+    SymbolizedProfile {
+        frames: table.frames,
+        stacks,
+    }
+}
+
+/// User addresses grouped by the file mapped there, with their offsets in
+/// it, files sorted by path; an address outside every mapping is named
+/// here, as hex.
+fn user_addresses_by_file<'p>(
+    profile: &'p Profile,
+    wanted: &HashMap<(u32, u64), ()>,
+    table: &mut FrameTable,
+) -> (AddrsByFile<'p>, HashMap<(u32, u64), u32>) {
+    let mut per_file: HashMap<&str, Vec<UserAddr>> = HashMap::new();
+    let mut unmapped = HashMap::new();
+    for &(space, addr) in wanted.keys() {
+        match find_map(&profile.spaces[space as usize], addr) {
+            Some(m) => per_file.entry(m.path.as_str()).or_default().push((
+                space,
+                addr,
+                addr - m.start + m.pgoff,
+            )),
+            None => {
+                let id = table.intern(Frame {
+                    name: format!("{addr:#x}"),
+                    module: None,
+                    kind: FrameKind::User,
+                    resolved: false,
+                });
+                unmapped.insert((space, addr), id);
+            }
+        }
+    }
+    let mut files: AddrsByFile = per_file.into_iter().collect();
+    files.sort_by(|a, b| a.0.cmp(b.0));
+    (files, unmapped)
+}
+
+/// Names for the addresses of each file, from one worker per core. A file
+/// that makes the ELF reader panic leaves its frames unnamed (hex, with file
+/// and offset) rather than ending the report.
+fn name_user_files(profile: &Profile, files: &AddrsByFile) -> Vec<Vec<Option<String>>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut names: Vec<Vec<Option<String>>> =
+        files.iter().map(|(_, e)| vec![None; e.len()]).collect();
+    std::thread::scope(|scope| {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(files.len());
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let next = &next;
+                scope.spawn(move || {
+                    let symbolizer = Symbolizer::new();
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((path, entries)) = files.get(i) else {
+                            break done;
+                        };
+                        let recorded_id = profile.build_ids.get(*path).map(Vec::as_slice);
+                        done.push((i, symbolize_file(&symbolizer, path, recorded_id, entries)));
+                    }
+                })
+            })
+            .collect();
+        for done in handles.into_iter().filter_map(|h| h.join().ok()) {
+            for (i, n) in done {
+                names[i] = n;
+            }
+        }
+    });
+    names
+}
+
+/// Names for file offsets in one mapped file; `None` where nothing covers
+/// one, or where the file on disk is no longer the one that was recorded
+/// (its build id changed): a wrong name is worse than none.
+fn symbolize_file(
+    symbolizer: &Symbolizer,
+    path: &str,
+    recorded_id: Option<&[u8]>,
+    entries: &[UserAddr],
+) -> Vec<Option<String>> {
+    let offsets: Vec<u64> = entries.iter().map(|e| e.2).collect();
+    if !path.starts_with('/') {
+        // [vdso] and friends: no file to read.
+        return vec![None; offsets.len()];
+    }
+    if let Some(recorded) = recorded_id {
+        let current = blazesym::helper::read_elf_build_id(path).ok().flatten();
+        if current.as_deref() != Some(recorded) {
+            return vec![None; offsets.len()];
+        }
+    }
+    let src = Source::Elf(Elf::new(path));
+    match symbolizer.symbolize(&src, Input::FileOffset(&offsets)) {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| match r {
+                Lookup::Sym(sym) => Some(sym.name.into_owned()),
+                Lookup::Unknown(_) => None,
+            })
+            .collect(),
+        Err(_) => vec![None; offsets.len()],
+    }
+}
+
+fn kernel_frame(profile: &Profile, addr: u64) -> Frame {
+    match profile.kernel.lookup(addr) {
+        Some(sym) => {
+            let kind = match sym.module {
+                None => FrameKind::Kernel,
+                Some("bpf") => FrameKind::Bpf,
+                Some(_) => FrameKind::Module,
+            };
+            Frame {
+                name: sym.name.to_string(),
+                module: sym.module.map(str::to_string),
+                kind,
+                resolved: true,
+            }
+        }
+        None => Frame {
+            name: format!("{addr:#x}"),
+            module: None,
+            kind: FrameKind::Kernel,
+            resolved: false,
+        },
+    }
+}
+
+/// The newest mapping containing `addr` (later maps replace earlier ones).
+fn find_map(maps: &[Mapping], addr: u64) -> Option<&Mapping> {
+    maps.iter().rev().find(|m| m.contains(addr))
+}

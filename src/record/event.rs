@@ -1,0 +1,394 @@
+//! Events as users write them (`-e cpu-clock`, `-e cycles`,
+//! `-e sched:sched_switch`, `-e kprobe:[MOD:]FUNC[%return]`,
+//! `-e netprof:FUNC`), in two steps: [`EventRequest::parse`] checks the
+//! syntax and touches nothing (the command line calls it), and [`resolve`]
+//! finds what the kernel needs to open each one (tracepoint ids, function
+//! addresses), reading tracefs and kallsyms.
+
+use std::str::FromStr;
+
+use perf_event_open::event::hw::Hardware;
+use perf_event_open::event::sw::Software;
+
+use crate::error::{Error, Result};
+use crate::perfdata::{TYPE_HARDWARE, TYPE_SOFTWARE, TYPE_TRACEPOINT};
+use crate::probe::kprobe::KprobeEvent;
+use crate::probe::persistent::GROUP;
+use crate::probe::resolve::{is_glob, Limit, Resolver, MAX_FUNCTIONS};
+use crate::suggest::{close_names, did_you_mean};
+use crate::sys::tracefs::Tracefs;
+
+/// Software events by the names perf gives them, with perf_event_attr's
+/// config for each (PERF_COUNT_SW_*).
+const SOFTWARE: &[(&str, Software, u64)] = &[
+    ("cpu-clock", Software::CpuClock, 0),
+    ("task-clock", Software::TaskClock, 1),
+    ("page-faults", Software::PageFault, 2),
+    ("faults", Software::PageFault, 2),
+    ("context-switches", Software::CtxSwitch, 3),
+    ("cs", Software::CtxSwitch, 3),
+    ("cpu-migrations", Software::CpuMigration, 4),
+    ("migrations", Software::CpuMigration, 4),
+    ("minor-faults", Software::MinorPageFault, 5),
+    ("major-faults", Software::MajorPageFault, 6),
+];
+
+/// Hardware events by perf's names, with their config (PERF_COUNT_HW_*).
+const HARDWARE: &[(&str, Hardware, u64)] = &[
+    ("cycles", Hardware::CpuCycle, 0),
+    ("cpu-cycles", Hardware::CpuCycle, 0),
+    ("instructions", Hardware::Instr, 1),
+    ("cache-references", Hardware::CacheAccess, 2),
+    ("cache-misses", Hardware::CacheMiss, 3),
+    ("branches", Hardware::BranchInstr, 4),
+    ("branch-instructions", Hardware::BranchInstr, 4),
+    ("branch-misses", Hardware::BranchMiss, 5),
+    ("bus-cycles", Hardware::BusCycle, 6),
+    ("ref-cycles", Hardware::RefCpuCycle, 9),
+];
+
+/// PERF_COUNT_SW_BPF_OUTPUT: the event multi-kprobe hits are written to.
+const SW_BPF_OUTPUT: u64 = 10;
+/// PERF_COUNT_SW_DUMMY: counts nothing; carries side-band records.
+pub const SW_DUMMY: u64 = 9;
+
+/// One `-e` argument, checked for syntax only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventRequest {
+    /// Index into [`SOFTWARE`].
+    Software(usize),
+    /// Index into [`HARDWARE`].
+    Hardware(usize),
+    /// A tracepoint, or a persistent probe of netprof's (`netprof:FUNC`).
+    Tracepoint { system: String, event: String },
+    /// A probe that lives as long as the recording; `function` may be a glob.
+    Kprobe {
+        module: Option<String>,
+        function: String,
+        is_return: bool,
+    },
+}
+
+/// A tracefs subsystem or event name: what tracefs itself allows, so that
+/// a name can never step out of its directory.
+fn valid_tracefs_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+impl EventRequest {
+    pub fn parse(text: &str) -> Result<EventRequest> {
+        if let Some(i) = SOFTWARE.iter().position(|(n, ..)| *n == text) {
+            return Ok(EventRequest::Software(i));
+        }
+        if let Some(i) = HARDWARE.iter().position(|(n, ..)| *n == text) {
+            return Ok(EventRequest::Hardware(i));
+        }
+        if let Some(target) = text.strip_prefix("kprobe:") {
+            let (rest, is_return) = match target.strip_suffix("%return") {
+                Some(f) => (f, true),
+                None => (target, false),
+            };
+            let (module, function) = match rest.split_once(':') {
+                Some((m, f)) => (Some(m.to_string()), f.to_string()),
+                None => (None, rest.to_string()),
+            };
+            if function.is_empty() || module.as_deref() == Some("") {
+                return Err(Error::bad_argument(format!(
+                    "'{text}' names no function; write kprobe:FUNC, kprobe:MODULE:FUNC or kprobe:FUNC%return"
+                )));
+            }
+            return Ok(EventRequest::Kprobe {
+                module,
+                function,
+                is_return,
+            });
+        }
+        if let Some((system, event)) = text.split_once(':') {
+            if !valid_tracefs_name(system) || !valid_tracefs_name(event) {
+                return Err(Error::bad_argument(format!(
+                    "'{text}' is not a tracepoint name; write subsystem:name with letters, digits and _ (see /sys/kernel/tracing/events)"
+                )));
+            }
+            return Ok(EventRequest::Tracepoint {
+                system: system.to_string(),
+                event: event.to_string(),
+            });
+        }
+        let known = SOFTWARE
+            .iter()
+            .map(|e| e.0)
+            .chain(HARDWARE.iter().map(|e| e.0));
+        Err(Error::not_found(format!(
+            "unknown event '{text}'{}; events are cpu-clock, task-clock, hardware events such as \
+             cycles, or tracepoints as subsystem:name (see /sys/kernel/tracing/events)",
+            did_you_mean(&close_names(text, known))
+        )))
+    }
+}
+
+impl FromStr for EventRequest {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<EventRequest> {
+        EventRequest::parse(s)
+    }
+}
+
+/// What the kernel opens for an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Software(Software, u64),
+    Hardware(Hardware, u64),
+    Tracepoint {
+        id: u64,
+    },
+    Kprobe(KprobeEvent),
+    /// A glob of functions through one multi-kprobe BPF link, whose hits
+    /// the program writes to a bpf-output event.
+    MultiKprobe {
+        functions: Vec<String>,
+        is_return: bool,
+    },
+}
+
+/// An event ready to open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSpec {
+    /// The name as perf prints it.
+    pub name: String,
+    pub source: Source,
+    /// For tracepoints (and persistent probes): tracefs's format description
+    /// of the fields each hit carries.
+    pub format: Option<String>,
+}
+
+impl EventSpec {
+    fn new(name: impl Into<String>, source: Source) -> EventSpec {
+        EventSpec {
+            name: name.into(),
+            source,
+            format: None,
+        }
+    }
+
+    /// The default event: cpu-clock.
+    pub fn cpu_clock() -> EventSpec {
+        let (name, sw, config) = SOFTWARE[0];
+        EventSpec::new(name, Source::Software(sw, config))
+    }
+
+    /// Tracepoints and probes sample every hit; counting events sample at a
+    /// frequency.
+    pub fn samples_every_hit(&self) -> bool {
+        matches!(
+            self.source,
+            Source::Tracepoint { .. } | Source::Kprobe(_) | Source::MultiKprobe { .. }
+        )
+    }
+
+    /// Whether its BPF program runs for every hit on every CPU, whichever
+    /// perf event it was attached to (tracepoints and kprobes keep their BPF
+    /// programs per tracepoint, not per perf event).
+    pub fn fires_everywhere(&self) -> bool {
+        matches!(self.source, Source::Tracepoint { .. } | Source::Kprobe(_))
+    }
+
+    /// perf_event_attr's type and config, for the recording's header.
+    pub fn type_and_config(&self) -> Result<(u32, u64)> {
+        Ok(match &self.source {
+            Source::Software(_, config) => (TYPE_SOFTWARE, *config),
+            Source::Hardware(_, config) => (TYPE_HARDWARE, *config),
+            Source::Tracepoint { id } => (TYPE_TRACEPOINT, *id),
+            Source::Kprobe(k) => {
+                let pmu = k.pmu_event()?;
+                (pmu.ty, pmu.config)
+            }
+            Source::MultiKprobe { .. } => (TYPE_SOFTWARE, SW_BPF_OUTPUT),
+        })
+    }
+}
+
+/// Finds what the kernel needs for each request. A kprobe glob becomes one
+/// multi-kprobe event when `multi_kprobe` allows it (system-wide, on a
+/// kernel that has them), else one probe per function.
+pub fn resolve(requests: &[EventRequest], multi_kprobe: bool) -> Result<Vec<EventSpec>> {
+    let mut resolver: Option<Resolver> = None;
+    let mut specs = Vec::new();
+    for request in requests {
+        match request {
+            EventRequest::Software(i) => {
+                let (name, sw, config) = SOFTWARE[*i];
+                specs.push(EventSpec::new(name, Source::Software(sw, config)));
+            }
+            EventRequest::Hardware(i) => {
+                let (name, hw, config) = &HARDWARE[*i];
+                specs.push(EventSpec::new(*name, Source::Hardware(hw.clone(), *config)));
+            }
+            EventRequest::Tracepoint { system, event } => specs.push(tracepoint(system, event)?),
+            EventRequest::Kprobe {
+                module,
+                function,
+                is_return,
+            } => {
+                let resolver = match &mut resolver {
+                    Some(r) => r,
+                    None => resolver.insert(Resolver::load()?),
+                };
+                specs.extend(kprobes(
+                    resolver,
+                    module.as_deref(),
+                    function,
+                    *is_return,
+                    multi_kprobe,
+                )?);
+            }
+        }
+    }
+    Ok(specs)
+}
+
+fn kprobes(
+    resolver: &Resolver,
+    module: Option<&str>,
+    function: &str,
+    is_return: bool,
+    multi_kprobe: bool,
+) -> Result<Vec<EventSpec>> {
+    let suffix = if is_return { "%return" } else { "" };
+    if !is_glob(function) {
+        let f = resolver.exact(function, module)?;
+        let name = match module {
+            Some(m) => format!("kprobe:{m}:{function}{suffix}"),
+            None => format!("kprobe:{function}{suffix}"),
+        };
+        return Ok(vec![EventSpec::new(
+            name,
+            Source::Kprobe(KprobeEvent {
+                address: f.address,
+                is_return,
+            }),
+        )]);
+    }
+    let limit = Limit {
+        max: MAX_FUNCTIONS,
+        remedy: " (or add them with `netprof probe --force`)",
+    };
+    let functions = resolver.resolve(&[function], module, Some(limit))?;
+    // The BPF program writes to per-CPU buffers and cannot follow tasks, so
+    // a followed command or process gets one probe per function.
+    if multi_kprobe {
+        let name = match module {
+            Some(m) => format!("kprobe:{m}:{function}{suffix}"),
+            None => format!("kprobe:{function}{suffix}"),
+        };
+        return Ok(vec![EventSpec::new(
+            name,
+            Source::MultiKprobe {
+                functions: functions.into_iter().map(|f| f.name).collect(),
+                is_return,
+            },
+        )]);
+    }
+    Ok(functions
+        .into_iter()
+        .map(|f| {
+            EventSpec::new(
+                format!("kprobe:{}{suffix}", f.name),
+                Source::Kprobe(KprobeEvent {
+                    address: f.address,
+                    is_return,
+                }),
+            )
+        })
+        .collect())
+}
+
+fn tracepoint(system: &str, event: &str) -> Result<EventSpec> {
+    let tracefs = Tracefs::get()?;
+    let events = tracefs.events();
+    let dir = events.join(system).join(event);
+    if system == GROUP && !dir.is_dir() {
+        return Err(Error::not_found(format!(
+            "no persistent probe {system}:{event}; create it with `netprof probe {event}`, or use \
+             -e kprobe:{event} for a probe that lives only as long as the recording"
+        )));
+    }
+    if let Some(id) = std::fs::read_to_string(dir.join("id"))
+        .ok()
+        .and_then(|id| id.trim().parse().ok())
+    {
+        let mut spec = EventSpec::new(format!("{system}:{event}"), Source::Tracepoint { id });
+        spec.format = std::fs::read_to_string(dir.join("format")).ok();
+        return Ok(spec);
+    }
+    let system_dir = events.join(system);
+    if !system_dir.is_dir() {
+        let systems = Tracefs::subdirectories(&events);
+        let hint = close_names(system, systems.iter().map(String::as_str));
+        return Err(Error::not_found(format!(
+            "unknown tracepoint subsystem '{system}'{}; list them with `ls {}`",
+            did_you_mean(&hint),
+            events.display()
+        )));
+    }
+    let names = Tracefs::subdirectories(&system_dir);
+    let hint: Vec<String> = close_names(event, names.iter().map(String::as_str))
+        .into_iter()
+        .map(|n| format!("{system}:{n}"))
+        .collect();
+    Err(Error::not_found(format!(
+        "unknown tracepoint '{system}:{event}'{}; list them with `ls {}`",
+        did_you_mean(&hint),
+        system_dir.display()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn software_and_hardware_names() {
+        let spec = &resolve(&[EventRequest::parse("cpu-clock").unwrap()], false).unwrap()[0];
+        assert_eq!(spec, &EventSpec::cpu_clock());
+        assert_eq!(spec.type_and_config().unwrap(), (TYPE_SOFTWARE, 0));
+        let spec = &resolve(&[EventRequest::parse("cache-misses").unwrap()], false).unwrap()[0];
+        assert_eq!(spec.type_and_config().unwrap(), (TYPE_HARDWARE, 3));
+        assert!(!spec.samples_every_hit());
+    }
+
+    #[test]
+    fn unknown_event_suggests_close_names() {
+        let err = EventRequest::parse("cpu-clok").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert!(err.message().contains("did you mean cpu-clock"), "{err}");
+    }
+
+    #[test]
+    fn kprobe_targets_parse_without_touching_the_kernel() {
+        assert_eq!(
+            EventRequest::parse("kprobe:hsr:hsr_*%return").unwrap(),
+            EventRequest::Kprobe {
+                module: Some("hsr".into()),
+                function: "hsr_*".into(),
+                is_return: true
+            }
+        );
+        assert!(EventRequest::parse("kprobe:").is_err());
+        assert!(EventRequest::parse("kprobe::f").is_err());
+    }
+
+    #[test]
+    fn tracepoint_names_cannot_leave_tracefs() {
+        for bad in ["../../../../tmp/x:evil/x", "sched:../x", ".:x", "a/b:c"] {
+            let err = EventRequest::parse(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::BadArgument, "{bad}: {err}");
+        }
+        assert!(EventRequest::parse("sched:sched_switch").is_ok());
+    }
+}

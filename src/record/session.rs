@@ -1,0 +1,307 @@
+//! The events of one recording, opened on every CPU or task of its scope:
+//! their perf events and ring buffers, the multi-kprobe links that write to
+//! them, and with `--bpf` the counting programs attached to them. Everything
+//! here closes with the session: nothing outlives the recording.
+
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::Instant;
+
+use perf_event_open::config::{Opts, WakeUp, WakeUpOn};
+use perf_event_open::count::Counter;
+use perf_event_open::sample::Sampler;
+
+use super::counted::{attach_kind, KernelCounts};
+use super::event::{EventSpec, Source, SW_DUMMY};
+use super::open::{self, Scope};
+use super::{Progress, RecordOptions};
+use crate::bpf::kprobe_multi::{self, MultiProbe};
+use crate::bpf::stack_count::{CountOptions, StackCounter, MAX_FRAMES};
+use crate::error::{Error, Result};
+use crate::perfdata::attr::{EventAttr, Rate};
+use crate::perfdata::writer::EventDesc;
+use crate::perfdata::TYPE_SOFTWARE;
+
+/// 2^8 pages (1 MiB) per ring: at 10 kHz with deep callchains a CPU writes
+/// about 4 MB/s, and the ring is drained at least every 50 ms.
+const RING_PAGES_EXP: u8 = 8;
+const RING_BYTES: u32 = 4096 << RING_PAGES_EXP;
+
+pub struct Session {
+    /// What the file's header says of each event, in order; the side-band
+    /// event of `--bpf` last.
+    pub events: Vec<EventDesc>,
+    /// Every perf event, to enable and disable.
+    counters: Vec<Counter>,
+    /// Descriptors of the events with a ring buffer, to poll (poll reports
+    /// the others as hung up).
+    rings: Vec<RawFd>,
+    pub samplers: Vec<Sampler>,
+    /// Detached when dropped, after the last drain.
+    multi_probes: Vec<MultiProbe>,
+    /// `--bpf`: the kernel's stack counts, one counter per event.
+    pub kernel_counts: Option<KernelCounts>,
+}
+
+/// How one recording opens its events.
+struct Plan<'a> {
+    scope: &'a Scope,
+    opts: &'a RecordOptions,
+    /// A followed command's events start when it execs.
+    enable_on_exec: bool,
+    /// Tracepoint fields ride along in every sample when any event has them
+    /// (all events share one sample layout; counted samples have none).
+    raw: bool,
+}
+
+impl Session {
+    pub fn open(
+        specs: &[EventSpec],
+        scope: &Scope,
+        opts: &RecordOptions,
+        has_command: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<Session> {
+        let plan = Plan {
+            scope,
+            opts,
+            enable_on_exec: has_command && !scope.is_system_wide(),
+            raw: !opts.bpf
+                && specs
+                    .iter()
+                    .any(|s| s.format.is_some() || matches!(s.source, Source::MultiKprobe { .. })),
+        };
+        let count_options = count_options(opts, scope);
+        // Programs load before any event opens: a kernel that refuses the
+        // program is told apart from one that refuses the events.
+        let programs: Vec<Option<StackCounter>> = specs
+            .iter()
+            .map(|s| {
+                opts.bpf
+                    .then(|| StackCounter::load(&count_options, attach_kind(s)))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        let mut session = Session {
+            events: Vec::new(),
+            counters: Vec::new(),
+            rings: Vec::new(),
+            samplers: Vec::new(),
+            multi_probes: Vec::new(),
+            kernel_counts: opts.bpf.then(|| KernelCounts::new(opts.callgraph)),
+        };
+        for (spec, program) in specs.iter().zip(programs) {
+            session.open_event(spec, &plan, program, &count_options, progress)?;
+        }
+        if opts.bpf {
+            session.open_side_band(&plan)?;
+        }
+        Ok(session)
+    }
+
+    fn open_event(
+        &mut self,
+        spec: &EventSpec,
+        plan: &Plan,
+        program: Option<StackCounter>,
+        count_options: &CountOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        let (type_, config) = spec.type_and_config()?;
+        let attr = EventAttr {
+            type_,
+            config,
+            rate: if spec.samples_every_hit() {
+                Rate::Period(1)
+            } else {
+                Rate::Frequency(plan.opts.frequency)
+            },
+            callchain: plan.opts.callgraph,
+            raw: plan.raw,
+            inherit: !plan.scope.is_system_wide(),
+            enable_on_exec: plan.enable_on_exec,
+            exclude_user: false,
+            exclude_kernel: false,
+        };
+        // A counted event takes its stacks in the BPF program; asking the
+        // kernel for call chains too would unwind twice per sample, and
+        // bpf_get_stack() then returns the kernel's chain with its context
+        // marker as a frame.
+        let counted = program.is_some();
+        let crate_opts = ring_opts(&EventAttr {
+            callchain: attr.callchain && !counted,
+            ..attr.clone()
+        });
+        let mut instances = plan.scope.instances();
+        // A counted tracepoint or kprobe runs its program for every hit on
+        // every CPU whatever event it is attached to: one is enough, and the
+        // program filters CPUs.
+        if counted && spec.fires_everywhere() {
+            instances.truncate(1);
+        }
+        let mut counters = Vec::new();
+        let mut ids = Vec::new();
+        for instance in &instances {
+            let counter = open::open(spec, *instance, &crate_opts)?;
+            ids.push(
+                counter
+                    .id()
+                    .map_err(|e| Error::io("cannot read the event id", &e))?,
+            );
+            counters.push(counter);
+        }
+        if !counted {
+            for counter in &counters {
+                self.add_ring(counter, &attr, &spec.name)?;
+            }
+        }
+        if let Source::MultiKprobe {
+            functions,
+            is_return,
+        } = &spec.source
+        {
+            let outputs: Vec<_> = instances
+                .iter()
+                .zip(&counters)
+                .map(|(i, c)| (i.cpu, c.file().as_fd()))
+                .collect();
+            let start = Instant::now();
+            self.multi_probes
+                .push(kprobe_multi::attach(functions, *is_return, &outputs)?);
+            progress.note(&format!(
+                "{} functions probed at once through a multi-kprobe BPF link in {} ms",
+                functions.len(),
+                start.elapsed().as_millis()
+            ));
+        }
+        if let (Some(program), Some(counts)) = (program, self.kernel_counts.as_mut()) {
+            counts.add(program, count_options, &counters, ids[0])?;
+        }
+        self.counters.extend(counters);
+        // Each counted sample carries its count as its period.
+        let rate = if counted { Rate::Period(1) } else { attr.rate };
+        self.events.push(EventDesc {
+            attr: EventAttr { rate, ..attr },
+            name: spec.name.clone(),
+            ids,
+        });
+        Ok(())
+    }
+
+    /// Maps a ring buffer for `counter`, whose samples must have the layout
+    /// the file's header declares.
+    fn add_ring(&mut self, counter: &Counter, attr: &EventAttr, name: &str) -> Result<()> {
+        let sampler = counter.sampler(RING_PAGES_EXP).map_err(|e| {
+            Error::io(
+                format!("cannot map the ring buffer of {name} (raise kernel.perf_event_mlock_kb or run as root)"),
+                &e,
+            )
+        })?;
+        if sampler.parser().sample_type != attr.sample_type() || !sampler.parser().sample_id_all {
+            return Err(Error::failed(
+                "internal error: the kernel event's sample layout differs from the file header's",
+            ));
+        }
+        self.rings.push(counter.file().as_raw_fd());
+        self.samplers.push(sampler);
+        Ok(())
+    }
+
+    /// `record --bpf`: a dummy event per CPU (or task) that samples nothing
+    /// and carries the process names, forks, exits and maps into the file.
+    fn open_side_band(&mut self, plan: &Plan) -> Result<()> {
+        let attr = EventAttr {
+            type_: TYPE_SOFTWARE,
+            config: SW_DUMMY,
+            rate: Rate::Period(1),
+            callchain: plan.opts.callgraph,
+            raw: false,
+            inherit: !plan.scope.is_system_wide(),
+            enable_on_exec: plan.enable_on_exec,
+            exclude_user: false,
+            exclude_kernel: false,
+        };
+        let crate_opts = ring_opts(&attr);
+        let mut ids = Vec::new();
+        for instance in plan.scope.instances() {
+            let counter = open::open_dummy(instance, &crate_opts)?;
+            ids.push(
+                counter
+                    .id()
+                    .map_err(|e| Error::io("cannot read the event id", &e))?,
+            );
+            self.add_ring(&counter, &attr, "the side-band event")?;
+            self.counters.push(counter);
+        }
+        self.events.push(EventDesc {
+            attr,
+            name: "dummy".into(),
+            ids,
+        });
+        Ok(())
+    }
+
+    pub fn ring_fds(&self) -> &[RawFd] {
+        &self.rings
+    }
+
+    pub fn enable(&self) -> Result<()> {
+        for c in &self.counters {
+            c.enable()
+                .map_err(|e| Error::io("cannot start the event", &e))?;
+        }
+        Ok(())
+    }
+
+    /// Stops every event; the rings keep what they hold for the last drain.
+    pub fn disable(&self) {
+        for c in &self.counters {
+            let _ = c.disable();
+        }
+    }
+
+    pub fn detach_multi_probes(&mut self, progress: &mut dyn Progress) {
+        if self.multi_probes.is_empty() {
+            return;
+        }
+        let start = Instant::now();
+        self.multi_probes.clear();
+        progress.note(&format!(
+            "multi-kprobe detached in {} ms",
+            start.elapsed().as_millis()
+        ));
+    }
+}
+
+/// The crate's options for `attr`, waking the reader at half a ring.
+fn ring_opts(attr: &EventAttr) -> Opts {
+    let mut opts = attr.opts();
+    opts.wake_up = WakeUp {
+        on: WakeUpOn::Bytes(RING_BYTES / 2),
+        on_aux_bytes: 0,
+    };
+    opts
+}
+
+/// What the counting programs of `--bpf` count and how much room they have.
+fn count_options(opts: &RecordOptions, scope: &Scope) -> CountOptions {
+    let cpus = match scope {
+        Scope::SystemWide(c) | Scope::Tasks { online: c, .. } => c.len(),
+    };
+    let default_entries = default_map_entries(opts.frequency, cpus);
+    CountOptions {
+        max_frames: if opts.callgraph { MAX_FRAMES } else { 1 },
+        cpus: opts.cpus.as_ref().map(|c| c.as_slice().to_vec()),
+        counts_entries: opts.bpf_map_entries.unwrap_or(default_entries),
+        // A stack takes 1 KiB of kernel memory: 8 to 32 MiB by default.
+        stacks_entries: opts
+            .bpf_map_entries
+            .unwrap_or_else(|| (default_entries / 2).clamp(1 << 13, 1 << 15)),
+    }
+}
+
+/// Room in each kernel map for one drain interval: every CPU sampling at the
+/// given rate with a distinct stack each time, twice over, within bounds.
+fn default_map_entries(frequency: u64, cpus: usize) -> u32 {
+    let per_interval = frequency.saturating_mul(cpus as u64).saturating_mul(2);
+    per_interval.clamp(4096, 1 << 18) as u32
+}

@@ -1,0 +1,74 @@
+//! `--json`: the whole view in a stable, documented schema (see
+//! man/netprof-report.1 and README). Version 1:
+//!
+//! ```text
+//! { "schema": "netprof-report/1",
+//!   "events": ["cpu-clock"], "total_samples": N, "lost_samples": N,
+//!   "kernel_names": "snapshot" | "live-kallsyms" | "unavailable",
+//!   "frames": [ { "name", "module" (kernel module, "bpf", or user file; or null),
+//!                 "kind": "kernel"|"module"|"bpf"|"user", "resolved": bool } ],
+//!   "stacks": [ { "comm", "pid", "tid", "cpu", "event", "count",
+//!                 "frames": [frame index, root first] } ] }
+//! ```
+
+use serde::Serialize;
+
+use crate::model::profile::KernelNames;
+use crate::model::symbolize::Frame;
+use crate::model::view::View;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    schema: &'static str,
+    events: &'a [String],
+    total_samples: u64,
+    lost_samples: u64,
+    kernel_names: &'static str,
+    frames: &'a [Frame],
+    stacks: Vec<Stack<'a>>,
+}
+
+#[derive(Serialize)]
+struct Stack<'a> {
+    comm: &'a str,
+    pid: i32,
+    tid: i32,
+    cpu: u32,
+    event: &'a str,
+    count: u64,
+    frames: &'a [u32],
+}
+
+pub fn to_json(view: &View) -> String {
+    let p = view.profile;
+    let report = Report {
+        schema: "netprof-report/1",
+        events: &p.events,
+        total_samples: view.total,
+        lost_samples: p.lost_samples,
+        kernel_names: match p.kernel_names {
+            KernelNames::Snapshot => "snapshot",
+            KernelNames::LiveKallsyms => "live-kallsyms",
+            KernelNames::Unavailable => "unavailable",
+        },
+        frames: &view.symbols.frames,
+        stacks: view
+            .rows
+            .iter()
+            .map(|r| Stack {
+                comm: &p.comms[r.comm as usize],
+                pid: r.pid,
+                tid: r.tid,
+                cpu: r.cpu,
+                event: p
+                    .events
+                    .get(r.event as usize)
+                    .map(String::as_str)
+                    .unwrap_or("?"),
+                count: r.count,
+                frames: &view.symbols.stacks[r.stack as usize],
+            })
+            .collect(),
+    };
+    serde_json::to_string_pretty(&report).expect("report serializes")
+}

@@ -1,0 +1,76 @@
+//! `netprof latency`'s text: per function, count, min, median, IQR, p90,
+//! p99, max and mean, then the histogram by powers of two.
+
+use std::io::Write;
+
+use super::units::human_ns;
+use crate::model::latency::LatencyReport;
+
+/// The text report: per function, the figures, then the histogram by
+/// powers of two (the quantiles use the finer buckets).
+pub fn render_text(report: &LatencyReport, out: &mut impl Write) -> std::io::Result<()> {
+    for f in &report.functions {
+        let module = f
+            .module
+            .as_ref()
+            .map(|m| format!(" [{m}]"))
+            .unwrap_or_default();
+        let group = match (f.cpu, f.pid) {
+            (Some(cpu), _) => format!("  on CPU {cpu}"),
+            (_, Some(pid)) => format!("  in process {pid}"),
+            _ => String::new(),
+        };
+        writeln!(out, "{}{module}{group}", f.function)?;
+        if f.count == 0 {
+            writeln!(out, "  no calls\n")?;
+            continue;
+        }
+        let h = |v: f64| human_ns(v);
+        writeln!(
+            out,
+            "  calls {}  min {}  median {}  IQR {} ({} - {})  p90 {}  p99 {}  max {}  mean {}",
+            f.count,
+            h(f.min_ns as f64),
+            h(f.median_ns),
+            h(f.iqr_ns),
+            h(f.p25_ns),
+            h(f.p75_ns),
+            h(f.p90_ns),
+            h(f.p99_ns),
+            h(f.max_ns as f64),
+            h(f.mean_ns)
+        )?;
+        let mut rows: Vec<(u64, u64, u64)> = Vec::new();
+        for b in &f.histogram {
+            let low = if b.low_ns == 0 {
+                0
+            } else {
+                1u64 << b.low_ns.ilog2()
+            };
+            match rows.last_mut() {
+                Some(row) if row.0 == low => row.2 += b.count,
+                _ => rows.push((low, (low * 2).max(1), b.count)),
+            }
+        }
+        let peak = rows.iter().map(|r| r.2).max().unwrap_or(1);
+        for (low, high, count) in rows {
+            let bar = "#".repeat(((count * 40).div_ceil(peak)) as usize);
+            writeln!(
+                out,
+                "  {:>9} - {:<9} {:>10} |{bar:<40}|",
+                h(low as f64),
+                h(high as f64),
+                count
+            )?;
+        }
+        writeln!(out)?;
+    }
+    if report.dropped > 0 || report.missed_returns > 0 {
+        writeln!(
+            out,
+            "# {} calls not measured (kernel maps full), {} returns missed by the kernel",
+            report.dropped, report.missed_returns
+        )?;
+    }
+    Ok(())
+}

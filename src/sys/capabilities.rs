@@ -1,0 +1,184 @@
+//! `netprof check`: what this kernel can do for netprof, each item with why
+//! it matters, so a user learns in one command what will work here.
+
+use std::path::Path;
+
+use super::tracefs::Tracefs;
+
+pub struct Capability {
+    pub name: &'static str,
+    pub available: bool,
+    /// What was found (a value or where it was looked for).
+    pub detail: String,
+    pub why: &'static str,
+}
+
+fn read(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// What this kernel offers, item by item (tracefs is mounted if it is not,
+/// as `record` would).
+pub fn capabilities() -> Vec<Capability> {
+    let tracing = Tracefs::get().ok().map(|t| t.root().to_path_buf());
+    let mut all = probing(tracing.as_deref());
+    all.extend(sampling_and_permissions(tracing.as_deref()));
+    all
+}
+
+fn yes_no(b: bool, yes: &str, no: &str) -> String {
+    if b { yes } else { no }.to_string()
+}
+
+/// Probes, modules, BTF and ftrace: what `probe`, `latency` and kprobe
+/// events rest on.
+fn probing(tracing: Option<&Path>) -> Vec<Capability> {
+    let kernel_config = super::kconfig::enabled;
+    let tracer_list =
+        tracing.and_then(|t| std::fs::read_to_string(t.join("available_tracers")).ok());
+    let kprobe_pmu = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
+    let kprobe_events = tracing.is_some_and(|t| t.join("kprobe_events").exists());
+    let retprobe = Path::new("/sys/bus/event_source/devices/kprobe/format/retprobe").exists();
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    let modules = Path::new("/proc/modules").exists();
+    // A tracer may be listed yet refused (EPERM on its files); it works only
+    // if its function list can be read.
+    let ftrace_usable =
+        tracing.is_some_and(|t| std::fs::File::open(t.join("available_filter_functions")).is_ok());
+    let function_tracer = ftrace_usable
+        && tracer_list
+            .as_deref()
+            .is_some_and(|t| t.split_whitespace().any(|x| x == "function"));
+    let function_graph = tracer_list
+        .as_deref()
+        .is_some_and(|t| t.split_whitespace().any(|x| x == "function_graph"));
+    // fentry/fexit need BTF and the ftrace direct-call trampolines.
+    let fentry = btf
+        && function_tracer
+        && kernel_config("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS").unwrap_or(true);
+    let fprobe = kernel_config("CONFIG_FPROBE");
+    vec![
+        Capability {
+            name: "kprobes",
+            available: kprobe_pmu || kprobe_events,
+            detail: yes_no(kprobe_pmu, "kprobe PMU present", "no kprobe PMU (CONFIG_KPROBES off?)"),
+            why: "netprof probe and record -e kprobe:FUNC attach to any function of vmlinux or a module",
+        },
+        Capability {
+            name: "return probes",
+            available: retprobe,
+            detail: yes_no(retprobe, "kprobe PMU has the retprobe format", "no retprobe format"),
+            why: "FUNC%return: stacks and latency at function exit",
+        },
+        Capability {
+            name: "persistent probes (kprobe_events)",
+            available: kprobe_events,
+            detail: yes_no(kprobe_events, "tracefs kprobe_events present", "no kprobe_events in tracefs"),
+            why: "netprof probe FUNC keeps a probe for later -e netprof:FUNC, as perf probe does",
+        },
+        Capability {
+            name: "multi-kprobe (fprobe)",
+            available: fprobe.unwrap_or(false),
+            detail: fprobe.map_or("kernel config not readable".into(), |b| yes_no(b, "CONFIG_FPROBE=y", "CONFIG_FPROBE off")),
+            why: "attaching a glob of hundreds of functions at once",
+        },
+        Capability {
+            name: "loadable modules",
+            available: modules,
+            detail: yes_no(modules, "/proc/modules present", "CONFIG_MODULES off"),
+            why: "profiling module code such as homa.ko or hsr.ko",
+        },
+        Capability {
+            name: "BTF",
+            available: btf,
+            detail: yes_no(btf, "/sys/kernel/btf/vmlinux", "no /sys/kernel/btf/vmlinux"),
+            why: "function arguments by name, CO-RE BPF programs",
+        },
+        Capability {
+            name: "fentry/fexit",
+            available: fentry,
+            detail: yes_no(fentry, "BTF and ftrace direct calls", "needs BTF and the function tracer"),
+            why: "the cheapest per-call latency measurement",
+        },
+        Capability {
+            name: "function tracer",
+            available: function_tracer,
+            detail: if !ftrace_usable {
+                "refused by this kernel (its function list cannot be read)".into()
+            } else {
+                yes_no(function_graph, "function and function_graph tracers", "function tracer only")
+            },
+            why: "function_graph call timing, as users of ftrace know it",
+        },
+    ]
+}
+
+/// Sampling events, tracepoints, and the settings that decide who may use
+/// them and see kernel addresses.
+fn sampling_and_permissions(tracing: Option<&Path>) -> Vec<Capability> {
+    let pmus = super::perf::pmus();
+    let lockdown = read("/sys/kernel/security/lockdown").map(|l| {
+        l.split_whitespace()
+            .find(|w| w.starts_with('['))
+            .unwrap_or("?")
+            .trim_matches(['[', ']'])
+            .to_string()
+    });
+    let paranoid = super::perf::paranoid();
+    let kptr = read("/proc/sys/kernel/kptr_restrict");
+    let bpf_stats = read("/proc/sys/kernel/bpf_stats_enabled");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    vec![
+        Capability {
+            name: "hardware PMU",
+            available: pmus.iter().any(|p| p == "cpu" || p.starts_with("cpu_")),
+            detail: format!("PMUs: {}", pmus.join(", ")),
+            why: "cycles, instructions, cache-misses; without it sample with cpu-clock",
+        },
+        Capability {
+            name: "tracepoints",
+            available: tracing.is_some(),
+            detail: tracing.map_or("tracefs not mounted".into(), |t| t.display().to_string()),
+            why: "stacks on every hit of net:*, sched:*, ... events",
+        },
+        Capability {
+            name: "lockdown",
+            available: lockdown.as_deref().is_none_or(|l| l != "confidentiality"),
+            detail: lockdown
+                .clone()
+                .unwrap_or_else(|| "securityfs not mounted (unknown)".into()),
+            why: "confidentiality lockdown forbids kprobes and reading kernel memory",
+        },
+        Capability {
+            name: "perf_event_paranoid",
+            available: is_root
+                || paranoid
+                    .as_deref()
+                    .and_then(|p| p.parse::<i32>().ok())
+                    .is_some_and(|p| p <= 0),
+            detail: format!(
+                "{}{}",
+                paranoid.as_deref().unwrap_or("?"),
+                if is_root { " (running as root)" } else { "" }
+            ),
+            why: "above 0, system-wide and kernel sampling need root or CAP_PERFMON",
+        },
+        Capability {
+            name: "kptr_restrict",
+            available: kptr.as_deref() == Some("0") || (is_root && kptr.as_deref() == Some("1")),
+            detail: kptr.unwrap_or_else(|| "?".into()),
+            why: "kernel addresses in /proc/kallsyms; hidden addresses leave kernel frames unnamed",
+        },
+        Capability {
+            name: "BPF statistics",
+            available: bpf_stats.is_some(),
+            detail: bpf_stats.map_or("kernel.bpf_stats_enabled missing".into(), |v| {
+                format!("kernel.bpf_stats_enabled = {v}")
+            }),
+            why: "netprof bpf measures each BPF program's run count and time",
+        },
+    ]
+}
