@@ -23,6 +23,10 @@ workload='for i in 1 2 3 4; do echo d250 > /proc/netprof_test; dd if=/dev/zero o
 
 for side in before after; do
   if [ $side = before ]; then echo 200 > $delay; else echo 400 > $delay; fi
+  # A warm-up run first, not recorded: the first run after a change (or
+  # after probes came and went, which rewrites kernel code) pays for cold
+  # caches, and under software emulation for translating code again.
+  sh -c "$workload"
   # Three recordings a side: repeated runs let diff see run-to-run noise.
   for run in 1 2 3; do
     "$netprof" record -q -g -o "$out/$side-$run.data" -- sh -c "$workload"
