@@ -245,12 +245,7 @@ impl Sampling<'_> {
             (Instant::now(), Instant::now(), Instant::now());
         loop {
             drain::wait_for_data(self.session.ring_fds(), poll);
-            drain::drain(
-                &self.session.samplers,
-                self.writer,
-                self.summary,
-                &mut self.last_time,
-            )?;
+            self.drain_rings()?;
             if let Some(counts) = self.session.kernel_counts.as_mut() {
                 if last_count_drain.elapsed() >= COUNT_DRAIN_INTERVAL {
                     last_count_drain = Instant::now();
@@ -275,16 +270,20 @@ impl Sampling<'_> {
         }
     }
 
-    /// Stops the events, takes what is left in the rings and the kernel's
-    /// maps, and detaches the probes.
-    fn finish(&mut self, progress: &mut dyn Progress) -> Result<()> {
-        self.session.disable();
+    fn drain_rings(&mut self) -> Result<()> {
         drain::drain(
             &self.session.samplers,
             self.writer,
             self.summary,
             &mut self.last_time,
-        )?;
+        )
+    }
+
+    /// Stops the events, takes what is left in the rings and the kernel's
+    /// maps, and detaches the probes.
+    fn finish(&mut self, progress: &mut dyn Progress) -> Result<()> {
+        self.session.disable();
+        self.drain_rings()?;
         if let Some(counts) = self.session.kernel_counts.as_mut() {
             // Twice: the first drain flips to the generation the second empties.
             for _ in 0..2 {

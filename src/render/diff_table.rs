@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use super::module_suffix;
 use super::units::human_ns;
 use crate::analysis::diff::latency::LatencyDiff;
 use crate::analysis::diff::profiles::{ProfileDiff, ShareChange};
@@ -46,11 +47,7 @@ pub fn render_profile_table(
             )
         };
         let shares = |c: &ShareChange| format!("{:.2}% → {:.2}%", pct(c.before), pct(c.after));
-        let module = f
-            .module
-            .as_ref()
-            .map(|m| format!(" [{m}]"))
-            .unwrap_or_default();
+        let module = module_suffix(f.module.as_deref());
         writeln!(
             out,
             "  {:>16} {:>19}  {:>16} {:>19}  {}{module}",
@@ -82,11 +79,7 @@ pub fn render_latency_table(diff: &LatencyDiff, out: &mut impl Write) -> std::io
         "median", "median before→after", "IQR before→after", "calls", "p"
     )?;
     for f in &diff.functions {
-        let module = f
-            .module
-            .as_ref()
-            .map(|m| format!(" [{m}]"))
-            .unwrap_or_default();
+        let module = module_suffix(f.module.as_deref());
         writeln!(
             out,
             "  {:>+8.1}%{} {:>25} {:>25} {:>15} {:>9.2e}  {}{module}",

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use super::module_suffix;
 use super::units::human_ns;
 use crate::model::latency::LatencyReport;
 
@@ -10,11 +11,7 @@ use crate::model::latency::LatencyReport;
 /// powers of two (the quantiles use the finer buckets).
 pub fn render_text(report: &LatencyReport, out: &mut impl Write) -> std::io::Result<()> {
     for f in &report.functions {
-        let module = f
-            .module
-            .as_ref()
-            .map(|m| format!(" [{m}]"))
-            .unwrap_or_default();
+        let module = module_suffix(f.module.as_deref());
         let group = match (f.cpu, f.pid) {
             (Some(cpu), _) => format!("  on CPU {cpu}"),
             (_, Some(pid)) => format!("  in process {pid}"),

@@ -15,3 +15,8 @@ pub mod latency;
 pub mod samples;
 pub mod tree;
 pub mod units;
+
+/// " [module]" after a function's name, or nothing for vmlinux.
+fn module_suffix(module: Option<&str>) -> String {
+    module.map(|m| format!(" [{m}]")).unwrap_or_default()
+}
