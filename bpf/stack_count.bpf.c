@@ -134,7 +134,7 @@ static __always_inline __u64 save_stack(void *ctx, __u64 flags)
 	return hash;
 }
 
-static __always_inline int count(void *ctx, void *counts)
+static __always_inline void count(void *ctx, void *counts)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct count_key key = {};
@@ -142,7 +142,7 @@ static __always_inline int count(void *ctx, void *counts)
 
 	key.cpu = bpf_get_smp_processor_id();
 	if (filter_cpus && !(cpu_mask[(key.cpu / 64) & 15] & (1ULL << (key.cpu % 64))))
-		return 0;
+		return;
 	key.pid = pid_tgid >> 32;
 	key.tid = (__u32)pid_tgid;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
@@ -151,12 +151,12 @@ static __always_inline int count(void *ctx, void *counts)
 	if (key.pid != 0 && (max_frames > 1 || key.kernel_stack == 0))
 		key.user_stack = save_stack(ctx, BPF_F_USER_STACK);
 	if (key.kernel_stack == 1 || key.user_stack == 1)
-		return 0;
+		return;
 
 	n = bpf_map_lookup_elem(counts, &key);
 	if (n) {
 		__sync_fetch_and_add(n, 1);
-		return 0;
+		return;
 	}
 	if (bpf_map_update_elem(counts, &key, &one, BPF_NOEXIST)) {
 		/* Another CPU may have created it meanwhile. */
@@ -166,36 +166,47 @@ static __always_inline int count(void *ctx, void *counts)
 		else
 			count_drop(1);
 	}
+}
+
+static __always_inline void count_current(void *ctx)
+{
+	if (generation & 1)
+		count(ctx, &counts1);
+	else
+		count(ctx, &counts0);
+}
+
+/*
+ * A sampling event's program runs for netprof's own event only: returning
+ * 0 keeps the kernel from writing the sample to a ring buffer, as the
+ * count is all that is kept.
+ */
+SEC("perf_event")
+int count_perf_event(struct bpf_perf_event_data *ctx)
+{
+	count_current(ctx);
 	return 0;
 }
 
 /*
- * Returning 0 tells the kernel not to write the sample to a ring buffer:
- * the count is all that is kept.
+ * A tracepoint's (or a tracefs probe's) programs run once per hit for every
+ * perf event on it, and returning 0 would drop the hit for all of them:
+ * other perf and netprof users would see nothing. Returning 1 lets the
+ * kernel deliver it as usual; netprof's own event has no ring buffer, so
+ * nothing more is written for it.
  */
-static __always_inline int count_current(void *ctx)
-{
-	if (generation & 1)
-		return count(ctx, &counts1);
-	return count(ctx, &counts0);
-}
-
-SEC("perf_event")
-int count_perf_event(struct bpf_perf_event_data *ctx)
-{
-	return count_current(ctx);
-}
-
 SEC("tracepoint")
 int count_tracepoint(void *ctx)
 {
-	return count_current(ctx);
+	count_current(ctx);
+	return 1;
 }
 
 SEC("kprobe")
 int count_kprobe(struct pt_regs *ctx)
 {
-	return count_current(ctx);
+	count_current(ctx);
+	return 1;
 }
 
 char LICENSE[] SEC("license") = "GPL";

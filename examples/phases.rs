@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use netprof::model::profile::{Filter, Profile};
+use netprof::model::symbolize::symbolize;
 use netprof::model::view::View;
 use netprof::render::flame;
 
@@ -13,7 +14,8 @@ fn main() -> netprof::Result<()> {
     let t = Instant::now();
     let profile = Profile::read(path.as_ref(), &Filter::default())?;
     let read = t.elapsed();
-    let view = View::build(&profile, None)?;
+    let symbols = symbolize(&profile);
+    let view = View::build(&profile, &symbols, None, None)?;
     let named = t.elapsed();
     let folded = view.folded();
     let fold = t.elapsed();

@@ -16,6 +16,7 @@
 pub mod analysis;
 pub mod bpf;
 pub mod error;
+pub mod infile;
 pub mod model;
 pub mod outfile;
 pub mod perfdata;

@@ -1,87 +1,275 @@
 //! Output files that hold kernel addresses: created 0600, never through a
-//! symlink, and replaced atomically so that a reader never sees half a file.
+//! symlink netprof was not meant to follow, never replacing what is not a
+//! regular file, and complete or absent, never half written.
 //!
-//! A file is written under a temporary name in the destination's directory and
-//! renamed over the destination when complete. `rename` replaces a symlink at
-//! the destination rather than following it. If the writer dies (kill -9), the
-//! destination keeps its old content and the temporary file stays behind; the
-//! next netprof run writing to that directory removes temporaries whose
-//! process is gone.
+//! What the destination is decides how it is written:
+//! - a new path or a regular file: written under a temporary name in the
+//!   same directory and renamed over the destination when complete
+//!   (`rename` replaces a symlink there rather than following it). If the
+//!   writer dies (kill -9), the destination keeps its old content and the
+//!   temporary stays behind; the next netprof run writing to that directory
+//!   removes temporaries whose process is gone;
+//! - a character device (`/dev/null`) or a FIFO named directly, and the
+//!   standard streams (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`):
+//!   written in place, through the descriptor the shell redirected;
+//! - anything else (a directory, a block device, a socket): refused.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, ErrorKind, IoContext, Result};
 
 const TMP_MARK: &str = ".netprof-tmp-";
 
-pub struct AtomicFile {
+/// An output being written; [`OutputFile::commit`] completes it.
+pub struct OutputFile {
     file: Option<File>,
-    tmp_path: PathBuf,
-    final_path: PathBuf,
+    path: PathBuf,
+    /// For a replaced file: the temporary it is written under.
+    tmp_path: Option<PathBuf>,
+    reserve: Option<Reserve>,
 }
 
-impl AtomicFile {
-    pub fn create(final_path: &Path) -> Result<Self> {
-        let dir = match final_path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = final_path
-            .file_name()
-            .ok_or_else(|| {
-                Error::bad_argument(format!(
-                    "{}: not a file name; give a path such as out.data",
-                    final_path.display()
-                ))
-            })?
-            .to_string_lossy()
-            .into_owned();
-        if final_path.is_dir() {
-            return Err(Error::bad_argument(format!(
-                "{} is a directory; give a file name for the output",
-                final_path.display()
-            )));
+/// Disk space held back beside an output (a preallocated file), so that a
+/// writer whose disk fills up can still finish: releasing it frees the room.
+struct Reserve {
+    path: PathBuf,
+}
+
+impl Drop for Reserve {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// What kind of output a file must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Written from start to end (SVG, text).
+    Sequential,
+    /// Seeked back into while written (perf.data's header comes last).
+    Seekable,
+}
+
+impl OutputFile {
+    pub fn create(path: &Path, access: Access) -> Result<OutputFile> {
+        if let Some(fd) = standard_stream(path) {
+            // SAFETY: a standard stream's descriptor stays open for the whole
+            // run; the duplicate is ours to close.
+            let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+            if dup < 0 {
+                return Err(Error::io(
+                    format!("cannot write to {}", path.display()),
+                    &io::Error::last_os_error(),
+                ));
+            }
+            // SAFETY: dup is a fresh descriptor we own.
+            let file = File::from(unsafe { OwnedFd::from_raw_fd(dup) });
+            return in_place(file, path, access);
         }
-        sweep_dead_temporaries(&dir);
-        let tmp_path = dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp_path)
-            .map_err(|e| permission_hint(e, &dir))
-            .io_context(|| format!("cannot create a file in {}", dir.display()))?;
-        Ok(AtomicFile {
-            file: Some(file),
-            tmp_path,
-            final_path: final_path.to_path_buf(),
-        })
+        match fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => replace(path),
+            Err(e) => Err(Error::io(format!("cannot write {}", path.display()), &e)),
+            Ok(m) if m.is_file() || m.file_type().is_symlink() => replace(path),
+            Ok(m) if m.is_dir() => Err(Error::bad_argument(format!(
+                "{} is a directory; give a file name for the output",
+                path.display()
+            ))),
+            Ok(m) if m.file_type().is_char_device() => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(path)
+                    .io_context(|| format!("cannot write {}", path.display()))?;
+                in_place(file, path, access)
+            }
+            Ok(m) if m.file_type().is_fifo() => in_place(open_fifo(path)?, path, access),
+            Ok(_) => Err(Error::bad_argument(format!(
+                "{} is neither a regular file nor a character device or FIFO; give a file name for the output",
+                path.display()
+            ))),
+        }
     }
 
     pub fn file(&mut self) -> &mut File {
         self.file.as_mut().expect("file used after commit")
     }
 
-    /// Makes the complete file visible under its final name.
+    /// Completes the output: a replaced file appears under its name.
     pub fn commit(mut self) -> Result<()> {
         let file = self.file.take().expect("committed twice");
+        let Some(tmp_path) = self.tmp_path.take() else {
+            return Ok(());
+        };
         file.sync_all()
-            .io_context(|| format!("cannot write {}", self.final_path.display()))?;
+            .io_context(|| format!("cannot write {}", self.path.display()))?;
         drop(file);
-        fs::rename(&self.tmp_path, &self.final_path)
-            .io_context(|| format!("cannot write {}", self.final_path.display()))?;
+        fs::rename(&tmp_path, &self.path)
+            .io_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Free bytes on the file system the output is written to (replaced
+    /// files only: a device or a stream has no such limit to check).
+    pub fn free_space(&self) -> Option<u64> {
+        let stat = rustix::fs::statvfs(self.tmp_path.as_deref()?).ok()?;
+        Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+
+    /// Holds back `bytes` of the output's file system for the end of the
+    /// file (replaced files only). Fails when there is not that much room.
+    pub fn reserve(&mut self, bytes: u64) -> Result<()> {
+        let Some(tmp) = &self.tmp_path else {
+            return Ok(());
+        };
+        let path = PathBuf::from(format!(
+            "{}.reserve{TMP_MARK}{}",
+            tmp.to_string_lossy()
+                .split(TMP_MARK)
+                .next()
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .io_context(|| format!("cannot reserve space beside {}", self.path.display()))?;
+        let reserve = Reserve { path };
+        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, bytes)
+            .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))
+            .io_context(|| {
+                format!(
+                    "cannot reserve {} MiB beside {}",
+                    bytes >> 20,
+                    self.path.display()
+                )
+            })?;
+        self.reserve = Some(reserve);
         Ok(())
+    }
+
+    /// Gives the reserved space back; false if there was none.
+    pub fn release_reserve(&mut self) -> bool {
+        self.reserve.take().is_some()
     }
 }
 
-// Buffered writers (the perf.data writer, SVG output) write through to the
-// temporary file.
-impl Write for AtomicFile {
+impl Drop for OutputFile {
+    /// An output given up (an error, a failed write) leaves no temporary.
+    fn drop(&mut self) {
+        if let (Some(_), Some(tmp)) = (&self.file, &self.tmp_path) {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+/// The descriptor behind a path that names a standard stream, which the
+/// user means to write through (`report --flame /dev/stdout > x.svg`).
+fn standard_stream(path: &Path) -> Option<i32> {
+    let text = path.to_str()?;
+    match text {
+        "/dev/stdout" => return Some(1),
+        "/dev/stderr" => return Some(2),
+        _ => {}
+    }
+    let number = text
+        .strip_prefix("/dev/fd/")
+        .or_else(|| text.strip_prefix("/proc/self/fd/"))?;
+    number.parse().ok().filter(|&fd: &i32| fd >= 0)
+}
+
+/// A FIFO opened for writing; a FIFO nobody reads is an error, not a wait
+/// that Ctrl-C cannot end.
+fn open_fifo(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => Error::failed(format!(
+                "FIFO {} has no reader; start the reading side first",
+                path.display()
+            )),
+            _ => Error::io(format!("cannot write {}", path.display()), &e),
+        })?;
+    // Writes block as usual once a reader is there.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+    Ok(file)
+}
+
+/// An output written in place; perf.data needs it seekable from its start.
+fn in_place(mut file: File, path: &Path, access: Access) -> Result<OutputFile> {
+    if access == Access::Seekable && !matches!(file.stream_position(), Ok(0)) {
+        return Err(Error::bad_argument(format!(
+            "{} cannot be written from its start (a pipe or terminal?): a recording is written back to front; \
+             give a regular file with -o",
+            path.display()
+        )));
+    }
+    Ok(OutputFile {
+        file: Some(file),
+        path: path.to_path_buf(),
+        tmp_path: None,
+        reserve: None,
+    })
+}
+
+/// A regular file (or new path, or symlink) replaced when complete.
+fn replace(path: &Path) -> Result<OutputFile> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| {
+            Error::bad_argument(format!(
+                "{}: not a file name; give a path such as out.data",
+                path.display()
+            ))
+        })?
+        .to_string_lossy()
+        .into_owned();
+    sweep_dead_temporaries(&dir);
+    let tmp_path = dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()));
+    let file = OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp_path)
+        .map_err(|e| match ErrorKind::of_io(&e) {
+            ErrorKind::NoPermission => Error::no_permission(format!(
+                "no permission to create a file in {} ({e}); write to a directory you own or pass another path",
+                dir.display()
+            )),
+            _ => Error::io(format!("cannot create a file in {}", dir.display()), &e),
+        })?;
+    Ok(OutputFile {
+        file: Some(file),
+        path: path.to_path_buf(),
+        tmp_path: Some(tmp_path),
+        reserve: None,
+    })
+}
+
+// Buffered writers (the perf.data writer, SVG output) write through.
+impl Write for OutputFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file().write(buf)
     }
@@ -90,27 +278,20 @@ impl Write for AtomicFile {
     }
 }
 
-impl Seek for AtomicFile {
+impl Seek for OutputFile {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         self.file().seek(pos)
     }
 }
 
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = fs::remove_file(&self.tmp_path);
-        }
-    }
-}
-
-/// Writes a file through `write`, buffered, and gives it its name only if
-/// every byte was written: a failed or interrupted run leaves the old file.
+/// Writes an output through `write`, buffered; a replaced file gets its
+/// name only if every byte was written, so a failed or interrupted run
+/// leaves the old file.
 pub fn write_atomically(
     path: &Path,
-    write: impl FnOnce(&mut io::BufWriter<&mut AtomicFile>) -> Result<()>,
+    write: impl FnOnce(&mut io::BufWriter<&mut OutputFile>) -> Result<()>,
 ) -> Result<()> {
-    let mut file = AtomicFile::create(path)?;
+    let mut file = OutputFile::create(path, Access::Sequential)?;
     {
         let mut out = io::BufWriter::new(&mut file);
         write(&mut out)?;
@@ -118,20 +299,6 @@ pub fn write_atomically(
             .io_context(|| format!("cannot write {}", path.display()))?;
     }
     file.commit()
-}
-
-fn permission_hint(e: io::Error, dir: &Path) -> io::Error {
-    if e.kind() == io::ErrorKind::PermissionDenied {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "permission denied; write to a directory you own or pass -o with another path ({})",
-                dir.display()
-            ),
-        )
-    } else {
-        e
-    }
 }
 
 /// Removes temporaries left in `dir` by netprof processes that no longer run.
@@ -145,7 +312,7 @@ fn sweep_dead_temporaries(dir: &Path) {
         let Some((_, pid)) = name.rsplit_once(TMP_MARK) else {
             continue;
         };
-        let Ok(pid) = pid.parse::<i32>() else {
+        let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
         if !Path::new(&format!("/proc/{pid}")).exists() {
@@ -159,11 +326,15 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    fn create(path: &Path) -> OutputFile {
+        OutputFile::create(path, Access::Seekable).unwrap()
+    }
+
     #[test]
     fn file_is_private_and_appears_only_on_commit() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("x.data");
-        let mut f = AtomicFile::create(&out).unwrap();
+        let mut f = create(&out);
         f.file().write_all(b"hello").unwrap();
         assert!(!out.exists());
         f.commit().unwrap();
@@ -181,7 +352,7 @@ mod tests {
         fs::write(&victim, b"keep").unwrap();
         let out = dir.path().join("x.data");
         std::os::unix::fs::symlink(&victim, &out).unwrap();
-        let mut f = AtomicFile::create(&out).unwrap();
+        let mut f = create(&out);
         f.file().write_all(b"new").unwrap();
         f.commit().unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
@@ -192,13 +363,38 @@ mod tests {
     fn abandoned_file_leaves_nothing_and_dead_temporaries_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("x.data");
-        drop(AtomicFile::create(&out).unwrap());
+        drop(create(&out));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
         // A temporary of a pid that cannot exist (above pid_max).
         let stale = dir.path().join(format!(".x.data{TMP_MARK}99999999"));
         fs::write(&stale, b"").unwrap();
-        let f = AtomicFile::create(&out).unwrap();
+        let f = create(&out);
         assert!(!stale.exists());
         drop(f);
+    }
+
+    #[test]
+    fn standard_streams_are_recognised() {
+        assert_eq!(standard_stream(Path::new("/dev/stdout")), Some(1));
+        assert_eq!(standard_stream(Path::new("/dev/fd/5")), Some(5));
+        assert_eq!(standard_stream(Path::new("/proc/self/fd/2")), Some(2));
+        assert_eq!(standard_stream(Path::new("/dev/fd/x")), None);
+        assert_eq!(standard_stream(Path::new("stdout")), None);
+    }
+
+    #[test]
+    fn directories_and_sockets_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = OutputFile::create(dir.path(), Access::Sequential)
+            .err()
+            .unwrap();
+        assert!(err.message().contains("is a directory"), "{err}");
+        let socket = dir.path().join("s");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let err = OutputFile::create(&socket, Access::Sequential)
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::BadArgument);
+        assert!(socket.exists());
     }
 }

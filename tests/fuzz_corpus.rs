@@ -20,7 +20,8 @@ fn corpus_inputs_read_or_fail_cleanly() {
         inputs += 1;
         if let Ok(profile) = Profile::from_bytes(&bytes, &Filter::default()) {
             readable += 1;
-            let view = netprof::model::view::View::build(&profile, None).unwrap();
+            let symbols = netprof::model::symbolize::symbolize(&profile);
+            let view = netprof::model::view::View::build(&profile, &symbols, None, None).unwrap();
             let _ = view.folded();
         }
     }

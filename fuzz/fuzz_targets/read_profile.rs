@@ -9,6 +9,7 @@ use netprof::model::profile::{Filter, Profile};
 fuzz_target!(|data: &[u8]| {
     if let Ok(profile) = Profile::from_bytes(data, &Filter::default()) {
         // Naming frames walks every stack and address space of the result.
-        let _ = netprof::model::view::View::build(&profile, None).map(|v| v.folded());
+        let symbols = netprof::model::symbolize::symbolize(&profile);
+        let _ = netprof::model::view::View::build(&profile, &symbols, None, None).map(|v| v.folded());
     }
 });

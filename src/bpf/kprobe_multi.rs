@@ -29,7 +29,31 @@ const ROLE: Role = Role {
 /// An attached multi-kprobe; dropping it detaches the probes.
 pub struct MultiProbe {
     _link: Link,
-    _skeleton: KprobeMultiSkel<'static>,
+    skeleton: KprobeMultiSkel<'static>,
+}
+
+impl MultiProbe {
+    /// Writes the hits of `cpu` to `output` from now on (a CPU that came
+    /// back online has a new event).
+    pub fn set_output(&self, cpu: u32, output: BorrowedFd<'_>) -> Result<()> {
+        connect(&self.skeleton, cpu, output)
+    }
+}
+
+fn connect(skeleton: &KprobeMultiSkel, cpu: u32, output: BorrowedFd<'_>) -> Result<()> {
+    skeleton
+        .maps
+        .samples
+        .update(
+            &cpu.to_ne_bytes(),
+            &output.as_raw_fd().to_ne_bytes(),
+            MapFlags::ANY,
+        )
+        .map_err(|e| {
+            Error::failed(format!(
+                "cannot connect the BPF program to the sample buffers ({e})"
+            ))
+        })
 }
 
 /// Attaches to `functions` (at entry, or at return), writing hits to the
@@ -42,19 +66,7 @@ pub fn attach(
     let open = skeleton::open(KprobeMultiSkelBuilder::default(), &ROLE)?;
     let skeleton = skeleton::load(open, &ROLE)?;
     for (cpu, fd) in outputs {
-        skeleton
-            .maps
-            .samples
-            .update(
-                &cpu.to_ne_bytes(),
-                &fd.as_raw_fd().to_ne_bytes(),
-                MapFlags::ANY,
-            )
-            .map_err(|e| {
-                Error::failed(format!(
-                    "cannot connect the BPF program to the sample buffers ({e})"
-                ))
-            })?;
+        connect(&skeleton, *cpu, *fd)?;
     }
     let link = skeleton
         .progs
@@ -68,6 +80,6 @@ pub fn attach(
         })?;
     Ok(MultiProbe {
         _link: link,
-        _skeleton: skeleton,
+        skeleton,
     })
 }

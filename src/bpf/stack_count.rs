@@ -156,9 +156,10 @@ impl StackCounter {
         self.stacks.get(&hash).map_or(&[], Vec::as_slice)
     }
 
-    /// Attaches the counting program to an open perf event. It then runs on
-    /// each of the event's samples, and the kernel writes no sample to the
-    /// event's ring buffer (the program returns 0).
+    /// Attaches the counting program to an open perf event, which then needs
+    /// no ring buffer. A sampling event's program keeps the kernel from
+    /// writing the sample; a tracepoint's or kprobe's lets every other perf
+    /// user of that tracepoint still get the hit (see bpf/stack_count.bpf.c).
     pub fn attach(&self, event: &Counter) -> Result<()> {
         let progs = &self.skeleton.progs;
         let prog = match self.kind {

@@ -115,7 +115,7 @@ fn latencies(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<(
     }
     let read =
         |files: &[PathBuf]| -> Result<Vec<_>> { files.iter().map(|f| latency::read(f)).collect() };
-    let d: LatencyDiff = latency::diff_latencies(&read(before)?, &read(after)?);
+    let d: LatencyDiff = latency::diff_latencies(&read(before)?, &read(after)?)?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut stdout, &d)
@@ -132,6 +132,16 @@ fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<
         files.iter().map(|f| RunCounts::read(f)).collect()
     };
     let (b, a) = (read(before)?, read(after)?);
+    for (path, run) in before.iter().chain(after).zip(b.iter().chain(&a)) {
+        if !run.other_events.is_empty() {
+            eprintln!(
+                "netprof: {}: comparing its {} samples; it also has {}",
+                path.display(),
+                run.event,
+                run.other_events.join(", ")
+            );
+        }
+    }
     if let Some(path) = &args.flame {
         let lines = differential_folded(&b, &a)?;
         write_atomically(path, |out| {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use netprof::bpf::latency::{self, Breakdown, LatencyOptions};
-use netprof::error::{Error, IoContext};
+use netprof::error::IoContext;
 use netprof::probe::resolve::{Limit, Resolver, MAX_FUNCTIONS};
 use netprof::render;
 use netprof::sys::processes;
@@ -61,10 +61,8 @@ pub struct LatencyArgs {
 }
 
 pub fn run(args: LatencyArgs) -> Result<()> {
-    if let Some(pid) = args.pids.iter().find(|&&p| !processes::is_alive(p)) {
-        return Err(Error::not_found(format!(
-            "process {pid} does not exist; check the pid with `ps -p {pid}`"
-        )));
+    for &pid in &args.pids {
+        processes::check_followable(pid)?;
     }
     let patterns: Vec<&str> = args.functions.iter().map(String::as_str).collect();
     let limit = Limit {

@@ -63,10 +63,16 @@ pub enum Command {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Record(args) => record::run(args),
-        Command::Report(args) => report::run(args),
+        Command::Report(args) => {
+            signals::input_truncation_ends_the_run();
+            report::run(args)
+        }
         Command::Probe(args) => probe::run(args),
         Command::Latency(args) => latency::run(args),
-        Command::Diff(args) => diff::run(args),
+        Command::Diff(args) => {
+            signals::input_truncation_ends_the_run();
+            diff::run(args)
+        }
         Command::Bpf(args) => bpf::run(args),
         Command::Check => {
             let caps = netprof::sys::capabilities::capabilities();

@@ -9,7 +9,7 @@ use clap::Args;
 use netprof::record::event::EventRequest;
 use netprof::record::{self, Progress, RecordOptions};
 use netprof::sys::cpus::CpuList;
-use netprof::Result;
+use netprof::{Error, Result};
 
 use super::{signals, values};
 
@@ -21,7 +21,8 @@ pub struct RecordArgs {
     /// Sample all CPUs (the default when no command and no -p is given)
     #[arg(short = 'a', long = "all-cpus")]
     pub all_cpus: bool,
-    /// Sample these processes and the children they create (comma-separated)
+    /// Sample these processes and the children they create (comma-separated); the recording ends
+    /// when they have all exited
     #[arg(short = 'p', long = "pid", value_delimiter = ',')]
     pub pids: Vec<u32>,
     /// Sample only these CPUs, e.g. 0,2-3 (system-wide on them)
@@ -99,7 +100,25 @@ impl Progress for Terminal {
     }
 }
 
+/// Targets that contradict each other, refused with the reason.
+fn check_targets(args: &RecordArgs) -> Result<()> {
+    if args.pids.is_empty() {
+        return Ok(());
+    }
+    let conflict = if args.all_cpus {
+        "-a samples every task on every CPU and -p only the given processes; pick one"
+    } else if args.cpus.is_some() {
+        "-C samples every task on the given CPUs and -p the given processes wherever they run; pick one"
+    } else if !args.command.is_empty() {
+        "-p follows running processes and -- CMD starts a new one; record them in two runs, or use -a while CMD runs"
+    } else {
+        return Ok(());
+    };
+    Err(Error::bad_argument(conflict))
+}
+
 pub fn run(args: RecordArgs) -> Result<()> {
+    check_targets(&args)?;
     let opts = RecordOptions {
         events: args.events,
         all_cpus: args.all_cpus,
@@ -144,6 +163,14 @@ pub fn run(args: RecordArgs) -> Result<()> {
         if let Some(status) = summary.command_status.filter(|&s| s != 0) {
             eprintln!("netprof: the command exited with status {status}");
         }
+    }
+    if summary.disk_full {
+        return Err(Error::failed(format!(
+            "the disk holding {} filled up after {:.1}s; the recording up to then is complete in it \
+             (free space, or record elsewhere with -o)",
+            args.output.display(),
+            summary.elapsed.as_secs_f64()
+        )));
     }
     Ok(())
 }

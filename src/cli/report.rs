@@ -7,6 +7,7 @@ use clap::Args;
 
 use netprof::error::IoContext;
 use netprof::model::profile::{Filter, Profile};
+use netprof::model::symbolize::symbolize;
 use netprof::model::view::View;
 use netprof::outfile::write_atomically;
 use netprof::render::tree::{Order, SortKey, TreeOptions};
@@ -37,10 +38,15 @@ by perf use this machine's /proc/kallsyms); module frames read `func [module]`, 
 `bpf_prog_<tag>_<name> [bpf]`; user frames come from the ELF symbols (and DWARF) of the mapped file. \
 An address that cannot be named is shown in hex, with its file and offset for user frames.
 
-JSON schema netprof-report/1: an object with `schema`, `events` (names), `total_samples`, \
-`lost_samples`, `kernel_names` (snapshot | live-kallsyms | unavailable), `frames` (array of \
-{name, module, kind: kernel|module|bpf|user, resolved}) and `stacks` (array of {comm, pid, tid, \
-cpu, event, count, frames: indexes into `frames`, root first}).
+Events: a recording of several events (-e cpu-clock -e sched:sched_switch) is reported one event \
+at a time, never as one population: the text report has a section per event; --folded, --flame \
+and --json show the first event (and name the others on stderr), --event NAME picks one; \
+--samples lists every event's samples unless --event is given.
+
+JSON schema netprof-report/1: an object with `schema`, `events` (names of all events), `event` \
+(the one reported), `total_samples`, `lost_samples`, `kernel_names` (snapshot | live-kallsyms | \
+unavailable), `frames` (array of {name, module, kind: kernel|module|bpf|user, resolved}) and \
+`stacks` (array of {comm, pid, tid, cpu, event, count, frames: indexes into `frames`, root first}).
 
 Examples:
   netprof report
@@ -75,6 +81,10 @@ pub struct ReportArgs {
     /// Keep only stacks passing through this kernel module (or `bpf`)
     #[arg(long)]
     pub module: Option<String>,
+    /// Report this event of the recording (default: each in turn in the text report, the first
+    /// in the other outputs)
+    #[arg(long, value_name = "NAME")]
+    pub event: Option<String>,
     /// Write a flamegraph SVG to FILE (default netprof.svg)
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof.svg")]
     pub flame: Option<PathBuf>,
@@ -97,16 +107,60 @@ pub struct ReportArgs {
 
 pub fn run(args: ReportArgs) -> Result<()> {
     let filter = Filter {
-        comms: args.comm,
-        pids: args.pid,
-        cpus: args.cpu.map(|c| c.as_slice().to_vec()).unwrap_or_default(),
+        comms: args.comm.clone(),
+        pids: args.pid.clone(),
+        cpus: args
+            .cpu
+            .as_ref()
+            .map(|c| c.as_slice().to_vec())
+            .unwrap_or_default(),
         keep_samples: args.samples,
     };
     let profile = Profile::read(&args.input, &filter)?;
-    let view = View::build(&profile, args.module.as_deref())?;
+    let symbols = symbolize(&profile);
+    let chosen = args
+        .event
+        .as_deref()
+        .map(|n| profile.event(n))
+        .transpose()?;
+    let module = args.module.as_deref();
+    let text_only = args.flame.is_none() && !args.folded && !args.json && !args.samples;
+    if text_only {
+        // One section per event: time samples and probe hits never mix.
+        let events = match chosen {
+            Some(e) => vec![e],
+            None => profile.sampled_events(),
+        };
+        let opts = TreeOptions {
+            percent_limit: args.percent_limit,
+            order: args.order,
+            sort: args.sort,
+        };
+        let mut text = String::new();
+        for (i, &event) in events.iter().enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            text.push_str(&tree::render(
+                &View::build(&profile, &symbols, module, Some(event))?,
+                &opts,
+            ));
+        }
+        if events.is_empty() {
+            text = tree::render(&View::build(&profile, &symbols, module, None)?, &opts);
+        }
+        return write!(std::io::stdout().lock(), "{text}").io_context(|| "cannot write the report");
+    }
+    // --samples lists every event in time order; the other outputs one event.
+    let event = match (chosen, args.samples) {
+        (Some(e), _) => Some(e),
+        (None, true) => None,
+        (None, false) => first_event_noting_others(&profile),
+    };
+    let view = View::build(&profile, &symbols, module, event)?;
     if let Some(path) = &args.flame {
         let options = flame::FlameOptions {
-            title: args.title,
+            title: args.title.clone(),
             icicle: args.icicle,
         };
         write_atomically(path, |out| flame::write_svg(&view, &options, out))?;
@@ -115,9 +169,6 @@ pub fn run(args: ReportArgs) -> Result<()> {
             view.total,
             path.display()
         );
-        if !args.folded && !args.json && !args.samples {
-            return Ok(());
-        }
     }
     let mut stdout = std::io::stdout().lock();
     let printed = if args.samples {
@@ -127,12 +178,26 @@ pub fn run(args: ReportArgs) -> Result<()> {
     } else if args.json {
         writeln!(stdout, "{}", json::to_json(&view))
     } else {
-        let opts = TreeOptions {
-            percent_limit: args.percent_limit,
-            order: args.order,
-            sort: args.sort,
-        };
-        write!(stdout, "{}", tree::render(&view, &opts))
+        Ok(())
     };
     printed.io_context(|| "cannot write the report")
+}
+
+/// The recording's first event with samples; the others are named on
+/// stderr, with how to pick one.
+fn first_event_noting_others(profile: &Profile) -> Option<u16> {
+    let events = profile.sampled_events();
+    let (&first, others) = events.split_first()?;
+    if !others.is_empty() {
+        let names: Vec<&str> = others
+            .iter()
+            .map(|&e| profile.events[e as usize].as_str())
+            .collect();
+        eprintln!(
+            "netprof: showing {}; the recording also has {} (pick one with --event)",
+            profile.events[first as usize],
+            names.join(", ")
+        );
+    }
+    Some(first)
 }

@@ -99,12 +99,22 @@ pub(super) fn read_records<R: std::io::Read>(
     Ok(())
 }
 
+/// What the aggregator needs to know of each attribute of the file.
+pub(super) struct Attribute {
+    /// The event it belongs to (attributes with one name are one event).
+    pub event: u16,
+    /// Whether a sample weighs its period (see read_profile).
+    pub period_weighted: bool,
+    /// Whether its samples carry DWARF stack snapshots.
+    pub dwarf: bool,
+}
+
 /// Counts samples per (event, task, CPU, command, stack) while following
 /// process names and address spaces through the record stream.
 pub(super) struct Aggregator<'f> {
     filter: &'f Filter,
-    /// By event: whether a sample weighs its period (see read_profile).
-    period_weighted: Vec<bool>,
+    /// By attribute index.
+    attributes: Vec<Attribute>,
     spaces: AddressSpaces,
     comm_ids: HashMap<String, u32>,
     comms: Vec<String>,
@@ -114,8 +124,10 @@ pub(super) struct Aggregator<'f> {
     groups: HashMap<(u16, i32, i32, u32, u32, u32), u64>,
     samples: Vec<Sample>,
     total_samples: u64,
-    file_samples: u64,
+    /// Per event, before filters.
+    file_samples: Vec<u64>,
     lost_samples: u64,
+    dwarf_samples: u64,
     /// Reused for each sample: [space, kernel_len, frames...].
     key: Vec<u64>,
 }
@@ -128,15 +140,16 @@ pub(super) struct Counted {
     pub spaces: Vec<Vec<Mapping>>,
     pub samples: Vec<Sample>,
     pub total_samples: u64,
-    pub file_samples: u64,
+    pub file_samples: Vec<u64>,
     pub lost_samples: u64,
+    pub dwarf_samples: u64,
 }
 
 impl<'f> Aggregator<'f> {
-    pub(super) fn new(filter: &'f Filter, period_weighted: Vec<bool>) -> Self {
+    pub(super) fn new(filter: &'f Filter, attributes: Vec<Attribute>, events: usize) -> Self {
         Aggregator {
             filter,
-            period_weighted,
+            attributes,
             spaces: AddressSpaces::default(),
             comm_ids: HashMap::new(),
             comms: Vec::new(),
@@ -146,8 +159,9 @@ impl<'f> Aggregator<'f> {
             groups: HashMap::new(),
             samples: Vec::new(),
             total_samples: 0,
-            file_samples: 0,
+            file_samples: vec![0; events],
             lost_samples: 0,
+            dwarf_samples: 0,
             key: Vec::with_capacity(130),
         }
     }
@@ -187,6 +201,7 @@ impl<'f> Aggregator<'f> {
             total_samples: self.total_samples,
             file_samples: self.file_samples,
             lost_samples: self.lost_samples,
+            dwarf_samples: self.dwarf_samples,
         }
     }
 
@@ -242,16 +257,23 @@ impl<'f> Aggregator<'f> {
         }
     }
 
-    fn sample(&mut self, event: u16, s: &SampleRecord) {
+    fn sample(&mut self, attribute: u16, s: &SampleRecord) {
         let pid = s.pid.unwrap_or(-1);
         let tid = s.tid.unwrap_or(pid);
         let cpu = s.cpu.unwrap_or(0);
-        let weight = match self.period_weighted.get(event as usize) {
-            // bpf-output events (multi-kprobe hits) carry period 0: one hit each.
-            Some(true) => s.period.filter(|&p| p > 0).unwrap_or(1),
-            _ => 1,
+        let Some(attr) = self.attributes.get(attribute as usize) else {
+            return;
         };
-        self.file_samples += weight;
+        let event = attr.event;
+        let weight = match attr.period_weighted {
+            // bpf-output events (multi-kprobe hits) carry period 0: one hit each.
+            true => s.period.filter(|&p| p > 0).unwrap_or(1),
+            false => 1,
+        };
+        if attr.dwarf {
+            self.dwarf_samples += weight;
+        }
+        self.file_samples[event as usize] += weight;
         let comm = match self
             .comm_of_tid
             .get(&tid)

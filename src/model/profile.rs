@@ -87,7 +87,34 @@ pub struct Profile {
     pub samples: Vec<Sample>,
     /// Samples that passed the filters.
     pub total_samples: u64,
-    /// Samples in the file, before filters.
-    pub file_samples: u64,
+    /// Samples in the file, before filters, per event.
+    pub file_samples: Vec<u64>,
     pub lost_samples: u64,
+    /// Samples whose user stack is a DWARF snapshot (`--call-graph dwarf`),
+    /// which netprof does not unwind.
+    pub dwarf_samples: u64,
+}
+
+impl Profile {
+    /// The events that have samples, in the file's order.
+    pub fn sampled_events(&self) -> Vec<u16> {
+        (0..self.events.len() as u16)
+            .filter(|&e| self.file_samples[e as usize] > 0)
+            .collect()
+    }
+
+    /// The event named `name`, or an error listing the recording's events.
+    pub fn event(&self, name: &str) -> crate::error::Result<u16> {
+        match self.events.iter().position(|e| e == name) {
+            Some(e) => Ok(e as u16),
+            None => Err(crate::error::Error::not_found(format!(
+                "no event '{name}' in this recording (events: {})",
+                self.sampled_events()
+                    .iter()
+                    .map(|&e| self.events[e as usize].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
 }

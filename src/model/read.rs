@@ -2,37 +2,49 @@
 //! file's layout is checked first, the records are parsed and counted on
 //! two cores ([`super::aggregate`]) while the kernel symbols load on a third.
 
-use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use ahash::AHashMap as HashMap;
-use linux_perf_data::linux_perf_event_reader::SamplingPolicy;
+use linux_perf_data::linux_perf_event_reader::{SampleFormat, SamplingPolicy};
 use linux_perf_data::{Feature, PerfFileReader};
 
-use super::aggregate::{read_records, Aggregator, Batch};
+use super::aggregate::{read_records, Aggregator, Attribute, Batch};
 use super::kernel_symbols::KernelSymbols;
 use super::profile::{Filter, KernelNames, Profile};
 use super::tracepoint_format::Format;
 use crate::error::{Error, ErrorKind, Result};
+use crate::infile::open_regular;
+use crate::perfdata::check::{check_layout, Layout};
 use crate::perfdata::{FEATURE_NETPROF_KALLSYMS, FEATURE_NETPROF_TP_FORMATS};
 
 impl Profile {
     /// Reads a recording; errors name the file. Kernel frames of files
     /// without a kallsyms snapshot (perf's) are named from this machine's.
     pub fn read(path: &Path, filter: &Filter) -> Result<Profile> {
-        let file = File::open(path).map_err(|e| match ErrorKind::of_io(&e) {
+        if path == Path::new("-") {
+            return Profile::read_stdin(filter);
+        }
+        let mut file = open_regular(path).map_err(|e| match e.kind() {
             ErrorKind::NotFound => Error::not_found(format!(
                 "{}: no such file; record one with `netprof record` or pass -i FILE",
                 path.display()
             )),
-            _ => Error::io(format!("cannot open {}", path.display()), &e),
+            _ => e,
         })?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if len == 0 {
-            return Err(Error::corrupt_input(format!(
-                "{} is empty; the recording that wrote it did not finish, record again",
-                path.display()
-            )));
+            // /proc and /sys files say they are empty and are not.
+            let mut first = [0u8; 1];
+            let has_bytes = file.read(&mut first).is_ok_and(|n| n > 0);
+            return Err(Error::corrupt_input(if has_bytes {
+                format!("{} is not a recording (it has no size: a /proc or /sys file?); pass a perf.data file", path.display())
+            } else {
+                format!(
+                    "{} is empty; the recording that wrote it did not finish, record again",
+                    path.display()
+                )
+            }));
         }
         // SAFETY: the mapping is only read; a file truncated by another
         // process while we read is the one hazard, as for every mmap reader.
@@ -40,6 +52,22 @@ impl Profile {
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), &e))?;
         read_guarded(&map, filter, live_kallsyms)
             .map_err(|e| e.prefixed(format!("{} ", path.display())))
+    }
+
+    /// Reads a recording from standard input (`-i -`), as `perf record -o -`
+    /// writes it or from a file.
+    fn read_stdin(filter: &Filter) -> Result<Profile> {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("cannot read the standard input", &e))?;
+        if bytes.is_empty() {
+            return Err(Error::corrupt_input(
+                "the standard input is empty; pipe a recording into it, e.g. `perf record -o - ... | netprof report -i -`",
+            ));
+        }
+        read_guarded(&bytes, filter, live_kallsyms).map_err(|e| e.prefixed("the standard input "))
     }
 
     /// Reads a file held in memory; kernel frames are named only from the
@@ -93,31 +121,44 @@ fn read_profile(
     filter: &Filter,
     kallsyms: fn() -> Option<String>,
 ) -> Result<Profile> {
-    crate::perfdata::check::check_layout(bytes)?;
+    let layout = check_layout(bytes)?;
     let reader = std::io::Cursor::new(bytes);
     let PerfFileReader {
         mut perf_file,
         mut record_iter,
-    } = PerfFileReader::parse_file(reader).map_err(|e| parse_error(&e))?;
-    let events: Vec<String> = perf_file
-        .event_attributes()
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            a.name()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("event{i}"))
-        })
-        .collect();
-
-    // A sample of a fixed-period event stands for `period` occurrences: 1
-    // for a probe hit, the count of a stack for `record --bpf`. Samples of
-    // frequency-driven events count one each.
-    let period_weighted: Vec<bool> = perf_file
-        .event_attributes()
-        .iter()
-        .map(|a| matches!(a.attr.sampling_policy, SamplingPolicy::Period(_)))
-        .collect();
+    } = match layout {
+        Layout::File => PerfFileReader::parse_file(reader),
+        Layout::Pipe => PerfFileReader::parse_pipe(reader),
+    }
+    .map_err(|e| parse_error(&e))?;
+    // Attributes with one name are one event: perf's per-CPU copies, and
+    // the per-function probes of one kprobe glob.
+    let mut events: Vec<String> = Vec::new();
+    let mut attributes: Vec<Attribute> = Vec::new();
+    for (i, a) in perf_file.event_attributes().iter().enumerate() {
+        let name = a
+            .name()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("event{i}"));
+        let event = match events.iter().position(|e| *e == name) {
+            Some(e) => e,
+            None => {
+                events.push(name);
+                events.len() - 1
+            }
+        };
+        attributes.push(Attribute {
+            event: event as u16,
+            // A sample of a fixed-period event stands for `period`
+            // occurrences: 1 for a probe hit, the count of a stack for
+            // `record --bpf`. Samples of frequency-driven events count one
+            // each.
+            period_weighted: matches!(a.attr.sampling_policy, SamplingPolicy::Period(_)),
+            // DWARF unwinding data (--call-graph dwarf): stack snapshots
+            // netprof does not unwind.
+            dwarf: a.attr.sample_format.contains(SampleFormat::STACK_USER),
+        });
+    }
     let formats = tracepoint_formats(
         &events,
         perf_file.feature_section_data(Feature(FEATURE_NETPROF_TP_FORMATS)),
@@ -149,7 +190,7 @@ fn read_profile(
     // One thread walks the records (the perf.data parser), this one parses
     // and counts them: the two halves of the work run on two cores.
     let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel::<Batch>(8);
-    let mut counts = Aggregator::new(filter, period_weighted);
+    let mut counts = Aggregator::new(filter, attributes, events.len());
     std::thread::scope(|scope| -> Result<()> {
         let reader =
             scope.spawn(move || read_records(&mut perf_file, &mut record_iter, batches_tx));
@@ -186,6 +227,7 @@ fn read_profile(
         total_samples: counted.total_samples,
         file_samples: counted.file_samples,
         lost_samples: counted.lost_samples,
+        dwarf_samples: counted.dwarf_samples,
     })
 }
 

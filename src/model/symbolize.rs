@@ -233,8 +233,10 @@ fn symbolize_file(
     entries: &[UserAddr],
 ) -> Vec<Option<String>> {
     let offsets: Vec<u64> = entries.iter().map(|e| e.2).collect();
-    if !path.starts_with('/') {
-        // [vdso] and friends: no file to read.
+    // [vdso] and friends have no file to read; and a path the recording
+    // names is read only if it is a regular file now (a FIFO or device
+    // there would hang or flood the report).
+    if !path.starts_with('/') || !crate::infile::is_regular(std::path::Path::new(path)) {
         return vec![None; offsets.len()];
     }
     if let Some(recorded) = recorded_id {

@@ -4,22 +4,31 @@
 use ahash::AHashMap as HashMap;
 
 use super::profile::{KernelNames, Profile, SampleGroup};
-use super::symbolize::{symbolize, FrameKind, SymbolizedProfile};
+use super::symbolize::{FrameKind, SymbolizedProfile};
 use crate::error::{Error, Result};
 
 pub struct View<'a> {
     pub profile: &'a Profile,
-    pub symbols: SymbolizedProfile,
-    /// The profile's sample groups that pass the module filter; their
-    /// `stack` indexes `symbols.stacks` (the same order as the raw stacks).
+    /// Every frame of the profile named (once, for all of its views).
+    pub symbols: &'a SymbolizedProfile,
+    /// The event shown, or all of them.
+    pub event: Option<u16>,
+    /// The profile's sample groups of that event that pass the module
+    /// filter; their `stack` indexes `symbols.stacks` (the same order as the
+    /// raw stacks).
     pub rows: Vec<SampleGroup>,
     pub total: u64,
 }
 
 impl<'a> View<'a> {
-    /// Names the profile's frames and keeps only stacks through `module`, if given.
-    pub fn build(profile: &'a Profile, module: Option<&str>) -> Result<View<'a>> {
-        let symbols = symbolize(profile);
+    /// The samples of `event` (all events when `None`) whose stacks pass
+    /// through `module`, if given.
+    pub fn build(
+        profile: &'a Profile,
+        symbols: &'a SymbolizedProfile,
+        module: Option<&str>,
+        event: Option<u16>,
+    ) -> Result<View<'a>> {
         let in_module: Option<Vec<bool>> = match module {
             None => None,
             Some(m) => {
@@ -55,6 +64,7 @@ impl<'a> View<'a> {
         let rows: Vec<SampleGroup> = profile
             .groups
             .iter()
+            .filter(|g| event.is_none_or(|e| g.event == e))
             .filter(|g| match &in_module {
                 None => true,
                 Some(flags) => symbols.stacks[g.stack as usize]
@@ -67,6 +77,7 @@ impl<'a> View<'a> {
         Ok(View {
             profile,
             symbols,
+            event,
             rows,
             total,
         })
@@ -104,13 +115,37 @@ impl<'a> View<'a> {
             KernelNames::LiveKallsyms => "kernel names from this machine's /proc/kallsyms",
             KernelNames::Unavailable => "kernel frames unnamed (no kallsyms)",
         };
-        format!(
-            "{} samples of {} ({} in this view), {} lost; {}",
-            self.profile.file_samples,
-            self.profile.events.join(", "),
-            self.total,
-            self.profile.lost_samples,
-            names
-        )
+        let p = self.profile;
+        let (samples, events) = match self.event {
+            Some(e) => (p.file_samples[e as usize], p.events[e as usize].clone()),
+            None => (
+                p.file_samples.iter().sum(),
+                p.sampled_events()
+                    .iter()
+                    .map(|&e| p.events[e as usize].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        };
+        let mut line = format!(
+            "{samples} samples of {events} ({} in this view), {} lost; {names}",
+            self.total, p.lost_samples
+        );
+        if p.dwarf_samples > 0 {
+            line.push_str(&format!(
+                "; {} samples carry DWARF stack snapshots (--call-graph dwarf), which netprof does not \
+                 unwind: their user frames are missing (record with -g for frame-pointer stacks)",
+                p.dwarf_samples
+            ));
+        }
+        line
+    }
+
+    /// The event's name, or the names of all events with samples.
+    pub fn event_name(&self) -> String {
+        match self.event {
+            Some(e) => self.profile.events[e as usize].clone(),
+            None => self.profile.events.join(", "),
+        }
     }
 }

@@ -3,15 +3,36 @@
 //! linux-perf-data allocates what the file's sizes and counts claim before
 //! reading the bytes behind them, so a corrupt size would abort the process
 //! on a failed allocation instead of failing politely. Every size and count it
-//! allocates by is checked here against the bytes that actually exist.
+//! allocates by is checked here against the bytes that actually exist, and
+//! every compressed record is expanded once, without keeping the output, to
+//! bound what the parser will allocate for it.
+
+use zstd_safe::{DCtx, InBuffer, OutBuffer};
 
 use crate::error::{Error, Result};
 
-fn corrupt(what: &str) -> Result<()> {
+fn corrupt<T>(what: &str) -> Result<T> {
     Err(Error::corrupt_input(what))
 }
 
 const HEADER_SIZE: usize = 104;
+/// The header of a pipe-mode file (`perf record -o -`): magic and size.
+const PIPE_HEADER_SIZE: u64 = 16;
+const PERF_RECORD_AUXTRACE: u64 = 71;
+const PERF_RECORD_COMPRESSED: u64 = 81;
+const PERF_RECORD_COMPRESSED2: u64 = 83;
+/// The most one compressed record may expand to: perf compresses one ring
+/// buffer read at a time, a few MiB at the most.
+const MAX_EXPANDED_RECORD: usize = 64 << 20;
+
+/// How a perf.data file is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// A file with a header, sections and a feature table.
+    File,
+    /// A stream (`perf record -o -`): a 16-byte header, then records only.
+    Pipe,
+}
 /// The smallest perf_event_attr (PERF_ATTR_SIZE_VER0) plus its ids section.
 const MIN_ATTR_ENTRY: u64 = 64 + 16;
 
@@ -39,6 +60,15 @@ impl Bytes<'_> {
             u32::from_le_bytes(b)
         }))
     }
+    fn u16(&self, at: u64) -> Option<u64> {
+        let at = usize::try_from(at).ok()?;
+        let b: [u8; 2] = self.data.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        Some(u64::from(if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }))
+    }
     fn inside(&self, offset: u64, size: u64) -> bool {
         offset
             .checked_add(size)
@@ -49,15 +79,19 @@ impl Bytes<'_> {
 /// Checks every size and count the parser will trust. Errors are of kind
 /// CorruptInput and read as the rest of a sentence that starts with the
 /// file's name.
-pub fn check_layout(data: &[u8]) -> Result<()> {
+pub fn check_layout(data: &[u8]) -> Result<Layout> {
     let magic = data.get(..8);
     if magic != Some(b"PERFILE2") && magic != Some(b"2ELIFREP") {
-        return corrupt("is not a readable perf.data file (no PERFILE2 magic); pass a file from `netprof record` or `perf record`");
+        return Err(Error::corrupt_input("is not a readable perf.data file (no PERFILE2 magic); pass a file from `netprof record` or `perf record`"));
     }
     let f = Bytes {
         data,
         big_endian: magic == Some(b"2ELIFREP"),
     };
+    if f.u64(8) == Some(PIPE_HEADER_SIZE) {
+        check_records(&f, PIPE_HEADER_SIZE, data.len() as u64)?;
+        return Ok(Layout::Pipe);
+    }
     if data.len() < HEADER_SIZE {
         return corrupt("is truncated (shorter than a perf.data header); record it again");
     }
@@ -104,7 +138,92 @@ pub fn check_layout(data: &[u8]) -> Result<()> {
         }
         table += 16;
     }
+    check_records(&f, data_at, data_at + data_size)?;
+    Ok(Layout::File)
+}
+
+/// Walks the records in [start, end): each must fit, the data an AUXTRACE
+/// record announces must follow it, and a compressed record must expand to
+/// at most [`MAX_EXPANDED_RECORD`].
+fn check_records(f: &Bytes, start: u64, end: u64) -> Result<()> {
+    let mut zstd: Option<Expander> = None;
+    let mut at = start;
+    while at < end {
+        let (Some(type_), Some(size)) = (f.u32(at), f.u16(at + 6)) else {
+            return corrupt("is truncated (it ends inside a record); record it again");
+        };
+        if size < 8 || at + size > end {
+            return corrupt(
+                "is corrupt or truncated (a record does not fit its data); record it again",
+            );
+        }
+        let body = &f.data[(at + 8) as usize..(at + size) as usize];
+        match type_ {
+            PERF_RECORD_AUXTRACE => {
+                let aux = f.u64(at + 8).unwrap_or(u64::MAX);
+                if aux > end - (at + size) {
+                    return corrupt("is corrupt (an AUXTRACE record claims more data than the file holds); record it again");
+                }
+                at += aux;
+            }
+            PERF_RECORD_COMPRESSED => zstd.get_or_insert_with(Expander::new).expand(body)?,
+            PERF_RECORD_COMPRESSED2 => {
+                // The compressed size comes first; the rest may be padding.
+                let len = f.u64(at + 8).unwrap_or(u64::MAX);
+                let Some(data) = body
+                    .get(8..)
+                    .and_then(|b| b.get(..usize::try_from(len).ok()?))
+                else {
+                    return corrupt("is corrupt (a compressed record claims more data than it holds); record it again");
+                };
+                zstd.get_or_insert_with(Expander::new).expand(data)?;
+            }
+            _ => {}
+        }
+        at += size;
+    }
     Ok(())
+}
+
+/// Expands compressed records as the parser will (one zstd stream across
+/// records), counting the output without keeping it.
+struct Expander {
+    context: DCtx<'static>,
+    buffer: Vec<u8>,
+}
+
+impl Expander {
+    fn new() -> Expander {
+        Expander {
+            context: DCtx::create(),
+            buffer: vec![0; 1 << 20],
+        }
+    }
+
+    fn expand(&mut self, data: &[u8]) -> Result<()> {
+        let mut input = InBuffer::around(data);
+        let mut expanded = 0;
+        loop {
+            let mut output = OutBuffer::around(&mut self.buffer[..]);
+            if self
+                .context
+                .decompress_stream(&mut output, &mut input)
+                .is_err()
+            {
+                return corrupt(
+                    "is corrupt (a compressed record does not decompress); record it again",
+                );
+            }
+            let produced = output.pos();
+            expanded += produced;
+            if expanded > MAX_EXPANDED_RECORD {
+                return corrupt("is corrupt (a compressed record expands past 64 MiB, more than perf ever compresses at once); record it again");
+            }
+            if produced < self.buffer.len() && input.pos() == data.len() {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// EVENT_DESC: u32 count, u32 attr size, then per event the attr, u32 id
@@ -164,6 +283,6 @@ mod tests {
             .to_string()
             .contains("attributes"));
         let h = header(144, (104, 0), (104, 0));
-        assert!(check_layout(&h).is_ok());
+        assert_eq!(check_layout(&h).unwrap(), Layout::File);
     }
 }

@@ -11,8 +11,8 @@ use std::path::Path;
 
 use super::attr::{EventAttr, ATTR_SIZE};
 use super::*;
-use crate::error::{IoContext, Result};
-use crate::outfile::AtomicFile;
+use crate::error::{Error, IoContext, Result};
+use crate::outfile::{Access, OutputFile};
 
 const HEADER_SIZE: u64 = 104;
 const FILE_SECTION_SIZE: usize = 16;
@@ -25,24 +25,82 @@ pub struct EventDesc {
     pub ids: Vec<u64>,
 }
 
+/// Room the buffered writer may still hold when the disk fills up.
+const BUFFER: usize = 1 << 20;
+
 pub struct PerfDataWriter {
-    out: BufWriter<AtomicFile>,
+    out: BufWriter<OutputFile>,
     data_size: u64,
+    /// The disk filled up: the reserve was spent on what was buffered, and
+    /// records are no longer taken, so the end of the file still fits.
+    full: bool,
 }
 
 impl PerfDataWriter {
     pub fn create(path: &Path) -> Result<Self> {
-        let mut out = BufWriter::with_capacity(1 << 20, AtomicFile::create(path)?);
+        let mut out = BufWriter::with_capacity(BUFFER, OutputFile::create(path, Access::Seekable)?);
         out.write_all(&[0u8; HEADER_SIZE as usize])
-            .io_context(|| "cannot write the data file")?;
-        Ok(PerfDataWriter { out, data_size: 0 })
+            .io_context(|| format!("cannot write {}", path.display()))?;
+        Ok(PerfDataWriter {
+            out,
+            data_size: 0,
+            full: false,
+        })
+    }
+
+    /// Holds back room for the end of the file (`trailer` bytes: the kernel
+    /// symbols and other features) and for what the buffer holds, so that a
+    /// disk that fills up while recording still takes a complete file.
+    /// Fails at once when the disk has not that much room.
+    pub fn reserve(&mut self, trailer: u64) -> Result<()> {
+        let bytes = trailer + 2 * BUFFER as u64;
+        let file = self.out.get_mut();
+        if let Some(free) = file.free_space() {
+            if free < bytes + 2 * BUFFER as u64 {
+                return Err(Error::failed(format!(
+                    "only {} MiB are free for {}; a recording needs at least {} MiB there (its kernel symbols \
+                     alone take {} MiB): free space or record elsewhere with -o",
+                    free >> 20,
+                    file.path().display(),
+                    (bytes >> 20) + 4,
+                    trailer >> 20
+                )));
+            }
+        }
+        file.reserve(bytes)
+    }
+
+    /// Whether the disk filled up: records are no longer taken, and what
+    /// was taken will be a complete file.
+    pub fn disk_full(&self) -> bool {
+        self.full
     }
 
     /// Appends one record (header included) to the data section.
     pub fn write_record(&mut self, record: &[u8]) -> Result<()> {
-        self.out
-            .write_all(record)
-            .io_context(|| "cannot write the data file")?;
+        if self.full {
+            return Ok(());
+        }
+        if let Err(e) = self.out.write_all(record) {
+            let disk_full = matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
+            if !(disk_full && self.out.get_mut().release_reserve()) {
+                return Err(Error::io(
+                    format!("cannot write {}", self.out.get_ref().path().display()),
+                    &e,
+                ));
+            }
+            // The reserve's room takes what was buffered and this record.
+            self.full = true;
+            self.out
+                .write_all(record)
+                .and_then(|()| self.out.flush())
+                .map_err(|e| {
+                    Error::io(
+                        format!("cannot write {}", self.out.get_ref().path().display()),
+                        &e,
+                    )
+                })?;
+        }
         self.data_size += record.len() as u64;
         Ok(())
     }
@@ -53,23 +111,24 @@ impl PerfDataWriter {
         self.write_record(&record_header(PERF_RECORD_FINISHED_ROUND, 0, 8))
     }
 
-    pub fn data_size(&self) -> u64 {
-        self.data_size
-    }
-
-    /// Writes features, ids, attrs and the header, and gives the file its name.
-    pub fn finish(self, events: &[EventDesc], features: &[(u32, Vec<u8>)]) -> Result<()> {
-        let file = self
+    /// Writes features, ids, attrs and the header, and gives the file its
+    /// name; returns the size of the whole file.
+    pub fn finish(mut self, events: &[EventDesc], features: &[(u32, Vec<u8>)]) -> Result<u64> {
+        let path = self.out.get_ref().path().to_path_buf();
+        // The end of the file goes where the reserve was.
+        self.out.get_mut().release_reserve();
+        let (file, size) = self
             .write_trailer(events, features)
-            .io_context(|| "cannot write the data file")?;
-        file.commit()
+            .io_context(|| format!("cannot write {}", path.display()))?;
+        file.commit()?;
+        Ok(size)
     }
 
     fn write_trailer(
         mut self,
         events: &[EventDesc],
         features: &[(u32, Vec<u8>)],
-    ) -> std::io::Result<AtomicFile> {
+    ) -> std::io::Result<(OutputFile, u64)> {
         let mut features: Vec<&(u32, Vec<u8>)> = features.iter().collect();
         features.sort_by_key(|(bit, _)| *bit);
 
@@ -117,9 +176,10 @@ impl PerfDataWriter {
         for word in bitmap {
             header.extend_from_slice(&word.to_le_bytes());
         }
+        let size = pos + attr_entry * events.len() as u64;
         self.out.seek(SeekFrom::Start(0))?;
         self.out.write_all(&header)?;
-        self.out.into_inner().map_err(|e| e.into_error())
+        Ok((self.out.into_inner().map_err(|e| e.into_error())?, size))
     }
 }
 
@@ -211,6 +271,13 @@ impl RecordBuilder {
         };
         r.buf[..8].copy_from_slice(&record_header(PERF_RECORD_SAMPLE, misc, size));
         r.buf
+    }
+
+    /// Samples of event `id` that were not recorded (PERF_RECORD_LOST).
+    pub fn lost(id: u64, count: u64) -> Vec<u8> {
+        let mut r = Self::new();
+        r.u64(id).u64(count);
+        r.finish(PERF_RECORD_LOST, 0, &SampleId { pid: 0, tid: 0, id })
     }
 
     pub fn comm(pid: u32, tid: u32, comm: &[u8], id: u64) -> Vec<u8> {

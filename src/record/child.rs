@@ -3,8 +3,12 @@
 
 use std::ffi::CString;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoContext, Result};
+
+/// How long a command has to end after SIGTERM before it gets SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(2);
 
 /// A command forked and held before exec until its events are open.
 ///
@@ -93,21 +97,33 @@ impl HeldChild {
         self.exited
     }
 
-    /// Ends the command if it still runs (SIGTERM, as perf does) and reaps it.
-    pub fn stop(&mut self) -> i32 {
+    /// Ends the command if it still runs and reaps it: SIGTERM, as perf
+    /// does, then SIGKILL if it is still there after [`GRACE`] (a command
+    /// that ignores SIGTERM must not keep netprof from writing its file).
+    /// Returns the exit status, and whether it had to be killed.
+    pub fn stop(&mut self) -> (i32, bool) {
         if let Some(s) = self.try_wait() {
-            return s;
+            return (s, false);
         }
         self.gate.take();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        let deadline = Instant::now() + GRACE;
+        while Instant::now() < deadline {
+            if let Some(s) = self.try_wait() {
+                return (s, false);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let mut status = 0;
         // SAFETY: signalling and reaping our own child.
         unsafe {
-            libc::kill(self.pid, libc::SIGTERM);
+            libc::kill(self.pid, libc::SIGKILL);
             libc::waitpid(self.pid, &mut status, 0);
         }
         let s = decode_status(status);
         self.exited = Some(s);
-        s
+        (s, true)
     }
 }
 

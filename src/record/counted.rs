@@ -67,6 +67,15 @@ impl KernelCounts {
         Ok(())
     }
 
+    /// Attaches the counter of event `index` (in the order they were added)
+    /// to one more perf event: a CPU that came back online.
+    pub fn attach_more(&mut self, index: usize, event: &Counter) -> Result<()> {
+        match self.counters.get(index) {
+            Some((counter, _)) => counter.attach(event),
+            None => Ok(()),
+        }
+    }
+
     /// Empties the kernel's count maps into the pending counts; returns
     /// how many samples they stand for.
     pub fn collect(&mut self) -> Result<u64> {

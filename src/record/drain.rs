@@ -1,6 +1,8 @@
 //! Copying the kernel's ring buffers into the file, as the kernel wrote the
-//! records, while counting samples, lost samples and mapped files.
+//! records, while counting samples, lost samples and mapped files, and
+//! following which tasks of a `-p` recording are still alive.
 
+use std::collections::HashSet;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
@@ -11,20 +13,68 @@ use crate::error::{Error, Result};
 use crate::perfdata::writer::PerfDataWriter;
 use crate::perfdata::*;
 
+/// The tasks a `-p` recording follows: the given threads and the children
+/// they create. The recording ends when none is left.
+pub struct FollowedTasks {
+    live: HashSet<u32>,
+}
+
+impl FollowedTasks {
+    pub fn new(tids: &[u32]) -> FollowedTasks {
+        FollowedTasks {
+            live: tids.iter().copied().collect(),
+        }
+    }
+
+    /// Follows FORK and EXIT records of followed tasks.
+    fn see(&mut self, type_: u32, record: &[u8]) {
+        // pid, ppid, tid, ptid follow the header.
+        let word = |at: usize| {
+            record
+                .get(at..at + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        };
+        match (type_, word(16), word(20)) {
+            (PERF_RECORD_FORK, Some(tid), Some(ptid)) if self.live.contains(&ptid) => {
+                self.live.insert(tid);
+            }
+            (PERF_RECORD_EXIT, Some(tid), _) => {
+                self.live.remove(&tid);
+            }
+            _ => {}
+        }
+    }
+
+    /// Forgets tasks that are gone without an EXIT record seen (records lost
+    /// to a full ring); true when none is left.
+    pub fn all_gone(&mut self) -> bool {
+        self.live
+            .retain(|&tid| crate::sys::processes::is_alive(tid));
+        self.live.is_empty()
+    }
+}
+
 /// Copies the rings into the file; `last_time` follows the newest
-/// timestamp, which stamps the counted samples of `record --bpf`.
+/// timestamp, which stamps the counted samples of `record --bpf`. A round
+/// marker follows only a drain that copied something.
 pub fn drain(
     samplers: &[Sampler],
     writer: &mut PerfDataWriter,
     summary: &mut RecordSummary,
     last_time: &mut u64,
+    mut followed: Option<&mut FollowedTasks>,
 ) -> Result<()> {
+    let mut copied = false;
     for sampler in samplers {
         let mut records = sampler
             .iter()
             .ok_or_else(|| Error::failed("internal error: ring buffer already being read"))?
             .into_cow();
         while let Some(record) = records.lending_next() {
+            // A full disk takes no more records: they are not counted either.
+            if writer.disk_full() {
+                break;
+            }
             let bytes = record.as_raw().as_bytes();
             let type_ = u32::from_le_bytes(bytes[..4].try_into().expect("record header"));
             if type_ != PERF_RECORD_SAMPLE && bytes.len() >= 32 {
@@ -40,12 +90,21 @@ pub fn drain(
                 }
                 PERF_RECORD_LOST => summary.lost += read_u64(bytes, 16),
                 PERF_RECORD_LOST_SAMPLES => summary.lost += read_u64(bytes, 8),
+                PERF_RECORD_FORK | PERF_RECORD_EXIT => {
+                    if let Some(tasks) = followed.as_deref_mut() {
+                        tasks.see(type_, bytes);
+                    }
+                }
                 _ => {}
             }
             writer.write_record(bytes)?;
+            copied = true;
         }
     }
-    writer.finish_round()
+    if copied {
+        writer.finish_round()?;
+    }
+    Ok(())
 }
 
 /// The file of an MMAP2 record that maps code (its filename follows 64
@@ -70,8 +129,9 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
 }
 
 /// Waits until a ring has data or `timeout` passes (a signal ends the wait
-/// early, which is what stopping needs).
-pub fn wait_for_data(fds: &[RawFd], timeout: Duration) {
+/// early, which is what stopping needs). Rings whose task has exited are
+/// taken out of `fds`: poll would report them hung up at once, every time.
+pub fn wait_for_data(fds: &mut Vec<RawFd>, timeout: Duration) {
     let mut pollfds: Vec<libc::pollfd> = fds
         .iter()
         .map(|&fd| libc::pollfd {
@@ -81,11 +141,19 @@ pub fn wait_for_data(fds: &[RawFd], timeout: Duration) {
         })
         .collect();
     // SAFETY: pollfds is a valid array of the given length. EINTR only ends the wait early.
-    unsafe {
+    let ready = unsafe {
         libc::poll(
             pollfds.as_mut_ptr(),
             pollfds.len() as libc::nfds_t,
             timeout.as_millis() as i32,
         )
     };
+    if ready > 0 {
+        let hung_up: HashSet<RawFd> = pollfds
+            .iter()
+            .filter(|p| p.revents & libc::POLLHUP != 0)
+            .map(|p| p.fd)
+            .collect();
+        fds.retain(|fd| !hung_up.contains(fd));
+    }
 }

@@ -278,13 +278,15 @@ fn kprobes(
         remedy: " (or add them with `netprof probe --force`)",
     };
     let functions = resolver.resolve(&[function], module, Some(limit))?;
+    // One event, whichever way it is probed: the function hit is the
+    // stack's leaf.
+    let name = match module {
+        Some(m) => format!("kprobe:{m}:{function}{suffix}"),
+        None => format!("kprobe:{function}{suffix}"),
+    };
     // The BPF program writes to per-CPU buffers and cannot follow tasks, so
     // a followed command or process gets one probe per function.
     if multi_kprobe {
-        let name = match module {
-            Some(m) => format!("kprobe:{m}:{function}{suffix}"),
-            None => format!("kprobe:{function}{suffix}"),
-        };
         return Ok(vec![EventSpec::new(
             name,
             Source::MultiKprobe {
@@ -297,7 +299,7 @@ fn kprobes(
         .into_iter()
         .map(|f| {
             EventSpec::new(
-                format!("kprobe:{}{suffix}", f.name),
+                name.clone(),
                 Source::Kprobe(KprobeEvent {
                     address: f.address,
                     is_return,

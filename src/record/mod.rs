@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use child::HeldChild;
+use drain::FollowedTasks;
 use event::{EventRequest, EventSpec};
 use open::Scope;
 use session::Session;
@@ -41,6 +42,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// less often saves the recorder most of its remaining CPU.
 const SIDE_BAND_POLL_INTERVAL: Duration = Duration::from_millis(250);
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a `-p` recording checks that its processes still run, and a
+/// system-wide one which CPUs are online.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(250);
 /// How often `record --bpf` empties the kernel's count maps.
 const COUNT_DRAIN_INTERVAL: Duration = Duration::from_secs(1);
 /// How often `record --bpf` writes the counts gathered since the last time:
@@ -94,10 +98,14 @@ pub struct RecordSummary {
     pub command_status: Option<i32>,
     /// `record --bpf`: samples the kernel could not count (maps full).
     pub bpf_dropped: Dropped,
+    /// The disk filled up: the recording stopped there, and the file holds
+    /// everything until then.
+    pub disk_full: bool,
 }
 
-/// Records until the command exits, the duration passes, or `stop` is set
-/// (the caller's signal handler sets it), and writes the file.
+/// Records until the command exits, the followed processes are gone, the
+/// duration passes, or `stop` is set (the caller's signal handler sets it),
+/// and writes the file.
 pub fn record(
     opts: &RecordOptions,
     stop: &AtomicBool,
@@ -114,28 +122,85 @@ pub fn record(
              task); add -a, or record this command without --bpf",
         ));
     }
+    // The output first: a path that cannot be written fails before anything
+    // runs or attaches.
+    let mut writer = PerfDataWriter::create(&opts.output)?;
     // A command starts held at a gate, so that its events exist before it execs.
     let mut child = match opts.command.is_empty() {
         true => None,
         false => Some(HeldChild::spawn(&opts.command)?),
     };
-    let scope = if system_wide {
-        Scope::SystemWide(opts.cpus.clone().unwrap_or_else(|| online.clone()))
-    } else {
-        let mut tids: Vec<u32> = opts
-            .pids
-            .iter()
-            .flat_map(|&p| processes::threads(p))
-            .collect();
-        tids.extend(child.as_ref().map(|c| c.pid as u32));
-        Scope::Tasks {
-            tids,
-            online: online.clone(),
+    let scope = match system_wide {
+        true => Scope::SystemWide(opts.cpus.clone().unwrap_or_else(|| online.clone())),
+        false => {
+            let mut tids: Vec<u32> = opts
+                .pids
+                .iter()
+                .flat_map(|&p| processes::threads(p))
+                .collect();
+            tids.extend(child.as_ref().map(|c| c.pid as u32));
+            Scope::Tasks {
+                tids,
+                online: online.clone(),
+            }
         }
     };
     let mut session = Session::open(&specs, &scope, opts, child.is_some(), progress)?;
+    let mut summary = RecordSummary::default();
+    let kallsyms_text = write_start(opts, &session, &mut writer, &mut summary, progress)?;
 
+    let start = Instant::now();
+    // A followed command's events are enabled by its exec instead.
+    if child.is_none() || system_wide {
+        session.enable()?;
+    }
+    if let Some(c) = child.as_mut() {
+        c.release()?;
+    }
+    let followed = match (&scope, &child) {
+        (Scope::Tasks { tids, .. }, None) => Some(FollowedTasks::new(tids)),
+        _ => None,
+    };
+    let deadline = opts.duration.map(|d| start + d);
+    let mut sampling = Sampling {
+        session: &mut session,
+        writer: &mut writer,
+        summary: &mut summary,
+        last_time: 0,
+        followed,
+    };
+    sampling.run(&mut child, stop, deadline, start, progress)?;
+    sampling.finish(progress)?;
+    if let Some(mut c) = child {
+        let (status, killed) = c.stop();
+        summary.command_status = Some(status);
+        if killed {
+            progress.note(&format!(
+                "warning: the command did not end on SIGTERM; killed it after {} s",
+                child::GRACE.as_secs()
+            ));
+        }
+    }
+    summary.elapsed = start.elapsed();
+    let features = all_features(&specs, &session, kallsyms_text, &summary.mapped_files)?;
+    summary.bytes = writer.finish(&session.events, &features)?;
+    Ok(summary)
+}
+
+/// Writes what the kernel does not report by itself: the kernel's map, and
+/// the names and executable maps of processes that already run. Returns the
+/// kallsyms snapshot, stored at the end.
+fn write_start(
+    opts: &RecordOptions,
+    session: &Session,
+    writer: &mut PerfDataWriter,
+    summary: &mut RecordSummary,
+    progress: &mut dyn Progress,
+) -> Result<String> {
     let kallsyms_text = kallsyms::code_symbols_text().unwrap_or_default();
+    // Room for the end of the file, held back from the start: the kernel
+    // symbols, and a margin for the other features.
+    writer.reserve(kallsyms_text.len() as u64 + (1 << 20))?;
     // Only the kernel's start is needed here: a scan, not a full parse.
     let kernel_text = kallsyms::address_in(&kallsyms_text, "_text");
     if kernel_text.is_none() {
@@ -144,8 +209,6 @@ pub fn record(
              will be hex. Run as root or `sysctl kernel.kptr_restrict=0`",
         );
     }
-    let mut summary = RecordSummary::default();
-    let mut writer = PerfDataWriter::create(&opts.output)?;
     let synth_id = session.events[0].ids[0];
     if let Some(text) = kernel_text {
         writer.write_record(&RecordBuilder::kernel_mmap(
@@ -156,39 +219,13 @@ pub fn record(
             synth_id,
         ))?;
     }
-    let existing = if system_wide {
-        processes::all()
-    } else {
-        opts.pids.clone()
+    let existing = match session.is_system_wide() {
+        true => processes::all(),
+        false => opts.pids.clone(),
     };
-    synthesize::processes(&mut writer, &existing, synth_id, &mut summary.mapped_files)?;
+    synthesize::processes(writer, &existing, synth_id, &mut summary.mapped_files)?;
     writer.finish_round()?;
-
-    let start = Instant::now();
-    // A followed command's events are enabled by its exec instead.
-    if child.is_none() || system_wide {
-        session.enable()?;
-    }
-    if let Some(c) = child.as_mut() {
-        c.release()?;
-    }
-    let deadline = opts.duration.map(|d| start + d);
-    let mut sampling = Sampling {
-        session: &mut session,
-        writer: &mut writer,
-        summary: &mut summary,
-        last_time: 0,
-    };
-    sampling.run(&mut child, stop, deadline, start, progress)?;
-    sampling.finish(progress)?;
-    if let Some(mut c) = child {
-        summary.command_status = Some(c.stop());
-    }
-    summary.elapsed = start.elapsed();
-    summary.bytes = writer.data_size();
-    let features = all_features(&specs, &session, kallsyms_text, &summary.mapped_files)?;
-    writer.finish(&session.events, &features)?;
-    Ok(summary)
+    Ok(kallsyms_text)
 }
 
 /// The events to open; a kprobe glob becomes one multi-kprobe where it can.
@@ -209,10 +246,8 @@ fn check_targets(opts: &RecordOptions, online: &CpuList) -> Result<()> {
             "CPU {bad} is not online (online: {online}); pick CPUs from that list with -C"
         )));
     }
-    if let Some(pid) = opts.pids.iter().find(|&&p| !processes::is_alive(p)) {
-        return Err(Error::not_found(format!(
-            "process {pid} does not exist; check the pid with `ps -p {pid}`"
-        )));
+    for &pid in &opts.pids {
+        processes::check_followable(pid)?;
     }
     Ok(())
 }
@@ -224,6 +259,8 @@ struct Sampling<'a> {
     summary: &'a mut RecordSummary,
     /// The newest timestamp seen, which stamps counted samples.
     last_time: u64,
+    /// With -p: the tasks followed, so the recording ends when they do.
+    followed: Option<FollowedTasks>,
 }
 
 impl Sampling<'_> {
@@ -241,8 +278,12 @@ impl Sampling<'_> {
         } else {
             POLL_INTERVAL
         };
-        let (mut last_status, mut last_count_drain, mut last_count_write) =
-            (Instant::now(), Instant::now(), Instant::now());
+        let (mut last_status, mut last_count_drain, mut last_count_write, mut last_liveness) = (
+            Instant::now(),
+            Instant::now(),
+            Instant::now(),
+            Instant::now(),
+        );
         loop {
             drain::wait_for_data(self.session.ring_fds(), poll);
             self.drain_rings()?;
@@ -263,9 +304,21 @@ impl Sampling<'_> {
             if stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(());
             }
+            if self.writer.disk_full() {
+                self.summary.disk_full = true;
+                return Ok(());
+            }
             if let Some(status) = child.as_mut().and_then(HeldChild::try_wait) {
                 self.summary.command_status = Some(status);
                 return Ok(());
+            }
+            if last_liveness.elapsed() >= LIVENESS_INTERVAL {
+                last_liveness = Instant::now();
+                if self.followed.as_mut().is_some_and(FollowedTasks::all_gone) {
+                    progress.note("the followed processes have exited");
+                    return Ok(());
+                }
+                self.session.follow_hotplug(progress)?;
             }
         }
     }
@@ -276,6 +329,7 @@ impl Sampling<'_> {
             self.writer,
             self.summary,
             &mut self.last_time,
+            self.followed.as_mut(),
         )
     }
 
@@ -291,6 +345,14 @@ impl Sampling<'_> {
             }
             counts.write(self.writer, self.last_time)?;
             self.summary.bpf_dropped = counts.dropped()?;
+            // Stored as lost samples, so that reports of the file say so too.
+            let dropped = self.summary.bpf_dropped.total();
+            if dropped > 0 {
+                let id = self.session.events[0].ids[0];
+                self.writer
+                    .write_record(&RecordBuilder::lost(id, dropped))?;
+                self.writer.finish_round()?;
+            }
         }
         self.session.detach_multi_probes(progress);
         Ok(())

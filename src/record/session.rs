@@ -6,13 +6,15 @@
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Instant;
 
+use std::collections::BTreeSet;
+
 use perf_event_open::config::{Opts, WakeUp, WakeUpOn};
 use perf_event_open::count::Counter;
 use perf_event_open::sample::Sampler;
 
 use super::counted::{attach_kind, KernelCounts};
 use super::event::{EventSpec, Source, SW_DUMMY};
-use super::open::{self, Scope};
+use super::open::{self, Instance, Scope};
 use super::{Progress, RecordOptions};
 use crate::bpf::kprobe_multi::{self, MultiProbe};
 use crate::bpf::stack_count::{CountOptions, StackCounter, MAX_FRAMES};
@@ -20,6 +22,8 @@ use crate::error::{Error, Result};
 use crate::perfdata::attr::{EventAttr, Rate};
 use crate::perfdata::writer::EventDesc;
 use crate::perfdata::TYPE_SOFTWARE;
+use crate::sys::cpus::CpuList;
+use procfs::Current;
 
 /// 2^8 pages (1 MiB) per ring: at 10 kHz with deep callchains a CPU writes
 /// about 4 MB/s, and the ring is drained at least every 50 ms.
@@ -40,6 +44,28 @@ pub struct Session {
     multi_probes: Vec<MultiProbe>,
     /// `--bpf`: the kernel's stack counts, one counter per event.
     pub kernel_counts: Option<KernelCounts>,
+    system_wide: bool,
+    /// How to open each event on one more CPU, in the order of `events`.
+    reopen: Vec<Reopen>,
+    /// System-wide: the CPUs sampled, and which of them are online now.
+    cpus: Option<CpuList>,
+    online: BTreeSet<u32>,
+}
+
+/// How to open one more instance of an event, for a CPU that comes back
+/// online (the kernel drops a CPU's events when it goes offline).
+#[derive(Clone)]
+struct Reopen {
+    /// None for the side-band event of `--bpf`.
+    spec: Option<EventSpec>,
+    attr: EventAttr,
+    opts: Opts,
+    /// One instance per CPU; a counted tracepoint or kprobe has one in all.
+    per_cpu: bool,
+    ring: bool,
+    counted: bool,
+    /// The multi-kprobe link writing to this event, by index.
+    multi: Option<usize>,
 }
 
 /// How one recording opens its events.
@@ -71,6 +97,12 @@ impl Session {
                     .any(|s| s.format.is_some() || matches!(s.source, Source::MultiKprobe { .. })),
         };
         let count_options = count_options(opts, scope);
+        if opts.bpf {
+            let available = procfs::Meminfo::current()
+                .ok()
+                .and_then(|m| m.mem_available);
+            check_map_memory(&count_options, available)?;
+        }
         // Programs load before any event opens: a kernel that refuses the
         // program is told apart from one that refuses the events.
         let programs: Vec<Option<StackCounter>> = specs
@@ -88,6 +120,16 @@ impl Session {
             samplers: Vec::new(),
             multi_probes: Vec::new(),
             kernel_counts: opts.bpf.then(|| KernelCounts::new(opts.callgraph)),
+            system_wide: scope.is_system_wide(),
+            reopen: Vec::new(),
+            cpus: match scope {
+                Scope::SystemWide(cpus) => Some(cpus.clone()),
+                Scope::Tasks { .. } => None,
+            },
+            online: match scope {
+                Scope::SystemWide(cpus) => cpus.as_slice().iter().copied().collect(),
+                Scope::Tasks { .. } => BTreeSet::new(),
+            },
         };
         for (spec, program) in specs.iter().zip(programs) {
             session.open_event(spec, &plan, program, &count_options, progress)?;
@@ -154,6 +196,8 @@ impl Session {
                 self.add_ring(counter, &attr, &spec.name)?;
             }
         }
+        let multi =
+            matches!(spec.source, Source::MultiKprobe { .. }).then_some(self.multi_probes.len());
         if let Source::MultiKprobe {
             functions,
             is_return,
@@ -177,6 +221,15 @@ impl Session {
             counts.add(program, count_options, &counters, ids[0])?;
         }
         self.counters.extend(counters);
+        self.reopen.push(Reopen {
+            spec: Some(spec.clone()),
+            attr: attr.clone(),
+            opts: crate_opts,
+            per_cpu: !(counted && spec.fires_everywhere()),
+            ring: !counted,
+            counted,
+            multi,
+        });
         // Each counted sample carries its count as its period.
         let rate = if counted { Rate::Period(1) } else { attr.rate };
         self.events.push(EventDesc {
@@ -232,6 +285,15 @@ impl Session {
             self.add_ring(&counter, &attr, "the side-band event")?;
             self.counters.push(counter);
         }
+        self.reopen.push(Reopen {
+            spec: None,
+            attr: attr.clone(),
+            opts: crate_opts,
+            per_cpu: true,
+            ring: true,
+            counted: false,
+            multi: None,
+        });
         self.events.push(EventDesc {
             attr,
             name: "dummy".into(),
@@ -240,8 +302,75 @@ impl Session {
         Ok(())
     }
 
-    pub fn ring_fds(&self) -> &[RawFd] {
-        &self.rings
+    /// System-wide recordings follow CPU hotplug: a sampled CPU that goes
+    /// offline is said to stop, and its events are opened again when it
+    /// comes back (the kernel drops them when it goes).
+    pub fn follow_hotplug(&mut self, progress: &mut dyn Progress) -> Result<()> {
+        let Some(cpus) = self.cpus.clone() else {
+            return Ok(());
+        };
+        let Ok(online) = crate::sys::cpus::online() else {
+            return Ok(());
+        };
+        for &cpu in cpus.as_slice() {
+            match (self.online.contains(&cpu), online.contains(cpu)) {
+                (true, false) => {
+                    self.online.remove(&cpu);
+                    progress.note(&format!(
+                        "warning: CPU {cpu} went offline; its samples stop until it comes back"
+                    ));
+                }
+                (false, true) => {
+                    self.open_on_cpu(cpu)?;
+                    self.online.insert(cpu);
+                    progress.note(&format!("CPU {cpu} came back online; sampling it again"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens every per-CPU event on `cpu`, connected as the first ones were.
+    fn open_on_cpu(&mut self, cpu: u32) -> Result<()> {
+        let instance = Instance { task: None, cpu };
+        for (index, reopen) in self.reopen.clone().into_iter().enumerate() {
+            if !reopen.per_cpu {
+                continue;
+            }
+            let counter = match &reopen.spec {
+                Some(spec) => open::open(spec, instance, &reopen.opts)?,
+                None => open::open_dummy(instance, &reopen.opts)?,
+            };
+            let id = counter
+                .id()
+                .map_err(|e| Error::io("cannot read the event id", &e))?;
+            self.events[index].ids.push(id);
+            if reopen.ring {
+                let name = self.events[index].name.clone();
+                self.add_ring(&counter, &reopen.attr, &name)?;
+            }
+            if let Some(m) = reopen.multi {
+                self.multi_probes[m].set_output(cpu, counter.file().as_fd())?;
+            }
+            if let (true, Some(counts)) = (reopen.counted, self.kernel_counts.as_mut()) {
+                counts.attach_more(index, &counter)?;
+            }
+            counter
+                .enable()
+                .map_err(|e| Error::io("cannot start the event", &e))?;
+            self.counters.push(counter);
+        }
+        Ok(())
+    }
+
+    pub fn is_system_wide(&self) -> bool {
+        self.system_wide
+    }
+
+    /// The rings to wait on (poll), which a wait may shorten.
+    pub fn ring_fds(&mut self) -> &mut Vec<RawFd> {
+        &mut self.rings
     }
 
     pub fn enable(&self) -> Result<()> {
@@ -299,9 +428,60 @@ fn count_options(opts: &RecordOptions, scope: &Scope) -> CountOptions {
     }
 }
 
+/// The kernel memory the count and stack maps take, roughly: a stack is its
+/// 1 KiB of frames plus the hash table's entry, a count entry (in each of
+/// the two generations) its key, value and entry.
+fn map_memory(options: &CountOptions) -> u64 {
+    u64::from(options.stacks_entries) * 1100 + u64::from(options.counts_entries) * 2 * 120
+}
+
+/// Refuses maps that would take more than half of the memory available
+/// (bytes, where known): the kernel allocates them in full when the
+/// program loads.
+fn check_map_memory(options: &CountOptions, available: Option<u64>) -> Result<()> {
+    let needed = map_memory(options);
+    let Some(available) = available else {
+        return Ok(());
+    };
+    if needed > available / 2 {
+        return Err(Error::bad_argument(format!(
+            "--bpf-map-entries {} needs about {} MiB of kernel memory, more than half of the {} MiB available; \
+             give fewer entries",
+            options.stacks_entries,
+            needed >> 20,
+            available >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// Room in each kernel map for one drain interval: every CPU sampling at the
 /// given rate with a distinct stack each time, twice over, within bounds.
 fn default_map_entries(frequency: u64, cpus: usize) -> u32 {
     let per_interval = frequency.saturating_mul(cpus as u64).saturating_mul(2);
     per_interval.clamp(4096, 1 << 18) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_larger_than_half_the_free_memory_are_refused() {
+        let options = CountOptions {
+            max_frames: MAX_FRAMES,
+            cpus: None,
+            counts_entries: 1 << 20,
+            stacks_entries: 1 << 20,
+        };
+        // About 1.3 GiB of maps.
+        assert!(check_map_memory(&options, Some(8 << 30)).is_ok());
+        let err = check_map_memory(&options, Some(2 << 30)).unwrap_err();
+        assert!(
+            err.message()
+                .contains("more than half of the 2048 MiB available"),
+            "{err}"
+        );
+        assert!(check_map_memory(&options, None).is_ok());
+    }
 }

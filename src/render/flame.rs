@@ -76,7 +76,7 @@ pub fn write_svg(view: &View, opts: &FlameOptions, out: impl Write) -> Result<()
     options.subtitle = Some(format!(
         "{} samples of {}, {} lost. Kernel orange, module purple, BPF green, user blue, unnamed grey",
         view.total,
-        view.profile.events.join(", "),
+        view.event_name(),
         view.profile.lost_samples
     ));
     options.count_name = "samples".to_string();

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! { "schema": "netprof-report/1",
-//!   "events": ["cpu-clock"], "total_samples": N, "lost_samples": N,
+//!   "events": ["cpu-clock"], "event": "cpu-clock" (the one reported, or null),
+//!   "total_samples": N, "lost_samples": N,
 //!   "kernel_names": "snapshot" | "live-kallsyms" | "unavailable",
 //!   "frames": [ { "name", "module" (kernel module, "bpf", or user file; or null),
 //!                 "kind": "kernel"|"module"|"bpf"|"user", "resolved": bool } ],
@@ -21,6 +22,8 @@ use crate::model::view::View;
 struct Report<'a> {
     schema: &'static str,
     events: &'a [String],
+    /// The event reported (null: all of them).
+    event: Option<&'a str>,
     total_samples: u64,
     lost_samples: u64,
     kernel_names: &'static str,
@@ -44,6 +47,7 @@ pub fn to_json(view: &View) -> String {
     let report = Report {
         schema: "netprof-report/1",
         events: &p.events,
+        event: view.event.map(|e| p.events[e as usize].as_str()),
         total_samples: view.total,
         lost_samples: p.lost_samples,
         kernel_names: match p.kernel_names {

@@ -22,9 +22,17 @@ fn read(path: &str) -> Option<String> {
 /// What this kernel offers, item by item (tracefs is mounted if it is not,
 /// as `record` would).
 pub fn capabilities() -> Vec<Capability> {
-    let tracing = Tracefs::get().ok().map(|t| t.root().to_path_buf());
+    let tracefs = Tracefs::get();
+    let tracing = tracefs.as_ref().ok().map(|t| t.root().to_path_buf());
+    // Why there is none: unmounted, or not readable by this user.
+    let no_tracing = match &tracefs {
+        Err(e) if e.kind() == crate::error::ErrorKind::NoPermission => {
+            "tracefs is not readable by this user (run as root)"
+        }
+        _ => "tracefs not mounted",
+    };
     let mut all = probing(tracing.as_deref());
-    all.extend(sampling_and_permissions(tracing.as_deref()));
+    all.extend(sampling_and_permissions(tracing.as_deref(), no_tracing));
     all
 }
 
@@ -117,7 +125,7 @@ fn probing(tracing: Option<&Path>) -> Vec<Capability> {
 
 /// Sampling events, tracepoints, and the settings that decide who may use
 /// them and see kernel addresses.
-fn sampling_and_permissions(tracing: Option<&Path>) -> Vec<Capability> {
+fn sampling_and_permissions(tracing: Option<&Path>, no_tracing: &str) -> Vec<Capability> {
     let pmus = super::perf::pmus();
     let lockdown = read("/sys/kernel/security/lockdown").map(|l| {
         l.split_whitespace()
@@ -128,6 +136,12 @@ fn sampling_and_permissions(tracing: Option<&Path>) -> Vec<Capability> {
     });
     let paranoid = super::perf::paranoid();
     let kptr = read("/proc/sys/kernel/kptr_restrict");
+    // What this user sees, whatever the setting says (perf_event_paranoid
+    // and CAP_SYSLOG decide too).
+    let addresses_shown = super::kallsyms::read()
+        .ok()
+        .and_then(|t| super::kallsyms::address_in(&t, "_text"))
+        .is_some();
     let bpf_stats = read("/proc/sys/kernel/bpf_stats_enabled");
     // SAFETY: geteuid has no preconditions and cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;
@@ -141,7 +155,7 @@ fn sampling_and_permissions(tracing: Option<&Path>) -> Vec<Capability> {
         Capability {
             name: "tracepoints",
             available: tracing.is_some(),
-            detail: tracing.map_or("tracefs not mounted".into(), |t| t.display().to_string()),
+            detail: tracing.map_or(no_tracing.into(), |t| t.display().to_string()),
             why: "stacks on every hit of net:*, sched:*, ... events",
         },
         Capability {
@@ -168,8 +182,17 @@ fn sampling_and_permissions(tracing: Option<&Path>) -> Vec<Capability> {
         },
         Capability {
             name: "kptr_restrict",
-            available: kptr.as_deref() == Some("0") || (is_root && kptr.as_deref() == Some("1")),
-            detail: kptr.unwrap_or_else(|| "?".into()),
+            available: addresses_shown,
+            detail: match (kptr, addresses_shown) {
+                (Some(k), true) => format!("{k}; kernel addresses visible to this user"),
+                (Some(k), false) => {
+                    format!("{k}, but this user sees zeroed kernel addresses (run as root)")
+                }
+                (None, shown) => format!(
+                    "?; kernel addresses {}visible",
+                    if shown { "" } else { "not " }
+                ),
+            },
             why: "kernel addresses in /proc/kallsyms; hidden addresses leave kernel frames unnamed",
         },
         Capability {

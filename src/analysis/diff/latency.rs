@@ -5,6 +5,7 @@
 //! across functions.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
@@ -43,8 +44,10 @@ pub struct LatencyDiff {
 
 /// Reads a `netprof latency --json` result.
 pub fn read(path: &Path) -> Result<LatencyReport> {
-    let text =
-        std::fs::read_to_string(path).io_context(|| format!("cannot read {}", path.display()))?;
+    let mut text = String::new();
+    crate::infile::open_regular(path)?
+        .read_to_string(&mut text)
+        .io_context(|| format!("cannot read {}", path.display()))?;
     let report: LatencyReport = serde_json::from_str(&text).map_err(|e| {
         Error::corrupt_input(format!(
             "{} is not a `netprof latency --json` result ({e})",
@@ -97,8 +100,14 @@ impl Pooled {
 }
 
 /// Each function's histogram by (name, module), pooled over the runs (and
-/// CPUs or processes).
-fn pooled(side: &[LatencyReport]) -> BTreeMap<(String, Option<String>), Pooled> {
+/// CPUs or processes). Counts no real measurement reaches (their sum
+/// overflows) mean a corrupt result.
+fn pooled(side: &[LatencyReport]) -> Result<BTreeMap<(String, Option<String>), Pooled>> {
+    let overflow = |f: &str| {
+        Error::corrupt_input(format!(
+            "a latency result counts more calls of {f} than can be added up; it is corrupt, measure again"
+        ))
+    };
     let mut out: BTreeMap<_, Pooled> = BTreeMap::new();
     for report in side {
         for f in &report.functions {
@@ -110,20 +119,28 @@ fn pooled(side: &[LatencyReport]) -> BTreeMap<(String, Option<String>), Pooled> 
                     max_ns: 0,
                 });
             for b in &f.histogram {
-                *entry.histogram.entry((b.low_ns, b.high_ns)).or_default() += b.count;
+                let count = entry.histogram.entry((b.low_ns, b.high_ns)).or_default();
+                *count = count
+                    .checked_add(b.count)
+                    .ok_or_else(|| overflow(&f.function))?;
             }
+            entry
+                .histogram
+                .values()
+                .try_fold(0u64, |sum, &n| sum.checked_add(n))
+                .ok_or_else(|| overflow(&f.function))?;
             if f.count > 0 {
                 entry.min_ns = entry.min_ns.min(f.min_ns);
                 entry.max_ns = entry.max_ns.max(f.max_ns);
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Compares the latency results of two sides (one or more runs each).
-pub fn diff_latencies(before: &[LatencyReport], after: &[LatencyReport]) -> LatencyDiff {
-    let (b, a) = (pooled(before), pooled(after));
+pub fn diff_latencies(before: &[LatencyReport], after: &[LatencyReport]) -> Result<LatencyDiff> {
+    let (b, a) = (pooled(before)?, pooled(after)?);
     let mut functions: Vec<LatencyChange> = Vec::new();
     for (key, before_calls) in &b {
         let Some(after_calls) = a.get(key) else {
@@ -160,12 +177,12 @@ pub fn diff_latencies(before: &[LatencyReport], after: &[LatencyReport]) -> Late
         f.significant = significant;
     }
     functions.sort_by(|x, y| y.median_change.abs().total_cmp(&x.median_change.abs()));
-    LatencyDiff {
+    Ok(LatencyDiff {
         schema: "netprof-latency-diff/1",
         method:
             "Mann-Whitney U on the histograms (a bucket's values are ties), Benjamini-Hochberg 5%",
         before_runs: before.len(),
         after_runs: after.len(),
         functions,
-    }
+    })
 }

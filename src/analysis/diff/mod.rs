@@ -54,12 +54,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 pub fn input_kind(path: &Path) -> Result<InputKind> {
     use std::io::Read;
     let mut head = [0u8; 8];
-    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::not_found(format!("{}: no such file", path.display()))
-        }
-        _ => Error::io(format!("cannot open {}", path.display()), &e),
-    })?;
+    let mut file = crate::infile::open_regular(path)?;
     let n = file
         .read(&mut head)
         .io_context(|| format!("cannot read {}", path.display()))?;

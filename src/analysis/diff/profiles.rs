@@ -21,7 +21,7 @@ use super::FDR;
 use crate::analysis::stats::{benjamini_hochberg, two_proportions, welch, Comparison};
 use crate::error::{Error, IoContext, Result};
 use crate::model::profile::{Filter, Profile};
-use crate::model::symbolize::{Frame, FrameKind};
+use crate::model::symbolize::{symbolize, Frame, FrameKind};
 use crate::model::view::View;
 
 /// Shares below this on both sides are not tested (never marked).
@@ -42,6 +42,10 @@ fn key_of(frame: &Frame) -> FunctionKey {
 /// Sample counts of one recording, by function.
 #[derive(Clone, Debug, Default)]
 pub struct RunCounts {
+    /// The event counted: the recording's first event with samples.
+    pub event: String,
+    /// Its other events with samples, left out.
+    pub other_events: Vec<String>,
     pub samples: u64,
     pub self_counts: BTreeMap<FunctionKey, u64>,
     pub total_counts: BTreeMap<FunctionKey, u64>,
@@ -78,10 +82,25 @@ impl RunCounts {
         run
     }
 
-    /// Reads a recording and counts its samples per function.
+    /// Reads a recording and counts the samples of its first event (the one
+    /// a recording is about) per function.
     pub fn read(path: &Path) -> Result<RunCounts> {
         let profile = Profile::read(path, &Filter::default())?;
-        let run = RunCounts::of_view(&View::build(&profile, None)?);
+        let symbols = symbolize(&profile);
+        let events = profile.sampled_events();
+        let mut run = match events.first() {
+            Some(&first) => {
+                RunCounts::of_view(&View::build(&profile, &symbols, None, Some(first))?)
+            }
+            None => RunCounts::default(),
+        };
+        if let Some((&first, others)) = events.split_first() {
+            run.event = profile.events[first as usize].clone();
+            run.other_events = others
+                .iter()
+                .map(|&e| profile.events[e as usize].clone())
+                .collect();
+        }
         if run.samples == 0 {
             return Err(Error::corrupt_input(format!(
                 "{} holds no samples; record longer or check the events",
