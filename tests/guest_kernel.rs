@@ -55,6 +55,11 @@ const CHECKS: &[(&str, Check)] = &[
         "diff_names_the_delayed_function",
         diff_names_the_delayed_function,
     ),
+    (
+        "counted_probe_hides_no_hit_from_others",
+        counted_probe_hides_no_hit_from_others,
+    ),
+    ("cpu_hotplug_is_followed", cpu_hotplug_is_followed),
 ];
 
 fn main() {
@@ -988,24 +993,14 @@ fn record_kprobe_glob(work: &Path) {
         "hits keep their full call chain:\n{f}"
     );
 
-    // Following a command: one kprobe-PMU probe per function.
+    // Following a command: one kprobe-PMU probe per function, reported as
+    // the one event they make up, with the same counts as the link's.
     let data = work.join("glob-task.data");
     record_writes("kprobe:netprof_test:netprof_test_*", false, "10", &data);
+    assert_eq!(module_leaf_counts(&folded_of(&data, &[])), (10, 10, 10, 1));
     let out = netprof_ok(&["report", "-i", data.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let mut per_event = std::collections::BTreeMap::<String, u64>::new();
-    for s in v["stacks"].as_array().unwrap() {
-        *per_event
-            .entry(s["event"].as_str().unwrap().to_string())
-            .or_default() += s["count"].as_u64().unwrap();
-    }
-    for (event, n) in [("inner", 10), ("middle", 10), ("outer", 10), ("write", 1)] {
-        assert_eq!(
-            per_event.get(&format!("kprobe:netprof_test_{event}")),
-            Some(&n),
-            "{per_event:?}"
-        );
-    }
+    assert_eq!(v["event"], "kprobe:netprof_test:netprof_test_*", "{v}");
 
     // A whole module at once: HSR, with traffic through the ring.
     let data = work.join("hsr-all.data");
@@ -1021,4 +1016,109 @@ fn record_kprobe_glob(work: &Path) {
     );
     let f = folded_of(&data, &["--module", "hsr"]);
     assert!(count(&f, "hsr_forward_skb [hsr]") >= 3, "{f}");
+}
+
+/// A recording of `event` system-wide until interrupted, with `options`.
+fn start_recording(event: &str, options: &[&str], data: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_netprof"))
+        .args([
+            "record",
+            "-q",
+            "-a",
+            "-g",
+            "-e",
+            event,
+            "-o",
+            data.to_str().unwrap(),
+        ])
+        .args(options)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn interrupt(child: std::process::Child) -> std::process::Output {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
+fn counted_probe_hides_no_hit_from_others(work: &Path) {
+    // A persistent probe is a tracefs event: its BPF programs run for every
+    // perf event on it, and one that drops the hit would blind the others.
+    netprof_ok(&["probe", "netprof_test_inner"]);
+    let (counted, plain) = (work.join("counted.data"), work.join("plain.data"));
+    let recorders = [
+        start_recording("netprof:netprof_test_inner", &["--bpf"], &counted),
+        start_recording("netprof:netprof_test_inner", &[], &plain),
+    ];
+    // Emulated, a recorder takes a few seconds to start.
+    std::thread::sleep(Duration::from_secs(6));
+    sh("echo 50 > /proc/netprof_test");
+    std::thread::sleep(Duration::from_secs(1));
+    for child in recorders {
+        interrupt(child);
+    }
+    netprof_ok(&["probe", "--del", "--all"]);
+    for data in [&counted, &plain] {
+        let f = folded_of(data, &[]);
+        assert_eq!(count(&f, &format!("{CHAIN} ")), 50, "{data:?}: {f}");
+    }
+}
+
+fn cpu_hotplug_is_followed(work: &Path) {
+    let online = Path::new("/sys/devices/system/cpu/cpu1/online");
+    assert!(
+        online.exists(),
+        "the guest needs a second CPU that can go offline"
+    );
+    let data = work.join("hotplug.data");
+    let child = Command::new(env!("CARGO_BIN_EXE_netprof"))
+        .args([
+            "record",
+            "-a",
+            "-g",
+            "--duration",
+            "12",
+            "-o",
+            data.to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    std::fs::write(online, "0").unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::write(online, "1").unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    // Work pinned to the CPU that came back: sampled only if its events
+    // were opened again.
+    sh("timeout 2 taskset -c 1 sh -c 'while :; do :; done' || true");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("CPU 1 went offline") && err.contains("CPU 1 came back online"),
+        "{err}"
+    );
+    let json = netprof_ok(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--json",
+        "--cpu",
+        "1",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let busy: u64 = v["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["comm"] == "sh")
+        .map(|s| s["count"].as_u64().unwrap())
+        .sum();
+    eprintln!("guest: {busy} samples of the pinned loop on CPU 1 after it came back");
+    assert!(busy > 50, "{busy} samples of the pinned loop on CPU 1: {v}");
 }

@@ -112,6 +112,12 @@ impl Synth {
         self
     }
 
+    /// Any record, as bytes (header included).
+    pub fn raw(&mut self, record: Vec<u8>) -> &mut Self {
+        self.records.push(record);
+        self
+    }
+
     pub fn mmap(&mut self, pid: u32, start: u64, end: u64, path: &str) -> &mut Self {
         self.mmap_at(pid, start, end, 0, path)
     }
