@@ -305,13 +305,9 @@ fn sockmap_attachments() -> Vec<(u32, String)> {
         ) {
             continue;
         }
-        // SAFETY: plain syscall wrapper; a non-negative return is a descriptor we own.
-        let fd = unsafe { libbpf_sys::bpf_map_get_fd_by_id(map.id) };
-        if fd < 0 {
+        let Ok(handle) = libbpf_rs::MapHandle::from_map_id(map.id) else {
             continue;
-        }
-        // SAFETY: fd is a fresh descriptor returned to us.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        };
         for (attach, what) in [
             (libbpf_sys::BPF_SK_SKB_STREAM_PARSER, "sk_skb stream_parser"),
             (
@@ -326,7 +322,7 @@ fn sockmap_attachments() -> Vec<(u32, String)> {
             // SAFETY: ids has room for `count` ids.
             let rc = unsafe {
                 libbpf_sys::bpf_prog_query(
-                    std::os::fd::AsRawFd::as_raw_fd(&fd),
+                    std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&handle)),
                     attach,
                     0,
                     std::ptr::null_mut(),

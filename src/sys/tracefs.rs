@@ -38,27 +38,29 @@ impl Tracefs {
                 )));
             }
         }
-        let target = c"/sys/kernel/tracing";
-        // SAFETY: all pointers are valid NUL-terminated strings.
-        let rc = unsafe {
-            libc::mount(
-                c"tracefs".as_ptr(),
-                target.as_ptr(),
-                c"tracefs".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
+        let mounted = rustix::mount::mount(
+            "tracefs",
+            MOUNT_POINT,
+            "tracefs",
+            rustix::mount::MountFlags::empty(),
+            None,
+        );
+        let e = match mounted {
+            Ok(()) => None,
+            Err(e) => Some(std::io::Error::from_raw_os_error(e.raw_os_error())),
         };
-        let e = std::io::Error::last_os_error();
-        match Tracefs::mounted() {
-            Some(t) if rc == 0 => Ok(t),
-            _ => Err(Error::new(
-                crate::error::ErrorKind::of_io(&e),
-                format!(
-                    "tracefs is not mounted and could not be mounted ({e}); run as root or \
-                     `mount -t tracefs nodev {MOUNT_POINT}`"
-                ),
-            )),
+        match (Tracefs::mounted(), e) {
+            (Some(t), None) => Ok(t),
+            (_, e) => {
+                let e = e.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::ENODEV));
+                Err(Error::new(
+                    crate::error::ErrorKind::of_io(&e),
+                    format!(
+                        "tracefs is not mounted and could not be mounted ({e}); run as root or \
+                         `mount -t tracefs nodev {MOUNT_POINT}`"
+                    ),
+                ))
+            }
         }
     }
 
