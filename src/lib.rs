@@ -6,7 +6,8 @@
 //! - [`sys`]: what the running system offers (kallsyms, tracefs, kernel
 //!   config, CPUs, processes, capabilities);
 //! - [`probe`] and [`bpf`]: putting probes and BPF programs into the kernel;
-//! - [`record`]: sampling into a perf.data file ([`perfdata`]);
+//! - [`record`]: sampling into a perf.data file ([`perfdata`]), of the
+//!   whole system, of processes, or of a [`command`] netprof runs;
 //! - [`model`]: a recording read back, its frames named;
 //! - [`analysis`]: comparisons and their statistics;
 //! - [`render`]: every text, JSON and SVG output.
@@ -15,6 +16,7 @@
 
 pub mod analysis;
 pub mod bpf;
+pub mod command;
 pub mod error;
 pub mod infile;
 pub mod model;

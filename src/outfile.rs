@@ -115,6 +115,19 @@ impl OutputFile {
         &self.path
     }
 
+    /// Whether netprof's standard output writes to this very file (`-o
+    /// /dev/stdout`, or the same file redirected), so that nothing else
+    /// may be printed there.
+    pub fn is_standard_output(&self) -> bool {
+        let (Some(file), Ok(stdout)) = (&self.file, rustix::fs::fstat(io::stdout())) else {
+            return false;
+        };
+        let Ok(ours) = rustix::fs::fstat(file) else {
+            return false;
+        };
+        (ours.st_dev, ours.st_ino) == (stdout.st_dev, stdout.st_ino)
+    }
+
     /// Free bytes on the file system the output is written to (replaced
     /// files only: a device or a stream has no such limit to check).
     pub fn free_space(&self) -> Option<u64> {

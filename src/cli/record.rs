@@ -36,9 +36,10 @@ pub struct RecordArgs {
     #[arg(short = 'g')]
     pub callgraph: bool,
     /// Event to sample: cpu-clock (default), task-clock, a hardware event such as cycles, a tracepoint
-    /// subsystem:name, a probe kprobe:[MODULE:]FUNC[%return] that lives as long as the recording, or a
-    /// persistent probe netprof:FUNC; repeatable
-    #[arg(short = 'e', long = "event", value_parser = values::event)]
+    /// subsystem:name (globs such as 'sched:*' too), a probe kprobe:[MODULE:]FUNC[%return] or
+    /// uprobe:BINARY:FUNC[%return] that lives as long as the recording, or a persistent probe
+    /// netprof:FUNC; repeatable, or several separated by commas
+    #[arg(short = 'e', long = "event", value_parser = values::event, value_delimiter = ',')]
     pub events: Vec<EventRequest>,
     /// Output file
     #[arg(short = 'o', long = "output", default_value = "netprof.data")]

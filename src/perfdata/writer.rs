@@ -48,6 +48,11 @@ impl PerfDataWriter {
         })
     }
 
+    /// Whether the file is netprof's standard output.
+    pub fn is_stdout(&self) -> bool {
+        self.out.get_ref().is_standard_output()
+    }
+
     /// Holds back room for the end of the file (`trailer` bytes: the kernel
     /// symbols and other features) and for what the buffer holds, so that a
     /// disk that fills up while recording still takes a complete file.

@@ -2,12 +2,14 @@
 //! probed ([`resolve`]), probes that live as long as a recording's file
 //! descriptors through the kernel's kprobe PMU ([`kprobe`]), and
 //! persistent probes in tracefs's kprobe_events, like `perf probe`
-//! ([`persistent`]). Many functions at once through one multi-kprobe BPF
-//! link are in [`crate::bpf::kprobe_multi`].
+//! ([`persistent`]), and probes on functions of programs ([`uprobe`]).
+//! Many functions at once through one multi-kprobe BPF link are in
+//! [`crate::bpf::kprobe_multi`].
 
 pub mod kprobe;
 pub mod persistent;
 pub mod resolve;
+pub mod uprobe;
 
 /// A kernel function: its name, for module code the module, and its address.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -27,7 +27,7 @@ pub struct KernelCounts {
 /// a kprobe: see `KernelCounts::add`).
 pub fn attach_kind(spec: &EventSpec) -> AttachKind {
     match spec.source {
-        Source::Kprobe(_) => AttachKind::Kprobe,
+        Source::Kprobe(_) | Source::Uprobe(_) => AttachKind::Kprobe,
         Source::Tracepoint { .. } => AttachKind::Tracepoint,
         _ => AttachKind::PerfEvent,
     }

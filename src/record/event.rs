@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::perfdata::{TYPE_HARDWARE, TYPE_SOFTWARE, TYPE_TRACEPOINT};
 use crate::probe::kprobe::KprobeEvent;
 use crate::probe::persistent::GROUP;
-use crate::probe::resolve::{is_glob, Limit, Resolver, MAX_FUNCTIONS};
+use crate::probe::resolve::{glob, is_glob, Limit, Resolver, MAX_FUNCTIONS};
+use crate::probe::uprobe::UprobeEvent;
 use crate::suggest::{close_names, did_you_mean};
 use crate::sys::tracefs::Tracefs;
 
@@ -67,17 +68,28 @@ pub enum EventRequest {
         function: String,
         is_return: bool,
     },
+    /// A probe on a function of a program or library: at its entry or
+    /// return, in every process that runs it.
+    Uprobe {
+        binary: String,
+        function: String,
+        is_return: bool,
+    },
 }
 
-/// A tracefs subsystem or event name: what tracefs itself allows, so that
-/// a name can never step out of its directory.
+/// A tracefs subsystem or event name, or a glob of them: what tracefs
+/// itself allows, so that a name can never step out of its directory.
 fn valid_tracefs_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '*' | '?'))
 }
+
+/// More tracepoints than this from one glob cost a ring buffer each on
+/// every CPU: narrow the pattern.
+pub const MAX_TRACEPOINTS: usize = 128;
 
 impl EventRequest {
     pub fn parse(text: &str) -> Result<EventRequest> {
@@ -106,6 +118,24 @@ impl EventRequest {
                 function,
                 is_return,
             });
+        }
+        if let Some(target) = text.strip_prefix("uprobe:") {
+            let (rest, is_return) = match target.strip_suffix("%return") {
+                Some(f) => (f, true),
+                None => (target, false),
+            };
+            return match rest.rsplit_once(':') {
+                Some((binary, function)) if !binary.is_empty() && !function.is_empty() => {
+                    Ok(EventRequest::Uprobe {
+                        binary: binary.to_string(),
+                        function: function.to_string(),
+                        is_return,
+                    })
+                }
+                _ => Err(Error::bad_argument(format!(
+                    "'{text}' names no function; write uprobe:BINARY:FUNC or uprobe:BINARY:FUNC%return"
+                ))),
+            };
         }
         if let Some((system, event)) = text.split_once(':') {
             if !valid_tracefs_name(system) || !valid_tracefs_name(event) {
@@ -147,6 +177,7 @@ pub enum Source {
         id: u64,
     },
     Kprobe(KprobeEvent),
+    Uprobe(UprobeEvent),
     /// A glob of functions through one multi-kprobe BPF link, whose hits
     /// the program writes to a bpf-output event.
     MultiKprobe {
@@ -186,7 +217,10 @@ impl EventSpec {
     pub fn samples_every_hit(&self) -> bool {
         matches!(
             self.source,
-            Source::Tracepoint { .. } | Source::Kprobe(_) | Source::MultiKprobe { .. }
+            Source::Tracepoint { .. }
+                | Source::Kprobe(_)
+                | Source::Uprobe(_)
+                | Source::MultiKprobe { .. }
         )
     }
 
@@ -194,7 +228,10 @@ impl EventSpec {
     /// perf event it was attached to (tracepoints and kprobes keep their BPF
     /// programs per tracepoint, not per perf event).
     pub fn fires_everywhere(&self) -> bool {
-        matches!(self.source, Source::Tracepoint { .. } | Source::Kprobe(_))
+        matches!(
+            self.source,
+            Source::Tracepoint { .. } | Source::Kprobe(_) | Source::Uprobe(_)
+        )
     }
 
     /// perf_event_attr's type and config, for the recording's header.
@@ -205,6 +242,10 @@ impl EventSpec {
             Source::Tracepoint { id } => (TYPE_TRACEPOINT, *id),
             Source::Kprobe(k) => {
                 let pmu = k.pmu_event()?;
+                (pmu.ty, pmu.config)
+            }
+            Source::Uprobe(u) => {
+                let pmu = u.pmu_event()?;
                 (pmu.ty, pmu.config)
             }
             Source::MultiKprobe { .. } => (TYPE_SOFTWARE, SW_BPF_OUTPUT),
@@ -228,7 +269,19 @@ pub fn resolve(requests: &[EventRequest], multi_kprobe: bool) -> Result<Vec<Even
                 let (name, hw, config) = &HARDWARE[*i];
                 specs.push(EventSpec::new(*name, Source::Hardware(hw.clone(), *config)));
             }
-            EventRequest::Tracepoint { system, event } => specs.push(tracepoint(system, event)?),
+            EventRequest::Tracepoint { system, event } => specs.extend(tracepoints(system, event)?),
+            EventRequest::Uprobe {
+                binary,
+                function,
+                is_return,
+            } => {
+                let probe = UprobeEvent::resolve(binary, function, *is_return)?;
+                let suffix = if *is_return { "%return" } else { "" };
+                specs.push(EventSpec::new(
+                    format!("uprobe:{binary}:{function}{suffix}"),
+                    Source::Uprobe(probe),
+                ));
+            }
             EventRequest::Kprobe {
                 module,
                 function,
@@ -307,6 +360,42 @@ fn kprobes(
             )
         })
         .collect())
+}
+
+/// The tracepoints `system:event` names, either a glob.
+fn tracepoints(system: &str, event: &str) -> Result<Vec<EventSpec>> {
+    if !is_glob(system) && !is_glob(event) {
+        return Ok(vec![tracepoint(system, event)?]);
+    }
+    let events_dir = Tracefs::get()?.events();
+    let (systems, events) = (glob(system)?, glob(event)?);
+    let mut names: Vec<(String, String)> = Vec::new();
+    for s in Tracefs::subdirectories(&events_dir)
+        .into_iter()
+        .filter(|s| systems.matches(s))
+    {
+        for e in Tracefs::subdirectories(&events_dir.join(&s))
+            .into_iter()
+            .filter(|e| events.matches(e))
+        {
+            names.push((s.clone(), e));
+        }
+    }
+    names.sort();
+    if names.is_empty() {
+        return Err(Error::not_found(format!(
+            "no tracepoint matches '{system}:{event}'; list them with `ls {}`",
+            events_dir.display()
+        )));
+    }
+    if names.len() > MAX_TRACEPOINTS {
+        return Err(Error::bad_argument(format!(
+            "'{system}:{event}' matches {} tracepoints; each costs a ring buffer on every CPU, \
+             narrow the pattern to at most {MAX_TRACEPOINTS}",
+            names.len()
+        )));
+    }
+    names.iter().map(|(s, e)| tracepoint(s, e)).collect()
 }
 
 fn tracepoint(system: &str, event: &str) -> Result<EventSpec> {
@@ -392,5 +481,36 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::BadArgument, "{bad}: {err}");
         }
         assert!(EventRequest::parse("sched:sched_switch").is_ok());
+        assert!(EventRequest::parse("sched:*").is_ok());
+        assert!(EventRequest::parse("net:net_dev_*").is_ok());
+    }
+
+    #[test]
+    fn uprobe_targets_parse() {
+        assert_eq!(
+            EventRequest::parse("uprobe:/usr/bin/bash:readline%return").unwrap(),
+            EventRequest::Uprobe {
+                binary: "/usr/bin/bash".into(),
+                function: "readline".into(),
+                is_return: true
+            }
+        );
+        assert!(EventRequest::parse("uprobe:bash").is_err());
+        assert!(EventRequest::parse("uprobe::f").is_err());
+    }
+
+    #[test]
+    fn tracepoint_globs_expand_in_tracefs() {
+        let specs = resolve(&[EventRequest::parse("sched:sched_wak*").unwrap()], false).unwrap();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert!(
+            names.contains(&"sched:sched_waking") && names.contains(&"sched:sched_wakeup"),
+            "{names:?}"
+        );
+        assert!(specs
+            .iter()
+            .all(|s| matches!(s.source, Source::Tracepoint { .. })));
+        let err = resolve(&[EventRequest::parse("sched:zz*").unwrap()], false).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
     }
 }

@@ -9,7 +9,6 @@
 //! BPF frames anywhere, later. With `--bpf` the kernel counts the stacks
 //! instead ([`counted`]).
 
-mod child;
 mod counted;
 mod drain;
 pub mod event;
@@ -22,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use child::HeldChild;
+use crate::command::{self, CommandOutput, HeldChild};
 use drain::FollowedTasks;
 use event::{EventRequest, EventSpec};
 use open::Scope;
@@ -116,6 +115,16 @@ pub fn record(
         opts.all_cpus || opts.cpus.is_some() || (opts.pids.is_empty() && opts.command.is_empty());
     let specs = event_specs(opts, system_wide)?;
     check_targets(opts, &online)?;
+    if !system_wide
+        && specs
+            .iter()
+            .any(|s| matches!(s.source, event::Source::Uprobe(_)))
+    {
+        return Err(Error::bad_argument(
+            "uprobes are recorded system-wide (-a): the kernel cannot pass them on to the processes \
+             a followed command starts; add -a",
+        ));
+    }
     if opts.bpf && !system_wide && specs.iter().any(EventSpec::fires_everywhere) {
         return Err(Error::bad_argument(
             "record --bpf counts tracepoints and kprobes system-wide only (their BPF programs run for every \
@@ -128,7 +137,13 @@ pub fn record(
     // A command starts held at a gate, so that its events exist before it execs.
     let mut child = match opts.command.is_empty() {
         true => None,
-        false => Some(HeldChild::spawn(&opts.command)?),
+        false => Some(HeldChild::spawn(
+            &opts.command,
+            match writer.is_stdout() {
+                true => CommandOutput::ToStderr,
+                false => CommandOutput::Shared,
+            },
+        )?),
     };
     let scope = match system_wide {
         true => Scope::SystemWide(opts.cpus.clone().unwrap_or_else(|| online.clone())),
@@ -177,7 +192,7 @@ pub fn record(
         if killed {
             progress.note(&format!(
                 "warning: the command did not end on SIGTERM; killed it after {} s",
-                child::GRACE.as_secs()
+                command::GRACE.as_secs()
             ));
         }
     }

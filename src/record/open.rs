@@ -69,6 +69,7 @@ pub fn open(spec: &EventSpec, instance: Instance, opts: &Opts) -> Result<Counter
         Source::Hardware(hw, _) => Counter::new(hw.clone(), target, opts),
         Source::Tracepoint { id } => Counter::new(Tracepoint { id: *id }, target, opts),
         Source::Kprobe(k) => Counter::new(k.pmu_event()?, target, opts),
+        Source::Uprobe(u) => Counter::new(u.pmu_event()?, target, opts),
         Source::MultiKprobe { .. } => Counter::new(Software::BpfOutput, target, opts),
     };
     opened.map_err(|e| open_error(&e, spec, instance))
@@ -88,7 +89,7 @@ pub fn open_dummy(instance: Instance, opts: &Opts) -> Result<Counter> {
 fn open_error(e: &std::io::Error, spec: &EventSpec, instance: Instance) -> Error {
     let name = &spec.name;
     let errno = e.raw_os_error().unwrap_or(0);
-    let is_kprobe = matches!(spec.source, Source::Kprobe(_));
+    let is_kprobe = matches!(spec.source, Source::Kprobe(_) | Source::Uprobe(_));
     match errno {
         libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV
             if matches!(spec.source, Source::Hardware(..)) =>

@@ -34,8 +34,11 @@ pub fn processes(
         }
         let Ok(maps) = process.maps() else { continue };
         for m in maps {
-            let procfs::process::MMapPath::Path(path) = &m.pathname else {
-                continue;
+            // Files, and the vdso, whose frames are as real as a file's.
+            let path = match &m.pathname {
+                procfs::process::MMapPath::Path(path) => path.to_string_lossy().into_owned(),
+                procfs::process::MMapPath::Vdso => "[vdso]".to_string(),
+                _ => continue,
             };
             if !m.perms.contains(procfs::process::MMPermissions::EXECUTE) {
                 continue;
@@ -44,7 +47,7 @@ pub fn processes(
                 start: m.address.0,
                 end: m.address.1,
                 pgoff: m.offset,
-                path: path.to_string_lossy().into_owned(),
+                path,
             };
             writer.write_record(&RecordBuilder::mmap2(pid, &mapping, id))?;
             mapped_files.insert(mapping.path);

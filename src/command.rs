@@ -22,8 +22,19 @@ pub struct HeldChild {
     exited: Option<i32>,
 }
 
+/// Where the command's standard output goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandOutput {
+    /// netprof's own standard output.
+    Shared,
+    /// netprof's standard error, because netprof's standard output carries
+    /// its result (a table, JSON, perf.data on `-o -`) that the command's
+    /// lines would corrupt.
+    ToStderr,
+}
+
 impl HeldChild {
-    pub fn spawn(args: &[String]) -> Result<Self> {
+    pub fn spawn(args: &[String], output: CommandOutput) -> Result<Self> {
         let argv: Vec<CString> = args
             .iter()
             .map(|a| CString::new(a.as_bytes()))
@@ -34,7 +45,7 @@ impl HeldChild {
         let (gate_r, gate_w) = pipe()?;
         let (status_r, status_w) = pipe()?;
         // SAFETY: the child branch calls only async-signal-safe functions
-        // (close, read, execvp, write, _exit) on memory prepared before fork.
+        // (close, read, dup2, execvp, write, _exit) on memory prepared before fork.
         unsafe {
             let pid = libc::fork();
             if pid < 0 {
@@ -48,6 +59,9 @@ impl HeldChild {
                 libc::close(status_r);
                 let mut byte = 0u8;
                 libc::read(gate_r, (&mut byte as *mut u8).cast(), 1);
+                if output == CommandOutput::ToStderr {
+                    libc::dup2(2, 1);
+                }
                 if byte == 1 {
                     libc::execvp(argv_ptrs[0], argv_ptrs.as_ptr());
                     let errno = *libc::__errno_location();
