@@ -79,6 +79,11 @@ struct {
 struct hist empty_hist;
 
 const volatile __u8 filter_pids = 0;
+/*
+ * Where sched_process_fork's child_pid lies in its record (from its tracefs
+ * format: it moved between kernels), or 0 when children are not followed.
+ */
+const volatile __u32 child_pid_offset = 0;
 /* 0: one histogram per function; 1: per CPU; 2: per process. */
 const volatile __u8 breakdown = 0;
 
@@ -196,6 +201,26 @@ SEC("kretprobe")
 int latency_return(struct pt_regs *ctx)
 {
 	return on_return(ctx);
+}
+
+/*
+ * A process being measured forks: its child is measured too (`latency --
+ * CMD` times the command and everything it starts). Returns 1, so that the
+ * kernel still delivers the event to every other user of the tracepoint.
+ */
+SEC("tracepoint")
+int follow_fork(void *ctx)
+{
+	__u32 parent = bpf_get_current_pid_tgid() >> 32;
+	__u32 child = 0;
+	__u8 one = 1;
+
+	if (!filter_pids || !child_pid_offset || !bpf_map_lookup_elem(&pids, &parent))
+		return 1;
+	if (bpf_probe_read_kernel(&child, sizeof(child), (char *)ctx + child_pid_offset))
+		return 1;
+	bpf_map_update_elem(&pids, &child, &one, BPF_ANY);
+	return 1;
 }
 
 char LICENSE[] SEC("license") = "GPL";

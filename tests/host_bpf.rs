@@ -29,6 +29,27 @@ fn run(cmd: &str, args: &[&str]) {
     );
 }
 
+/// tests/bpf/NAME.bpf.c compiled into DIR/NAME.o.
+fn compile(dir: &Path, name: &str) -> PathBuf {
+    let object = dir.join(format!("{name}.o"));
+    let source = format!("{}/tests/bpf/{name}.bpf.c", env!("CARGO_MANIFEST_DIR"));
+    let arch_headers = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
+    run(
+        "clang",
+        &[
+            "-O2",
+            "-target",
+            "bpf",
+            &arch_headers,
+            "-c",
+            &source,
+            "-o",
+            object.to_str().unwrap(),
+        ],
+    );
+    object
+}
+
 /// A veth pair, one end in a namespace of its own, with the test XDP
 /// program on the end that stays here; removed on drop.
 struct XdpLab {
@@ -42,21 +63,7 @@ impl XdpLab {
     fn new(dir: &Path) -> XdpLab {
         let n = std::process::id() % 100_000;
         let (netns, host_if, peer_if) = (format!("npt{n}"), format!("npt{n}a"), format!("npt{n}b"));
-        let object = dir.join("np_test_xdp.o");
-        let arch_headers = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
-        run(
-            "clang",
-            &[
-                "-O2",
-                "-target",
-                "bpf",
-                &arch_headers,
-                "-c",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bpf/np_test_xdp.bpf.c"),
-                "-o",
-                object.to_str().unwrap(),
-            ],
-        );
+        let object = compile(dir, "np_test_xdp");
         let _ = Command::new("ip").args(["netns", "del", &netns]).output();
         run("ip", &["netns", "add", &netns]);
         let mut lab = XdpLab {
@@ -352,6 +359,107 @@ fn bpf_lists_own_xdp_program_measures_its_runs_and_names_its_frame() {
     assert!(
         (50..=53).contains(&hits),
         "{hits} hits with {frame} in: {folded}"
+    );
+}
+
+/// The attached programs named `name` in `netprof bpf --json`, by where they
+/// are attached (detached ones linger until the kernel frees them).
+fn attached_programs(name: &str) -> Vec<(serde_json::Value, u64)> {
+    let listed = json(&netprof(&["bpf", "--json"]));
+    let mut found: Vec<(serde_json::Value, u64)> = listed["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == name && p["attached"] != serde_json::json!([]))
+        .map(|p| (p["attached"].clone(), p["id"].as_u64().unwrap()))
+        .collect();
+    found.sort_by_key(|p| p.0.to_string());
+    found
+}
+
+#[test]
+fn bpf_shows_tc_filters_and_measures_while_a_command_runs() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let lab = XdpLab::new(dir.path());
+    let object = compile(dir.path(), "np_test_tc");
+    let object = object.to_str().unwrap();
+    let dev = lab.host_if.as_str();
+    run("tc", &["qdisc", "add", "dev", dev, "clsact"]);
+    run(
+        "tc",
+        &[
+            "filter", "add", "dev", dev, "ingress", "bpf", "da", "obj", object, "sec", "tc",
+        ],
+    );
+    run(
+        "tc",
+        &[
+            "filter", "add", "dev", dev, "egress", "prio", "7", "bpf", "obj", object, "sec", "tc",
+        ],
+    );
+
+    // The classic cls_bpf way makes no BPF link: only netlink tells where.
+    let found = attached_programs("np_test_tc");
+    let places: Vec<&serde_json::Value> = found.iter().map(|p| &p.0).collect();
+    assert_eq!(
+        places,
+        [
+            &serde_json::json!([format!("tc egress on {dev} (cls_bpf, prio 7)")]),
+            &serde_json::json!([format!("tc ingress on {dev} (cls_bpf, prio 49152, da)")]),
+        ]
+    );
+    let ingress = found[1].1.to_string();
+
+    // Measured while a command runs, and only then: 100 echo requests cross
+    // the ingress program, and netprof ends when ping does.
+    let out = netprof(&[
+        "bpf",
+        "--id",
+        &ingress,
+        "--json",
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &lab.netns,
+        "ping",
+        "-q",
+        "-c",
+        "100",
+        "-i",
+        "0.005",
+        "10.213.0.1",
+    ]);
+    let measured = json(&out);
+    let runs = measured["programs"][0]["cost"]["runs"].as_u64().unwrap();
+    assert!((100..=105).contains(&runs), "runs {runs}: {measured}");
+    let seconds = measured["duration_s"].as_f64().unwrap();
+    assert!(
+        (0.4..5.0).contains(&seconds),
+        "measured for {seconds} s around a ping of about 0.5 s"
+    );
+    assert!(
+        stderr(&out).contains("while the command runs"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The older ingress qdisc has no egress hook, yet answers an egress dump
+    // with its ingress filters: they are listed once, as ingress.
+    run("tc", &["qdisc", "del", "dev", dev, "clsact"]);
+    run("tc", &["qdisc", "add", "dev", dev, "ingress"]);
+    run(
+        "tc",
+        &[
+            "filter", "add", "dev", dev, "parent", "ffff:", "bpf", "da", "obj", object, "sec", "tc",
+        ],
+    );
+    let found = attached_programs("np_test_tc");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].0,
+        serde_json::json!([format!("tc ingress on {dev} (cls_bpf, prio 49152, da)")])
     );
 }
 

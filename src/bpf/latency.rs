@@ -17,7 +17,9 @@ use libbpf_rs::{KprobeMultiOpts, KprobeOpts, Link, MapCore, MapFlags};
 use super::skeleton::{self, Role};
 use crate::error::{Error, Result};
 use crate::model::latency::{CallTimes, FunctionLatency, LatencyReport, BUCKETS, SCHEMA};
+use crate::model::tracepoint_format::Format;
 use crate::probe::Function;
+use crate::sys::tracefs::Tracefs;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/latency.skel.rs"));
@@ -42,30 +44,48 @@ pub enum Breakdown {
 pub struct LatencyOptions {
     /// Only calls made by these processes (all when empty).
     pub pids: Vec<u32>,
+    /// Also the processes they start from now on (a command netprof runs).
+    pub follow_children: bool,
     /// Until `stop` is set when absent.
     pub duration: Option<Duration>,
     pub breakdown: Breakdown,
 }
 
-/// Probes `functions`, waits for the duration or until `stop` is set, and
-/// returns their latency histograms. `on_start` runs once the probes are
-/// attached, with how they were attached.
+/// Probes `functions`, waits for the duration, until `stop` is set, or
+/// until `finished` says so, and returns their latency histograms.
+/// `on_start` runs once the probes are attached, with how they were
+/// attached (a command netprof runs starts then).
 pub fn measure(
     functions: &[Function],
     opts: &LatencyOptions,
     stop: &AtomicBool,
-    on_start: impl FnOnce(&str),
+    on_start: impl FnOnce(&str) -> Result<()>,
+    mut finished: impl FnMut() -> bool,
 ) -> Result<LatencyReport> {
     let multi = crate::sys::kconfig::has_fprobe();
     let skeleton = load(opts, multi)?;
-    let (links, probes) = if multi {
+    let (mut links, probes) = if multi {
         (attach_multi(&skeleton, functions)?, "kprobe.multi")
     } else {
         (attach_each(&skeleton, functions)?, "kprobe")
     };
-    on_start(probes);
+    if opts.follow_children {
+        links.push(
+            skeleton
+                .progs
+                .follow_fork
+                .attach_tracepoint(libbpf_rs::TracepointCategory::Sched, "sched_process_fork")
+                .map_err(|e| {
+                    Error::kernel_refused(format!("the kernel refuses to follow forks ({e})"))
+                })?,
+        );
+    }
+    on_start(probes)?;
     let start = Instant::now();
-    while !stop.load(Ordering::SeqCst) && opts.duration.is_none_or(|d| start.elapsed() < d) {
+    while !stop.load(Ordering::SeqCst)
+        && opts.duration.is_none_or(|d| start.elapsed() < d)
+        && !finished()
+    {
         let left = opts.duration.map_or(Duration::from_millis(100), |d| {
             d.saturating_sub(start.elapsed())
         });
@@ -93,11 +113,18 @@ fn load(opts: &LatencyOptions, multi: bool) -> Result<LatencySkel<'static>> {
     progs.latency_return_multi.set_autoload(multi);
     progs.latency_entry.set_autoload(!multi);
     progs.latency_return.set_autoload(!multi);
+    progs.follow_fork.set_autoload(opts.follow_children);
+    let child_pid_offset = if opts.follow_children {
+        fork_child_offset()?
+    } else {
+        0
+    };
     let rodata =
         open.maps.rodata_data.as_deref_mut().ok_or_else(|| {
             Error::failed("internal error: the BPF program has no read-only data")
         })?;
     rodata.filter_pids = !opts.pids.is_empty() as u8;
+    rodata.child_pid_offset = child_pid_offset;
     rodata.breakdown = match opts.breakdown {
         Breakdown::None => 0,
         Breakdown::PerCpu => 1,
@@ -112,6 +139,21 @@ fn load(opts: &LatencyOptions, multi: bool) -> Result<LatencySkel<'static>> {
             .map_err(|e| Error::failed(format!("cannot fill the BPF process filter ({e})")))?;
     }
     Ok(skeleton)
+}
+
+/// Where sched_process_fork's record holds the child's pid, from tracefs.
+fn fork_child_offset() -> Result<u32> {
+    let format = Tracefs::get()?
+        .events()
+        .join("sched/sched_process_fork/format");
+    let text = std::fs::read_to_string(&format)
+        .map_err(|e| Error::io(format!("cannot read {}", format.display()), &e))?;
+    Format::parse(&text)
+        .fields
+        .iter()
+        .find(|f| f.name == "child_pid")
+        .map(|f| f.offset as u32)
+        .ok_or_else(|| Error::unsupported(format!("{} has no child_pid field", format.display())))
 }
 
 fn refused(e: libbpf_rs::Error, what: &str) -> Error {

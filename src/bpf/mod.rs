@@ -18,3 +18,4 @@ pub mod log;
 pub mod programs;
 mod skeleton;
 pub mod stack_count;
+mod tc;

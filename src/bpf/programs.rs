@@ -18,6 +18,7 @@ use libbpf_rs::libbpf_sys;
 use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo, MapInfoIter, PerfEventType, ProgInfoIter};
 use serde::Serialize;
 
+use super::tc;
 use crate::error::{Error, Result};
 
 /// One loaded program.
@@ -33,7 +34,7 @@ pub struct Program {
     /// How stack frames name it: `bpf_prog_<tag>_<name>` in module [bpf].
     pub symbol: String,
     /// Where it is attached, as far as the kernel tells (links, XDP on the
-    /// interfaces of this network namespace, sockmaps).
+    /// interfaces of this network namespace, tc cls_bpf filters, sockmaps).
     pub attached: Vec<String>,
 }
 
@@ -79,22 +80,36 @@ pub fn list(ids: &[u32]) -> Result<Vec<Program>> {
     Ok(programs)
 }
 
-/// Measures the runs of the programs `ids` for `duration` (or until `stop`
-/// is set), reading the kernel's statistics every `interval`; returns each
+/// How long a measurement runs: it ends at the first of these.
+pub struct Until<'a> {
+    pub duration: Option<Duration>,
+    /// Set by the caller's signal handler.
+    pub stop: &'a AtomicBool,
+}
+
+/// Measures the runs of the programs `ids` (every program, those loaded
+/// meanwhile included, when empty) until `until` or `finished` says so,
+/// reading the kernel's statistics every `interval`; `on_start` runs once
+/// they are on (a command netprof runs starts then). Returns each
 /// program's runs per interval and the time measured.
 pub fn measure(
     ids: &[u32],
-    duration: Duration,
+    until: Until,
     interval: Duration,
-    stop: &AtomicBool,
+    on_start: impl FnOnce() -> Result<()>,
+    mut finished: impl FnMut() -> bool,
 ) -> Result<(Intervals, Duration)> {
     let _stats_on = enable_stats()?;
     let wanted: BTreeSet<u32> = ids.iter().copied().collect();
     let start = Instant::now();
     let mut previous = run_stats(&wanted);
+    on_start()?;
     let mut intervals = Intervals::new();
-    while start.elapsed() < duration && !stop.load(Ordering::SeqCst) {
-        let left = duration.saturating_sub(start.elapsed());
+    let over = |start: Instant| until.duration.is_some_and(|d| start.elapsed() >= d);
+    while !over(start) && !until.stop.load(Ordering::SeqCst) && !finished() {
+        let left = until
+            .duration
+            .map_or(interval, |d| d.saturating_sub(start.elapsed()));
         std::thread::sleep(interval.min(left));
         let now = run_stats(&wanted);
         for (id, s) in &now {
@@ -110,9 +125,10 @@ pub fn measure(
     Ok((intervals, start.elapsed()))
 }
 
+/// Run statistics of the `wanted` programs (all when empty).
 fn run_stats(wanted: &BTreeSet<u32>) -> HashMap<u32, RunStats> {
     ProgInfoIter::default()
-        .filter(|p| wanted.contains(&p.id))
+        .filter(|p| wanted.is_empty() || wanted.contains(&p.id))
         .map(|p| {
             (
                 p.id,
@@ -163,7 +179,8 @@ fn attachments() -> HashMap<u32, BTreeSet<String>> {
             let place = describe_link(&link.info, &interfaces)?;
             Some((link.prog_id, place))
         }))
-        .chain(sockmap_attachments());
+        .chain(sockmap_attachments())
+        .chain(tc_attachments(&interfaces));
     for (id, place) in places {
         found.entry(id).or_default().insert(place);
     }
@@ -193,6 +210,15 @@ fn xdp_attachments(interfaces: &BTreeMap<u32, String>) -> Vec<(u32, String)> {
         }
     }
     found
+}
+
+/// cls_bpf filters on this namespace's interfaces (tc programs attached
+/// without a link).
+fn tc_attachments(interfaces: &BTreeMap<u32, String>) -> Vec<(u32, String)> {
+    tc::filters(interfaces.keys().copied())
+        .into_iter()
+        .map(|(ifindex, filter)| (filter.program, filter.describe(&interfaces[&ifindex])))
+        .collect()
 }
 
 /// Where a BPF link attaches its program; `None` for XDP links on this

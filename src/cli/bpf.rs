@@ -6,9 +6,11 @@ use std::time::Duration;
 use clap::Args;
 
 use netprof::analysis::bpf_cost::Cost;
-use netprof::bpf::programs;
+use netprof::bpf::programs::{self, Until};
+use netprof::command::{CommandOutput, HeldChild};
 use netprof::error::IoContext;
 use netprof::render::bpf_table::{self, Row};
+use netprof::sys::processes;
 use netprof::Result;
 
 use super::{signals, values};
@@ -16,10 +18,12 @@ use super::{signals, values};
 const BPF_LONG_HELP: &str = "\
 Programs come from the kernel's list of loaded BPF programs; attach points from BPF links (XDP, tcx, \
 netkit, cgroup, netfilter, kprobe, tracepoint, ...), from XDP on the interfaces of the current network \
-namespace (netlink attachments included, with their mode) and from sockmaps (sk_skb, sk_msg). Programs \
-attached the older way to tc (cls_bpf), cgroups or perf events show no attach point.
+namespace (netlink attachments included, with their mode), from tc cls_bpf filters on those interfaces \
+(`tc filter add dev X ingress bpf da obj ...`, libbpf's bpf_tc_attach: direction, priority, and `da` \
+for direct-action) and from sockmaps (sk_skb, sk_msg). Programs attached the older way to cgroups or \
+perf events show no attach point.
 
-Cost (--duration): the kernel's BPF statistics count each program's runs and run time while netprof \
+Cost (--duration, or -- COMMAND: until the command exits, or both: whichever ends first): the kernel's BPF statistics count each program's runs and run time while netprof \
 holds a BPF_ENABLE_STATS descriptor; they go off when netprof exits, however it exits, and the \
 kernel.bpf_stats_enabled sysctl is left as it was. Every --interval, netprof reads each program's run \
 count and run time; ns per run is computed per interval, and the table shows the median over the \
@@ -33,7 +37,8 @@ with --duration.
 Examples:
   netprof bpf
   netprof bpf --duration 10
-  netprof bpf --id 42 --duration 5 --json";
+  netprof bpf --id 42 --duration 5 --json
+  netprof bpf -- ip netns exec blue iperf3 -c 10.0.0.2 -t 5";
 
 #[derive(Args, Debug)]
 #[command(after_long_help = BPF_LONG_HELP, after_help = "Examples:\n  netprof bpf\n  netprof bpf --duration 10\n  netprof bpf --id 42 --duration 5 --json")]
@@ -51,24 +56,66 @@ pub struct BpfArgs {
     /// JSON instead of a table (schema netprof-bpf/1)
     #[arg(long)]
     pub json: bool,
+    /// Command to run (after --): the programs' cost is measured while it runs
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
 pub fn run(args: BpfArgs) -> Result<()> {
-    let programs = programs::list(&args.ids)?;
+    let mut programs = programs::list(&args.ids)?;
     let mut costs: Vec<Option<Cost>> = vec![None; programs.len()];
-    if let Some(duration) = args.duration {
-        eprintln!(
-            "netprof: measuring {} BPF programs for {:.1}s (Ctrl-C ends early)",
-            programs.len(),
-            duration.as_secs_f64()
-        );
-        let ids: Vec<u32> = programs.iter().map(|p| p.id).collect();
+    let mut measured_for = None;
+    if args.duration.is_some() || !args.command.is_empty() {
         let stop = signals::stop_flag();
-        let (intervals, elapsed) = programs::measure(&ids, duration, args.interval, stop)?;
+        // A command starts once the statistics are on, so that its runs
+        // from the first one count.
+        let mut child = match args.command.is_empty() {
+            true => None,
+            false => Some(HeldChild::spawn(&args.command, CommandOutput::ToStderr)?),
+        };
+        let what = match (args.duration, &child) {
+            (Some(d), _) => format!("for {:.1}s", d.as_secs_f64()),
+            _ => "while the command runs".to_string(),
+        };
+        eprintln!(
+            "netprof: measuring {} BPF programs {what} (Ctrl-C ends early)",
+            if args.ids.is_empty() {
+                "all".to_string()
+            } else {
+                programs.len().to_string()
+            }
+        );
+        let exited = {
+            let pid = child.as_ref().map(|c| c.pid as u32);
+            move || pid.is_some_and(|p| !processes::is_alive(p))
+        };
+        let until = Until {
+            duration: args.duration,
+            stop,
+        };
+        let start = || child.as_mut().map_or(Ok(()), HeldChild::release);
+        let (intervals, elapsed) =
+            programs::measure(&args.ids, until, args.interval, start, exited)?;
+        if let Some(mut c) = child {
+            let (status, _) = c.stop();
+            if status != 0 {
+                eprintln!("netprof: the command exited with status {status}");
+            }
+        }
+        // Programs the command loaded, still there, are listed too.
+        if args.ids.is_empty() {
+            for p in programs::list(&[])? {
+                if !programs.iter().any(|q| q.id == p.id) {
+                    programs.push(p);
+                    costs.push(None);
+                }
+            }
+        }
         for (program, cost) in programs.iter().zip(costs.iter_mut()) {
             let measured = intervals.get(&program.id).map_or(&[][..], Vec::as_slice);
             *cost = Some(Cost::of(measured, elapsed.as_secs_f64()));
         }
+        measured_for = Some(elapsed.as_secs_f64());
     }
     let rows: Vec<Row> = programs
         .iter()
@@ -82,14 +129,14 @@ pub fn run(args: BpfArgs) -> Result<()> {
     if args.json {
         let doc = serde_json::json!({
             "schema": "netprof-bpf/1",
-            "duration_s": args.duration.map(|d| d.as_secs_f64()),
+            "duration_s": measured_for,
             "programs": rows,
         });
         serde_json::to_writer_pretty(&mut stdout, &doc)
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(stdout))
     } else {
-        bpf_table::render_table(&rows, &mut stdout)
+        bpf_table::render_table(&rows, args.interval, &mut stdout)
     }
     .io_context(|| "cannot write the table")
 }

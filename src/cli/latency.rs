@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::Args;
 
 use netprof::bpf::latency::{self, Breakdown, LatencyOptions};
-use netprof::error::IoContext;
+use netprof::command::{CommandOutput, HeldChild};
+use netprof::error::{Error, IoContext};
+use netprof::model::latency::LatencyReport;
 use netprof::probe::resolve::{Limit, Resolver, MAX_FUNCTIONS};
 use netprof::render;
 use netprof::sys::processes;
@@ -28,6 +30,7 @@ p90_ns, p99_ns, histogram: [{low_ns, high_ns, count}]}]}.
 
 Examples:
   netprof latency hsr_forward_skb --duration 10
+  netprof latency -m netprof_test 'netprof_test_*' -- sh -c 'echo 10 > /proc/netprof_test'
   netprof latency -m hsr 'hsr_*frame*' --per-cpu
   netprof latency tcp_sendmsg -p 1234 --duration 5 --json";
 
@@ -58,9 +61,18 @@ pub struct LatencyArgs {
     /// JSON instead of text (schema netprof-latency/1)
     #[arg(long)]
     pub json: bool,
+    /// Command to run (after --): its calls, and those of the processes it starts, are timed until
+    /// it exits
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
 pub fn run(args: LatencyArgs) -> Result<()> {
+    if !args.command.is_empty() && (args.all_cpus || !args.pids.is_empty()) {
+        return Err(Error::bad_argument(
+            "-- CMD times the command's calls, and -a or -p others'; pick one",
+        ));
+    }
     for &pid in &args.pids {
         processes::check_followable(pid)?;
     }
@@ -70,8 +82,19 @@ pub fn run(args: LatencyArgs) -> Result<()> {
         remedy: "",
     };
     let functions = Resolver::load()?.resolve(&patterns, args.module.as_deref(), Some(limit))?;
+    let stop = signals::stop_flag();
+    // A command starts held, so that none of its calls is missed: probes
+    // attach first.
+    let mut child = match args.command.is_empty() {
+        true => None,
+        false => Some(HeldChild::spawn(&args.command, CommandOutput::ToStderr)?),
+    };
     let opts = LatencyOptions {
-        pids: args.pids,
+        pids: match &child {
+            Some(c) => vec![c.pid as u32],
+            None => args.pids.clone(),
+        },
+        follow_children: child.is_some(),
         duration: args.duration,
         breakdown: if args.per_cpu {
             Breakdown::PerCpu
@@ -82,14 +105,39 @@ pub fn run(args: LatencyArgs) -> Result<()> {
         },
     };
     let count = functions.len();
-    let until = match args.duration {
-        Some(d) => format!("for {:.1}s", d.as_secs_f64()),
-        None => "until Ctrl-C".to_string(),
+    let until = match (args.duration, &child) {
+        (Some(d), _) => format!("for {:.1}s", d.as_secs_f64()),
+        (None, Some(_)) => "until the command exits".to_string(),
+        (None, None) => "until Ctrl-C".to_string(),
     };
-    let stop = signals::stop_flag();
-    let report = latency::measure(&functions, &opts, stop, |probes| {
+    let started = |probes: &str| -> Result<()> {
         eprintln!("netprof: timing {count} functions ({probes}) {until}");
-    })?;
+        Ok(())
+    };
+    let report = match child.as_mut() {
+        Some(c) => {
+            // The command has exited once it is a zombie waiting for us.
+            let pid = c.pid as u32;
+            let exited = || !processes::is_alive(pid);
+            let report = latency::measure(
+                &functions,
+                &opts,
+                stop,
+                |probes| {
+                    started(probes)?;
+                    c.release()
+                },
+                exited,
+            )?;
+            let (status, _) = c.stop();
+            if status != 0 {
+                eprintln!("netprof: the command exited with status {status}");
+            }
+            report
+        }
+        None => latency::measure(&functions, &opts, stop, started, || false)?,
+    };
+    warn_about_losses(&report, None);
     let mut stdout = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut stdout, &report)
@@ -99,4 +147,25 @@ pub fn run(args: LatencyArgs) -> Result<()> {
         render::latency::render_text(&report, &mut stdout)
     }
     .io_context(|| "cannot write the result")
+}
+
+/// Calls the kernel did not time, said on stderr whatever the output.
+pub fn warn_about_losses(report: &LatencyReport, file: Option<&std::path::Path>) {
+    let of = file
+        .map(|f| format!(" in {}", f.display()))
+        .unwrap_or_default();
+    if report.dropped > 0 {
+        eprintln!(
+            "netprof: warning: {} calls not timed{of}: the kernel's maps were full (more threads or CPUs \
+             than they hold); time fewer functions, or use -p",
+            report.dropped
+        );
+    }
+    if report.missed_returns > 0 {
+        eprintln!(
+            "netprof: warning: {} returns missed{of}: the kernel ran out of return-probe instances; time \
+             fewer functions at once",
+            report.missed_returns
+        );
+    }
 }

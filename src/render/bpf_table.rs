@@ -17,8 +17,13 @@ pub struct Row<'a> {
     pub cost: Option<&'a Cost>,
 }
 
-/// The table `netprof bpf` prints.
-pub fn render_table(rows: &[Row], out: &mut impl Write) -> std::io::Result<()> {
+/// The table `netprof bpf` prints; `interval` is how often the cost was
+/// sampled, which the cost column's header names.
+pub fn render_table(
+    rows: &[Row],
+    interval: std::time::Duration,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let measured = rows.iter().any(|r| r.cost.is_some());
     write!(
         out,
@@ -26,7 +31,8 @@ pub fn render_table(rows: &[Row], out: &mut impl Write) -> std::io::Result<()> {
         "ID", "TYPE", "NAME", "TAG"
     )?;
     if measured {
-        write!(out, " {:>12} {:>24}", "RUNS/S", "NS/RUN median ± IQR")?;
+        let cost = format!("NS/RUN (median of {} ms means ± IQR)", interval.as_millis());
+        write!(out, " {:>12} {cost:>36}", "RUNS/S")?;
     }
     writeln!(out, "  ATTACHED TO")?;
     for Row { program: p, cost } in rows {
@@ -41,7 +47,7 @@ pub fn render_table(rows: &[Row], out: &mut impl Write) -> std::io::Result<()> {
             } else {
                 "-".into()
             };
-            write!(out, " {:>12.1} {:>24}", c.runs_per_second, per_run)?;
+            write!(out, " {:>12.1} {:>36}", c.runs_per_second, per_run)?;
         }
         let attached = if p.attached.is_empty() {
             "-".to_string()

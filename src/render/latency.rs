@@ -7,10 +7,11 @@ use super::module_suffix;
 use super::units::human_ns;
 use crate::model::latency::LatencyReport;
 
-/// The text report: per function, the figures, then the histogram by
-/// powers of two (the quantiles use the finer buckets).
+/// The text report: per function called, the figures, then the histogram
+/// by powers of two (the quantiles use the finer buckets); the functions
+/// matched but never called are counted in one line.
 pub fn render_text(report: &LatencyReport, out: &mut impl Write) -> std::io::Result<()> {
-    for f in &report.functions {
+    for f in report.functions.iter().filter(|f| f.count > 0) {
         let module = module_suffix(f.module.as_deref());
         let group = match (f.cpu, f.pid) {
             (Some(cpu), _) => format!("  on CPU {cpu}"),
@@ -18,10 +19,6 @@ pub fn render_text(report: &LatencyReport, out: &mut impl Write) -> std::io::Res
             _ => String::new(),
         };
         writeln!(out, "{}{module}{group}", f.function)?;
-        if f.count == 0 {
-            writeln!(out, "  no calls\n")?;
-            continue;
-        }
         let h = |v: f64| human_ns(v);
         writeln!(
             out,
@@ -61,6 +58,13 @@ pub fn render_text(report: &LatencyReport, out: &mut impl Write) -> std::io::Res
             )?;
         }
         writeln!(out)?;
+    }
+    let not_called = report.functions.iter().filter(|f| f.count == 0).count();
+    match (not_called, report.functions.len()) {
+        (0, _) => {}
+        (n, all) if n == all => writeln!(out, "# none of the {n} matched functions was called")?,
+        (1, _) => writeln!(out, "# 1 matched function was not called")?,
+        (n, _) => writeln!(out, "# {n} matched functions were not called")?,
     }
     if report.dropped > 0 || report.missed_returns > 0 {
         writeln!(
