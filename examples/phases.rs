@@ -15,7 +15,7 @@ fn main() -> netprof::Result<()> {
     let profile = Profile::read(path.as_ref(), &Filter::default())?;
     let read = t.elapsed();
     let symbols = symbolize(&profile);
-    let view = View::build(&profile, &symbols, None, None)?;
+    let view = View::build(&profile, &symbols, Default::default())?;
     let named = t.elapsed();
     let folded = view.folded();
     let fold = t.elapsed();

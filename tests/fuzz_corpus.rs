@@ -21,7 +21,8 @@ fn corpus_inputs_read_or_fail_cleanly() {
         if let Ok(profile) = Profile::from_bytes(&bytes, &Filter::default()) {
             readable += 1;
             let symbols = netprof::model::symbolize::symbolize(&profile);
-            let view = netprof::model::view::View::build(&profile, &symbols, None, None).unwrap();
+            let view =
+                netprof::model::view::View::build(&profile, &symbols, Default::default()).unwrap();
             let _ = view.folded();
         }
     }

@@ -557,11 +557,7 @@ fn inputs_that_are_not_regular_files_are_refused_without_waiting() {
     let planted = s.write_in(dir.path(), "planted.data");
     let out = run_limited(&["report", "-i", p(&planted), "--folded"], limit);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("0x401000 (fifo+0x1000)"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("fifo+0x1000"), "{}", stdout(&out));
 }
 
 #[test]

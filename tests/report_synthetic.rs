@@ -308,7 +308,7 @@ fn flamegraph_svg_has_every_frame_and_distinct_colours() {
 }
 
 #[test]
-fn unknown_addresses_stay_hex_never_a_wrong_name() {
+fn unknown_addresses_never_get_a_wrong_name() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Synth::new();
     s.comm(300, "app");
@@ -323,11 +323,61 @@ fn unknown_addresses_stay_hex_never_a_wrong_name() {
         file.to_str().unwrap(),
         "--folded",
     ]));
-    // Callers are looked up (and shown) at their call site, one byte before
-    // the return address, as perf does.
+    // The user address in no mapping is where the unwinding went astray:
+    // the chain ends there in [unknown], as perf shows it. The frame in a
+    // file that is gone is named by file and offset (stable across runs,
+    // unlike the address), the kernel address stays hex.
     assert_eq!(
         text.trim_end(),
-        "app;0x7776;0x400123 (libgone.so+0x123);0xffffffffa0000000 5"
+        "app;[unknown];libgone.so+0x123;0xffffffffa0000000 5"
+    );
+    let json = netprof(&["report", "-i", file.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["truncated_user_samples"], 5);
+    let header = stdout(&netprof(&["report", "-i", file.to_str().unwrap()]));
+    assert!(
+        header
+            .lines()
+            .next()
+            .unwrap()
+            .contains("5 samples had their user call chain cut at [unknown]"),
+        "{header}"
+    );
+}
+
+#[test]
+fn impossible_user_frames_end_the_chain_whatever_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new();
+    s.comm(300, "app")
+        .mmap(300, 0x400000, 0x500000, "/bin/true");
+    // Leaf first: two frames in the binary, then garbage an unwinder read
+    // off the stack (a non-canonical value, then one in no mapping), then
+    // what looks like code again: all of it after the first is dropped.
+    s.samples(
+        3,
+        300,
+        0,
+        &[],
+        &[0x401000, 0x402000, 0x6623f330ed79c6c5, 0x7777, 0x403000],
+    );
+    s.samples(2, 300, 0, &[], &[0x401000, 0x402000, 0x4b154ecef74cce78]);
+    let file = s.write_in(dir.path(), "garbage.data");
+    let folded = stdout(&netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--folded",
+    ]));
+    let lines: Vec<&str> = folded.lines().collect();
+    assert_eq!(lines.len(), 1, "both stacks are one once cut: {folded}");
+    assert!(
+        lines[0].starts_with("app;[unknown];") && lines[0].ends_with(" 5"),
+        "{folded}"
+    );
+    assert!(
+        !folded.contains("0x6623") && !folded.contains("0x4b15"),
+        "{folded}"
     );
 }
 
@@ -434,7 +484,9 @@ fn user_frames_are_named_from_the_file_unless_its_build_id_changed() {
         !text.contains("user_frame_marker"),
         "named from a file with another build id: {text}"
     );
-    assert!(text.contains(&format!("{addr:#x} (")), "{text}");
+    // Unnamed, by its file and offset instead.
+    let short = path.rsplit('/').next().unwrap();
+    assert!(text.contains(&format!("app;{short}+0x")), "{text}");
 }
 
 #[test]

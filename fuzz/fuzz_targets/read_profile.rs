@@ -10,6 +10,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(profile) = Profile::from_bytes(data, &Filter::default()) {
         // Naming frames walks every stack and address space of the result.
         let symbols = netprof::model::symbolize::symbolize(&profile);
-        let _ = netprof::model::view::View::build(&profile, &symbols, None, None).map(|v| v.folded());
+        let _ = netprof::model::view::View::build(&profile, &symbols, Default::default()).map(|v| v.folded());
     }
 });

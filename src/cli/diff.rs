@@ -1,16 +1,19 @@
 //! `netprof diff`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use netprof::analysis::diff::latency::{self, LatencyDiff};
-use netprof::analysis::diff::profiles::{diff_profiles, differential_folded, RunCounts};
+use netprof::analysis::diff::profiles::{diff_profiles, differential_folded, RunCounts, Selection};
 use netprof::analysis::diff::{expand_inputs, side_kind, InputKind};
 use netprof::error::{Error, IoContext};
+use netprof::model::profile::Filter;
 use netprof::outfile::write_atomically;
-use netprof::render::{diff_flame, diff_table};
+use netprof::render::diff_flame::{self, Widths};
+use netprof::render::diff_table::{self, TableOptions};
+use netprof::sys::cpus::CpuList;
 use netprof::Result;
 
 use super::values;
@@ -23,8 +26,12 @@ results.
 Recordings: functions are matched by name and module, never by address, so recordings of two kernel \
 builds or module versions compare. Each function has a self share (samples where it is the leaf) and \
 a total share (samples with it anywhere on the stack), as percentages of all samples of its side. \
-The table lists the change in percentage points, after minus before, with a 95% confidence interval, \
-sorted by the size of the self change, then of the total change.
+The table lists the change in percentage points, after minus before, with a 95% confidence interval: \
+the changes beyond noise first, then the others, each sorted by the size of the self change, then of \
+the total change; a screenful of rows (--all for every one). The JSON has every function, sorted by \
+the size of the change. Report's filters select the samples compared on both sides: --comm, --pid, \
+--cpu, --module, --event (default: each recording's first event), and --no-idle, which leaves out \
+samples taken in the kernel's idle loop.
 
 Noise: with one recording on a side, a share is a binomial proportion of that side's samples, and \
 the sides are compared with a two-proportion z-test. With two or more recordings on both sides, each \
@@ -39,10 +46,13 @@ rarer ones are never marked.
 Latency results: each function's histograms are pooled per side (runs, CPUs, processes), and the \
 table shows median and IQR before and after, the median's relative change, and the two-sided p-value \
 of the Mann-Whitney U test (normal approximation; values in one histogram bucket count as ties), \
-marked * under the same Benjamini-Hochberg rule.
+marked * under the same Benjamini-Hochberg rule; rows beyond noise come first, then by the size of \
+the median's change.
 
---flame writes a differential flamegraph (inferno): frames are as wide as in AFTER, red where they \
-grew, blue where they shrank, with BEFORE scaled to AFTER's total samples.
+--flame FILE writes two differential flamegraphs (inferno), BEFORE scaled to AFTER's total samples: \
+FILE with frames as wide as in AFTER (red where they grew, blue where they shrank), and FILE with \
+`.before` before its extension with frames as wide as in BEFORE, so that what shrank is wide. Each \
+frame's tooltip gives its samples and share before and after, and the change in points.
 
 JSON schemas: netprof-diff/1 {schema, method, before_runs, after_runs, before_samples, after_samples, \
 functions: [{function, module, self: {before, after, delta, ci95, p_value, significant}, total: {...}}]} \
@@ -52,6 +62,7 @@ before_iqr_ns, after_iqr_ns, iqr_change_ns, p_value, significant}]}.
 
 Examples:
   netprof diff before.data after.data --flame diff.svg
+  netprof diff before.data after.data --module hsr --no-idle
   netprof diff -b base1.data base2.data base3.data -a patch1.data patch2.data patch3.data
   netprof diff base/ patched/
   netprof diff before-latency.json after-latency.json";
@@ -68,7 +79,9 @@ pub struct DiffArgs {
     /// After the change: one or more recordings or latency results (repeated runs)
     #[arg(short = 'a', long = "after", value_name = "FILE", num_args = 1.., conflicts_with = "files")]
     pub after: Vec<PathBuf>,
-    /// Write a differential flamegraph SVG to FILE (default netprof-diff.svg)
+    /// Write differential flamegraphs: FILE with AFTER's widths (what grew is red), and FILE with
+    /// `.before` before its extension with BEFORE's widths (what shrank is wide and blue); default
+    /// netprof-diff.svg
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof-diff.svg")]
     pub flame: Option<PathBuf>,
     /// Print the differential folded stacks (stack before after) instead of the table
@@ -80,6 +93,27 @@ pub struct DiffArgs {
     /// Leave out functions whose self and total shares changed by less than this, in percentage points
     #[arg(long, default_value = "0.1", value_parser = values::percent, allow_negative_numbers = true)]
     pub percent_limit: f64,
+    /// Show every row of the table, not a screenful
+    #[arg(long)]
+    pub all: bool,
+    /// Compare only samples of these commands (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    pub comm: Vec<String>,
+    /// Compare only samples of these processes (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    pub pid: Vec<i32>,
+    /// Compare only samples taken on these CPUs, e.g. 0,2-3
+    #[arg(long, value_parser = values::cpus_of_any_machine)]
+    pub cpu: Option<CpuList>,
+    /// Compare only stacks passing through this kernel module (or `bpf`)
+    #[arg(long)]
+    pub module: Option<String>,
+    /// Compare this event of the recordings (default: each recording's first)
+    #[arg(long, value_name = "NAME")]
+    pub event: Option<String>,
+    /// Leave out samples taken in the kernel's idle loop, on both sides
+    #[arg(long)]
+    pub no_idle: bool,
 }
 
 pub fn run(args: DiffArgs) -> Result<()> {
@@ -113,8 +147,16 @@ fn latencies(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<(
             "--flame and --folded need recordings; latency results have no stacks",
         ));
     }
-    let read =
-        |files: &[PathBuf]| -> Result<Vec<_>> { files.iter().map(|f| latency::read(f)).collect() };
+    let read = |files: &[PathBuf]| -> Result<Vec<_>> {
+        files
+            .iter()
+            .map(|f| {
+                let report = latency::read(f)?;
+                super::latency::warn_about_losses(&report, Some(f));
+                Ok(report)
+            })
+            .collect()
+    };
     let d: LatencyDiff = latency::diff_latencies(&read(before)?, &read(after)?)?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
@@ -128,8 +170,26 @@ fn latencies(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<(
 }
 
 fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<()> {
+    let selection = Selection {
+        filter: Filter {
+            comms: args.comm.clone(),
+            pids: args.pid.clone(),
+            cpus: args
+                .cpu
+                .as_ref()
+                .map(|c| c.as_slice().to_vec())
+                .unwrap_or_default(),
+            keep_samples: false,
+        },
+        module: args.module.as_deref(),
+        event: args.event.as_deref(),
+        no_idle: args.no_idle,
+    };
     let read = |files: &[PathBuf]| -> Result<Vec<_>> {
-        files.iter().map(|f| RunCounts::read(f)).collect()
+        files
+            .iter()
+            .map(|f| RunCounts::read(f, &selection))
+            .collect()
     };
     let (b, a) = (read(before)?, read(after)?);
     for (path, run) in before.iter().chain(after).zip(b.iter().chain(&a)) {
@@ -143,14 +203,7 @@ fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<
         }
     }
     if let Some(path) = &args.flame {
-        let lines = differential_folded(&b, &a)?;
-        write_atomically(path, |out| {
-            diff_flame::write_differential_svg(&lines, "netprof diff", out)
-        })?;
-        eprintln!(
-            "netprof: differential flamegraph written to {}",
-            path.display()
-        );
+        write_flamegraphs(path, &b, &a)?;
     }
     let mut stdout = std::io::stdout().lock();
     if args.folded {
@@ -165,7 +218,51 @@ fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(stdout))
     } else {
-        diff_table::render_profile_table(&d, args.percent_limit, &mut stdout)
+        let options = TableOptions {
+            percent_limit: args.percent_limit,
+            all: args.all,
+        };
+        diff_table::render_profile_table(&d, options, &mut stdout)
     }
     .io_context(|| "cannot write the comparison")
+}
+
+/// The two views: AFTER's widths in `path`, BEFORE's beside it (not for a
+/// device or stream, which takes one).
+fn write_flamegraphs(path: &Path, before: &[RunCounts], after: &[RunCounts]) -> Result<()> {
+    let lines = differential_folded(before, after)?;
+    let samples = |side: &[RunCounts]| side.iter().map(|r| r.samples).sum::<u64>() as f64;
+    let scale = samples(before) / samples(after).max(1.0);
+    write_atomically(path, |out| {
+        diff_flame::write_differential_svg(&lines, Widths::After, scale, out)
+    })?;
+    let in_place = path.starts_with("/dev") || path.starts_with("/proc");
+    let Some(before_path) = (!in_place).then(|| before_view_path(path)) else {
+        eprintln!(
+            "netprof: differential flamegraph (AFTER's widths) written to {}",
+            path.display()
+        );
+        return Ok(());
+    };
+    write_atomically(&before_path, |out| {
+        diff_flame::write_differential_svg(&lines, Widths::Before, scale, out)
+    })?;
+    eprintln!(
+        "netprof: differential flamegraphs written to {} (AFTER's widths) and {} (BEFORE's widths)",
+        path.display(),
+        before_path.display()
+    );
+    Ok(())
+}
+
+/// `diff.svg` -> `diff.before.svg`.
+fn before_view_path(path: &Path) -> PathBuf {
+    match (path.file_stem(), path.extension()) {
+        (Some(stem), Some(ext)) => path.with_file_name(format!(
+            "{}.before.{}",
+            stem.to_string_lossy(),
+            ext.to_string_lossy()
+        )),
+        _ => PathBuf::from(format!("{}.before", path.display())),
+    }
 }

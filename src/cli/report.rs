@@ -8,7 +8,7 @@ use clap::Args;
 use netprof::error::IoContext;
 use netprof::model::profile::{Filter, Profile};
 use netprof::model::symbolize::symbolize;
-use netprof::model::view::View;
+use netprof::model::view::{View, ViewFilter};
 use netprof::outfile::write_atomically;
 use netprof::render::tree::{Order, SortKey, TreeOptions};
 use netprof::render::{flame, folded, json, samples, tree};
@@ -85,6 +85,9 @@ pub struct ReportArgs {
     /// in the other outputs)
     #[arg(long, value_name = "NAME")]
     pub event: Option<String>,
+    /// Leave out samples taken in the kernel's idle loop
+    #[arg(long)]
+    pub no_idle: bool,
     /// Write a flamegraph SVG to FILE (default netprof.svg)
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof.svg")]
     pub flame: Option<PathBuf>,
@@ -123,7 +126,11 @@ pub fn run(args: ReportArgs) -> Result<()> {
         .as_deref()
         .map(|n| profile.event(n))
         .transpose()?;
-    let module = args.module.as_deref();
+    let view_filter = |event: Option<u16>| ViewFilter {
+        module: args.module.as_deref(),
+        event,
+        no_idle: args.no_idle,
+    };
     let text_only = args.flame.is_none() && !args.folded && !args.json && !args.samples;
     if text_only {
         // One section per event: time samples and probe hits never mix.
@@ -142,12 +149,12 @@ pub fn run(args: ReportArgs) -> Result<()> {
                 text.push('\n');
             }
             text.push_str(&tree::render(
-                &View::build(&profile, &symbols, module, Some(event))?,
+                &View::build(&profile, &symbols, view_filter(Some(event)))?,
                 &opts,
             ));
         }
         if events.is_empty() {
-            text = tree::render(&View::build(&profile, &symbols, module, None)?, &opts);
+            text = tree::render(&View::build(&profile, &symbols, view_filter(None))?, &opts);
         }
         return write!(std::io::stdout().lock(), "{text}").io_context(|| "cannot write the report");
     }
@@ -157,7 +164,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         (None, true) => None,
         (None, false) => first_event_noting_others(&profile),
     };
-    let view = View::build(&profile, &symbols, module, event)?;
+    let view = View::build(&profile, &symbols, view_filter(event))?;
     if let Some(path) = &args.flame {
         let options = flame::FlameOptions {
             title: args.title.clone(),

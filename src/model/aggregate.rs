@@ -8,39 +8,95 @@ use linux_perf_data::linux_perf_event_reader::{
 };
 use linux_perf_data::PerfFileRecord;
 
-use super::profile::{Filter, RawStack, Sample, SampleGroup};
+use super::profile::{Filter, RawStack, Sample, SampleGroup, UNKNOWN_USER_FRAME};
 use crate::perfdata::{Mapping, PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER};
 
+/// User addresses at or above this are no user code on any x86-64 or
+/// arm64 kernel (57-bit virtual addresses at the most).
+const USER_SPACE_END: u64 = 1 << 56;
+
+/// Each process's executable mappings as they change: a process gets a
+/// new address space at exec and a copy at fork.
 #[derive(Default)]
 struct AddressSpaces {
     spaces: Vec<Vec<Mapping>>,
+    /// The same mappings as (start, end), sorted by start, to tell fast
+    /// whether an address lies in any of them.
+    ranges: Vec<Vec<(u64, u64)>>,
     current: HashMap<i32, u32>,
 }
 
 impl AddressSpaces {
     fn of(&mut self, pid: i32) -> u32 {
-        let spaces = &mut self.spaces;
+        let (spaces, ranges) = (&mut self.spaces, &mut self.ranges);
         *self.current.entry(pid).or_insert_with(|| {
             spaces.push(Vec::new());
+            ranges.push(Vec::new());
             (spaces.len() - 1) as u32
         })
     }
     fn exec(&mut self, pid: i32) {
         self.spaces.push(Vec::new());
+        self.ranges.push(Vec::new());
         self.current.insert(pid, (self.spaces.len() - 1) as u32);
     }
     fn fork(&mut self, parent: i32, child: i32) {
-        let maps = self
-            .current
-            .get(&parent)
-            .map(|&s| self.spaces[s as usize].clone())
-            .unwrap_or_default();
+        let (maps, ranges) = match self.current.get(&parent) {
+            Some(&s) => (
+                self.spaces[s as usize].clone(),
+                self.ranges[s as usize].clone(),
+            ),
+            None => Default::default(),
+        };
         self.spaces.push(maps);
+        self.ranges.push(ranges);
         self.current.insert(child, (self.spaces.len() - 1) as u32);
     }
     fn map(&mut self, pid: i32, m: Mapping) {
-        let s = self.of(pid);
-        self.spaces[s as usize].push(m);
+        let s = self.of(pid) as usize;
+        let ranges = &mut self.ranges[s];
+        let at = ranges.partition_point(|r| r.0 <= m.start);
+        ranges.insert(at, (m.start, m.end));
+        self.spaces[s].push(m);
+    }
+
+    /// Whether `addr` can be a frame of user code in address space
+    /// `space`: in user space, and inside one of its executable mappings.
+    /// Frames of a binary without frame pointers end in garbage that is not.
+    fn holds_code(&self, space: u32, addr: u64) -> bool {
+        if addr >= USER_SPACE_END {
+            return false;
+        }
+        let ranges = &self.ranges[space as usize];
+        let at = ranges.partition_point(|r| r.0 <= addr);
+        // Mappings seldom overlap; the few just below are enough to look at.
+        ranges[..at].iter().rev().take(4).any(|r| addr < r.1)
+    }
+}
+
+/// A stack as kept: its user part ends at the first frame that cannot
+/// be user code of the process (an address outside its mappings, where
+/// the unwinding of a binary without frame pointers went astray), which
+/// becomes one [`UNKNOWN_USER_FRAME`], as perf shows `[unknown]`.
+fn raw_stack(spaces: &AddressSpaces, space: u32, kernel_len: usize, frames: &[u64]) -> RawStack {
+    let user = &frames[kernel_len..];
+    match user.iter().position(|&a| !spaces.holds_code(space, a)) {
+        None => RawStack {
+            space,
+            kernel_len,
+            frames: frames.to_vec(),
+            user_truncated: false,
+        },
+        Some(cut) => {
+            let mut kept = frames[..kernel_len + cut].to_vec();
+            kept.push(UNKNOWN_USER_FRAME);
+            RawStack {
+                space,
+                kernel_len,
+                frames: kept,
+                user_truncated: true,
+            }
+        }
     }
 }
 
@@ -128,6 +184,7 @@ pub(super) struct Aggregator<'f> {
     file_samples: Vec<u64>,
     lost_samples: u64,
     dwarf_samples: u64,
+    truncated_user_samples: u64,
     /// Reused for each sample: [space, kernel_len, frames...].
     key: Vec<u64>,
 }
@@ -143,6 +200,7 @@ pub(super) struct Counted {
     pub file_samples: Vec<u64>,
     pub lost_samples: u64,
     pub dwarf_samples: u64,
+    pub truncated_user_samples: u64,
 }
 
 impl<'f> Aggregator<'f> {
@@ -162,6 +220,7 @@ impl<'f> Aggregator<'f> {
             file_samples: vec![0; events],
             lost_samples: 0,
             dwarf_samples: 0,
+            truncated_user_samples: 0,
             key: Vec::with_capacity(130),
         }
     }
@@ -202,6 +261,7 @@ impl<'f> Aggregator<'f> {
             file_samples: self.file_samples,
             lost_samples: self.lost_samples,
             dwarf_samples: self.dwarf_samples,
+            truncated_user_samples: self.truncated_user_samples,
         }
     }
 
@@ -320,15 +380,15 @@ impl<'f> Aggregator<'f> {
             Some(&id) => id,
             None => {
                 let id = self.stacks.len() as u32;
-                self.stacks.push(RawStack {
-                    space,
-                    kernel_len: key[1] as usize,
-                    frames: key[2..].to_vec(),
-                });
+                let raw = raw_stack(&self.spaces, space, key[1] as usize, &key[2..]);
+                self.stacks.push(raw);
                 self.stack_ids.insert(key.clone(), id);
                 id
             }
         };
+        if self.stacks[stack as usize].user_truncated {
+            self.truncated_user_samples += weight;
+        }
         *self
             .groups
             .entry((event, pid, tid, cpu, comm, stack))

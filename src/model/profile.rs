@@ -49,6 +49,11 @@ pub struct SampleGroup {
     pub count: u64,
 }
 
+/// Where a user call chain stopped making sense: the outermost user frame
+/// of a stack whose unwinding went astray (shown as `[unknown]`). No user
+/// or kernel code lives at this address.
+pub const UNKNOWN_USER_FRAME: u64 = 0x8000_0000_0000_0000;
+
 /// A call stack as addresses, leaf first: `kernel_len` kernel frames, then
 /// user frames, all in the address space `space`.
 #[derive(Clone, Debug)]
@@ -56,6 +61,9 @@ pub struct RawStack {
     pub space: u32,
     pub kernel_len: usize,
     pub frames: Vec<u64>,
+    /// Whether the user part was cut at an impossible frame (its last frame
+    /// is then [`UNKNOWN_USER_FRAME`]).
+    pub user_truncated: bool,
 }
 
 /// Where kernel frame names come from.
@@ -93,6 +101,9 @@ pub struct Profile {
     /// Samples whose user stack is a DWARF snapshot (`--call-graph dwarf`),
     /// which netprof does not unwind.
     pub dwarf_samples: u64,
+    /// Samples (after filters) whose user call chain was cut where it
+    /// left the process's code (binaries without frame pointers).
+    pub truncated_user_samples: u64,
 }
 
 impl Profile {

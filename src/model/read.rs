@@ -228,6 +228,7 @@ fn read_profile(
         file_samples: counted.file_samples,
         lost_samples: counted.lost_samples,
         dwarf_samples: counted.dwarf_samples,
+        truncated_user_samples: counted.truncated_user_samples,
     })
 }
 

@@ -2,10 +2,11 @@
 //! BPF programs as `bpf_prog_<tag>_<name> [bpf]`, user frames from the ELF
 //! symbols (and DWARF where present) of the mapped file, through blazesym.
 //!
-//! A frame that cannot be named keeps its address and, for user frames, the
-//! file and offset it falls in, so it is never dropped nor merged into a
-//! neighbour's name. Frames are identified by name and module, not address, so
-//! the same function compares equal across kernels, builds and processes.
+//! A frame that cannot be named keeps its address (kernel frames) or its
+//! file and offset (user frames), so it is never dropped nor merged into a
+//! neighbour's name; a user chain that went astray ends in `[unknown]`.
+//! Frames are identified by name and module, not address, so the same
+//! function compares equal across kernels, builds and processes.
 
 use ahash::AHashMap as HashMap;
 
@@ -13,7 +14,7 @@ use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{Input, Symbolized as Lookup, Symbolizer};
 use serde::Serialize;
 
-use super::profile::Profile;
+use super::profile::{Profile, UNKNOWN_USER_FRAME};
 use crate::perfdata::Mapping;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -102,7 +103,7 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
         for (i, &addr) in stack.frames.iter().enumerate() {
             if i < stack.kernel_len {
                 kernel_ids.insert(lookup_addr(addr, i), 0);
-            } else {
+            } else if addr != UNKNOWN_USER_FRAME {
                 user_wanted.insert((stack.space, lookup_addr(addr, i - stack.kernel_len)), ());
             }
         }
@@ -124,13 +125,22 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
         for ((space, addr, offset), name) in entries.into_iter().zip(names) {
             let frame = Frame {
                 resolved: name.is_some(),
-                name: name.unwrap_or_else(|| format!("{addr:#x} ({short}+{offset:#x})")),
+                // By file offset, which stays the same from run to run
+                // (the address moves with ASLR), so that diff matches it.
+                name: name.unwrap_or_else(|| format!("{short}+{offset:#x}")),
                 module: Some(path.to_string()),
                 kind: FrameKind::User,
             };
             user_ids.insert((space, addr), table.intern(frame));
         }
     }
+    // Where a user chain went astray: one frame for all, as perf's [unknown].
+    let unknown = table.intern(Frame {
+        name: "[unknown]".into(),
+        module: None,
+        kind: FrameKind::User,
+        resolved: false,
+    });
     let stacks = profile
         .stacks
         .iter()
@@ -140,6 +150,8 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
             for (i, &addr) in stack.frames.iter().enumerate().rev() {
                 if i < stack.kernel_len {
                     ids.push(kernel_ids[&lookup_addr(addr, i)]);
+                } else if addr == UNKNOWN_USER_FRAME {
+                    ids.push(unknown);
                 } else {
                     ids.push(user_ids[&(stack.space, lookup_addr(addr, i - stack.kernel_len))]);
                 }

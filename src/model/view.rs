@@ -20,15 +20,60 @@ pub struct View<'a> {
     pub total: u64,
 }
 
+/// Which samples a view keeps (the task, CPU and command filters apply
+/// when the recording is read: see [`super::profile::Filter`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ViewFilter<'f> {
+    /// Only stacks passing through this kernel module (or `bpf`).
+    pub module: Option<&'f str>,
+    /// Only this event's samples (all events when `None`).
+    pub event: Option<u16>,
+    /// Leave out samples taken in the idle loop.
+    pub no_idle: bool,
+}
+
+/// The functions a CPU with nothing to do sits in: a sample whose leaf is
+/// one of them was taken in the idle loop. (Interrupts and softirqs taken
+/// while idle have other leaves and are kept.)
+const IDLE_LEAVES: &[&str] = &[
+    "acpi_idle_do_entry",
+    "acpi_idle_enter",
+    "acpi_safe_halt",
+    "amd_e400_idle",
+    "arch_cpu_idle",
+    "cpu_idle_poll",
+    "cpuidle_enter_state",
+    "default_idle",
+    "default_idle_call",
+    "do_idle",
+    "intel_idle",
+    "intel_idle_ibrs",
+    "intel_idle_irq",
+    "intel_idle_xstate",
+    "io_idle",
+    "mwait_idle",
+    "native_safe_halt",
+    "poll_idle",
+    "pv_native_safe_halt",
+];
+
 impl<'a> View<'a> {
-    /// The samples of `event` (all events when `None`) whose stacks pass
-    /// through `module`, if given.
+    /// The samples the filter keeps, with their frames named.
     pub fn build(
         profile: &'a Profile,
         symbols: &'a SymbolizedProfile,
-        module: Option<&str>,
-        event: Option<u16>,
+        filter: ViewFilter<'_>,
     ) -> Result<View<'a>> {
+        let (module, event) = (filter.module, filter.event);
+        let idle: Vec<bool> = if filter.no_idle {
+            symbols
+                .frames
+                .iter()
+                .map(|f| f.kind == FrameKind::Kernel && IDLE_LEAVES.contains(&f.name.as_str()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let in_module: Option<Vec<bool>> = match module {
             None => None,
             Some(m) => {
@@ -65,6 +110,12 @@ impl<'a> View<'a> {
             .groups
             .iter()
             .filter(|g| event.is_none_or(|e| g.event == e))
+            .filter(|g| {
+                !filter.no_idle
+                    || symbols.stacks[g.stack as usize]
+                        .last()
+                        .is_none_or(|&leaf| !idle[leaf as usize])
+            })
             .filter(|g| match &in_module {
                 None => true,
                 Some(flags) => symbols.stacks[g.stack as usize]
@@ -131,6 +182,12 @@ impl<'a> View<'a> {
             "{samples} samples of {events} ({} in this view), {} lost; {names}",
             self.total, p.lost_samples
         );
+        if p.truncated_user_samples > 0 {
+            line.push_str(&format!(
+                "; {} samples had their user call chain cut at [unknown] (code built without frame pointers)",
+                p.truncated_user_samples
+            ));
+        }
         if p.dwarf_samples > 0 {
             line.push_str(&format!(
                 "; {} samples carry DWARF stack snapshots (--call-graph dwarf), which netprof does not \

@@ -7,11 +7,25 @@ use std::io::Write;
 use super::module_suffix;
 use super::units::human_ns;
 use crate::analysis::diff::latency::LatencyDiff;
-use crate::analysis::diff::profiles::{ProfileDiff, ShareChange};
+use crate::analysis::diff::profiles::{FunctionChange, ProfileDiff, ShareChange};
 
+/// Rows a table shows unless asked for all: a screenful.
+pub const SCREENFUL: usize = 40;
+
+/// How much of a comparison's table to show.
+#[derive(Clone, Copy, Debug)]
+pub struct TableOptions {
+    /// Leave out functions whose shares changed by less, in points.
+    pub percent_limit: f64,
+    /// Every row, not a screenful.
+    pub all: bool,
+}
+
+/// The table of a comparison of recordings: the changes beyond noise
+/// first, then the largest of the others, a screenful unless `all`.
 pub fn render_profile_table(
     diff: &ProfileDiff,
-    percent_limit: f64,
+    options: TableOptions,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     writeln!(
@@ -31,13 +45,25 @@ pub fn render_profile_table(
         "self change", "self before→after", "total change", "total before→after"
     )?;
     let pct = |v: f64| 100.0 * v;
-    let mut shown = 0;
-    for f in &diff.functions {
-        if pct(f.self_share.delta.abs()) < percent_limit && pct(f.total.delta.abs()) < percent_limit
-        {
-            continue;
-        }
-        shown += 1;
+    let percent_limit = options.percent_limit;
+    let large = |f: &&FunctionChange| {
+        pct(f.self_share.delta.abs()) >= percent_limit || pct(f.total.delta.abs()) >= percent_limit
+    };
+    let marked = |f: &&FunctionChange| f.self_share.significant || f.total.significant;
+    // The functions come sorted by the size of their change.
+    let rows: Vec<&FunctionChange> = diff
+        .functions
+        .iter()
+        .filter(large)
+        .filter(marked)
+        .chain(diff.functions.iter().filter(large).filter(|f| !marked(f)))
+        .collect();
+    let shown = if options.all {
+        rows.len()
+    } else {
+        rows.len().min(SCREENFUL)
+    };
+    for f in &rows[..shown] {
         let change = |c: &ShareChange| {
             format!(
                 "{:+.2}±{:.2}{}",
@@ -58,13 +84,28 @@ pub fn render_profile_table(
             f.function
         )?;
     }
-    if shown == 0 {
+    if rows.is_empty() {
         writeln!(
             out,
             "  (no function changed by {percent_limit} percentage points or more)"
         )?;
+    } else if shown < rows.len() {
+        writeln!(
+            out,
+            "# {} more rows changed by {percent_limit} points or more, none beyond noise; --all shows them",
+            rows.len() - shown
+        )?;
     }
     Ok(())
+}
+
+/// A p-value for people: `< 1e-6`, `2.1e-4`, `0.19`.
+pub fn p_value(p: f64) -> String {
+    match p {
+        p if p < 1e-6 => "< 1e-6".to_string(),
+        p if p < 1e-3 => format!("{p:.1e}"),
+        p => format!("{p:.2}"),
+    }
 }
 
 pub fn render_latency_table(diff: &LatencyDiff, out: &mut impl Write) -> std::io::Result<()> {
@@ -82,7 +123,7 @@ pub fn render_latency_table(diff: &LatencyDiff, out: &mut impl Write) -> std::io
         let module = module_suffix(f.module.as_deref());
         writeln!(
             out,
-            "  {:>+8.1}%{} {:>25} {:>25} {:>15} {:>9.2e}  {}{module}",
+            "  {:>+8.1}%{} {:>25} {:>25} {:>15} {:>9}  {}{module}",
             100.0 * f.median_change,
             if f.significant { "*" } else { " " },
             format!(
@@ -96,7 +137,7 @@ pub fn render_latency_table(diff: &LatencyDiff, out: &mut impl Write) -> std::io
                 human_ns(f.after_iqr_ns)
             ),
             format!("{} → {}", f.before_calls, f.after_calls),
-            f.p_value,
+            p_value(f.p_value),
             f.function
         )?;
     }
@@ -104,4 +145,17 @@ pub fn render_latency_table(diff: &LatencyDiff, out: &mut impl Write) -> std::io
         writeln!(out, "  (no function timed on both sides)")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p_values_read_as_people_write_them() {
+        assert_eq!(p_value(3.5e-16), "< 1e-6");
+        assert_eq!(p_value(2.14e-4), "2.1e-4");
+        assert_eq!(p_value(0.19), "0.19");
+        assert_eq!(p_value(1.0), "1.00");
+    }
 }

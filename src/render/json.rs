@@ -4,7 +4,7 @@
 //! ```text
 //! { "schema": "netprof-report/1",
 //!   "events": ["cpu-clock"], "event": "cpu-clock" (the one reported, or null),
-//!   "total_samples": N, "lost_samples": N,
+//!   "total_samples": N, "lost_samples": N, "truncated_user_samples": N,
 //!   "kernel_names": "snapshot" | "live-kallsyms" | "unavailable",
 //!   "frames": [ { "name", "module" (kernel module, "bpf", or user file; or null),
 //!                 "kind": "kernel"|"module"|"bpf"|"user", "resolved": bool } ],
@@ -26,6 +26,8 @@ struct Report<'a> {
     event: Option<&'a str>,
     total_samples: u64,
     lost_samples: u64,
+    /// Samples whose user call chain ends in `[unknown]`.
+    truncated_user_samples: u64,
     kernel_names: &'static str,
     frames: &'a [Frame],
     stacks: Vec<Stack<'a>>,
@@ -50,6 +52,7 @@ pub fn to_json(view: &View) -> String {
         event: view.event.map(|e| p.events[e as usize].as_str()),
         total_samples: view.total,
         lost_samples: p.lost_samples,
+        truncated_user_samples: p.truncated_user_samples,
         kernel_names: match p.kernel_names {
             KernelNames::Snapshot => "snapshot",
             KernelNames::LiveKallsyms => "live-kallsyms",

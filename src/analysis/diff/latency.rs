@@ -176,7 +176,12 @@ pub fn diff_latencies(before: &[LatencyReport], after: &[LatencyReport]) -> Resu
     for (f, significant) in functions.iter_mut().zip(benjamini_hochberg(&p_values, FDR)) {
         f.significant = significant;
     }
-    functions.sort_by(|x, y| y.median_change.abs().total_cmp(&x.median_change.abs()));
+    // What is beyond noise first, then by the size of the median's change.
+    functions.sort_by(|x, y| {
+        y.significant
+            .cmp(&x.significant)
+            .then(y.median_change.abs().total_cmp(&x.median_change.abs()))
+    });
     Ok(LatencyDiff {
         schema: "netprof-latency-diff/1",
         method:

@@ -22,7 +22,7 @@ use crate::analysis::stats::{benjamini_hochberg, two_proportions, welch, Compari
 use crate::error::{Error, IoContext, Result};
 use crate::model::profile::{Filter, Profile};
 use crate::model::symbolize::{symbolize, Frame, FrameKind};
-use crate::model::view::View;
+use crate::model::view::{View, ViewFilter};
 
 /// Shares below this on both sides are not tested (never marked).
 pub const FAMILY_MIN_SHARE: f64 = 0.005;
@@ -37,6 +37,16 @@ fn key_of(frame: &Frame) -> FunctionKey {
         FrameKind::Kernel | FrameKind::User => None,
     };
     (frame.name.clone(), module)
+}
+
+/// Which samples of each recording a comparison counts: report's filters.
+#[derive(Clone, Debug, Default)]
+pub struct Selection<'a> {
+    pub filter: Filter,
+    pub module: Option<&'a str>,
+    /// The event compared, by name (default: each file's first).
+    pub event: Option<&'a str>,
+    pub no_idle: bool,
 }
 
 /// Sample counts of one recording, by function.
@@ -82,22 +92,37 @@ impl RunCounts {
         run
     }
 
-    /// Reads a recording and counts the samples of its first event (the one
-    /// a recording is about) per function.
-    pub fn read(path: &Path) -> Result<RunCounts> {
-        let profile = Profile::read(path, &Filter::default())?;
+    /// Reads a recording and counts, per function, the samples that
+    /// `selection` keeps of its event (by default its first event with
+    /// samples: the one a recording is about).
+    pub fn read(path: &Path, selection: &Selection) -> Result<RunCounts> {
+        let profile = Profile::read(path, &selection.filter)?;
         let symbols = symbolize(&profile);
-        let events = profile.sampled_events();
-        let mut run = match events.first() {
-            Some(&first) => {
-                RunCounts::of_view(&View::build(&profile, &symbols, None, Some(first))?)
+        let sampled = profile.sampled_events();
+        let event = match selection.event {
+            Some(name) => Some(
+                profile
+                    .event(name)
+                    .map_err(|e| e.prefixed(format!("{}: ", path.display())))?,
+            ),
+            None => sampled.first().copied(),
+        };
+        let mut run = match event {
+            Some(event) => {
+                let filter = ViewFilter {
+                    module: selection.module,
+                    event: Some(event),
+                    no_idle: selection.no_idle,
+                };
+                RunCounts::of_view(&View::build(&profile, &symbols, filter)?)
             }
             None => RunCounts::default(),
         };
-        if let Some((&first, others)) = events.split_first() {
-            run.event = profile.events[first as usize].clone();
-            run.other_events = others
+        if let Some(event) = event {
+            run.event = profile.events[event as usize].clone();
+            run.other_events = sampled
                 .iter()
+                .filter(|&&e| e != event)
                 .map(|&e| profile.events[e as usize].clone())
                 .collect();
         }
