@@ -34,6 +34,33 @@ fn recording(dir: &Path, name: &str, hsr: u32, dd: u32) -> PathBuf {
     s.write_in(dir, name)
 }
 
+/// An HSR node table made slow, as in the net-perf workflow: `slow` samples
+/// in hsr_get_node under HSR's receive path, `fast` samples elsewhere in
+/// HSR, and `idle` samples of a CPU halted in the idle loop.
+fn hsr_recording(dir: &Path, name: &str, slow: u32, fast: u32, idle: u32) -> PathBuf {
+    let mut s = Synth::new();
+    s.comm(100, "iperf3").comm(0, "swapper/1");
+    let receive = [
+        k("hsr_handle_frame"),
+        k("__netif_receive_skb"),
+        k("net_rx_action"),
+    ];
+    let mut lookup = vec![k("hsr_get_node"), k("hsr_forward_skb")];
+    lookup.extend_from_slice(&receive);
+    s.samples(slow, 100, 0, &lookup, &[]);
+    let mut forward = vec![k("hsr_forward_skb")];
+    forward.extend_from_slice(&receive);
+    s.samples(fast, 100, 0, &forward, &[]);
+    s.samples(idle, 0, 1, &[k("pv_native_safe_halt"), k("do_idle")], &[]);
+    s.write_in(dir, name)
+}
+
+/// The function of the first row of the diff table.
+fn first_row(table: &str) -> &str {
+    let row = table.lines().find(|l| !l.starts_with('#')).unwrap();
+    row.split("  ").last().unwrap().trim()
+}
+
 fn json(args: &[&str]) -> serde_json::Value {
     let out = netprof(args);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -99,6 +126,129 @@ fn the_shifted_function_comes_first_with_its_sign_and_size() {
     );
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.contains("hsr_forward_skb") && svg.contains("<svg"));
+}
+
+#[test]
+fn filters_and_no_idle_put_the_real_change_first() {
+    let dir = tempfile::tempdir().unwrap();
+    // The machine idles far more once the lookup is fast.
+    let before = hsr_recording(dir.path(), "before.data", 1100, 2000, 500);
+    let after = hsr_recording(dir.path(), "after.data", 40, 2000, 3000);
+    let (b, a) = (p(&before), p(&after));
+    let table = |extra: &[&str]| {
+        let mut args = vec!["diff", b, a];
+        args.extend_from_slice(extra);
+        let out = netprof(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    // Unfiltered, the idle loop's growth leads.
+    assert_eq!(
+        first_row(&table(&[])),
+        "pv_native_safe_halt",
+        "{}",
+        table(&[])
+    );
+    for filter in [
+        &["--no-idle"][..],
+        &["--module", "hsr"],
+        &["--comm", "iperf3"],
+        &["--cpu", "0"],
+    ] {
+        let t = table(filter);
+        assert_eq!(first_row(&t), "hsr_get_node [hsr]", "{filter:?}: {t}");
+        let first = t.lines().find(|l| !l.starts_with('#')).unwrap();
+        assert!(first.contains('*') && first.contains('-'), "{first}");
+        assert!(!t.contains("pv_native_safe_halt"), "{filter:?}: {t}");
+    }
+    // report --no-idle keeps every other sample.
+    let out = netprof(&["report", "-i", a, "--no-idle", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["total_samples"], 2040, "{}", stderr(&out));
+}
+
+/// The width, in percent of the whole graph, of the widest frame named
+/// `name` in a flamegraph (inferno writes each frame's width in percent).
+fn widest(svg: &str, name: &str) -> f64 {
+    svg.split("<g>")
+        .filter(|g| g.contains(&format!("<title>{name}")))
+        .filter_map(|g| {
+            let width = g.split("width=\"").nth(1)?;
+            width.split('%').next()?.parse::<f64>().ok()
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn diff_flame_draws_after_and_before_widths() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = hsr_recording(dir.path(), "before.data", 1100, 2000, 0);
+    let after = hsr_recording(dir.path(), "after.data", 40, 2000, 0);
+    let svg = dir.path().join("diff.svg");
+    let out = netprof(&["diff", p(&before), p(&after), "--flame", p(&svg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after_view = std::fs::read_to_string(&svg).unwrap();
+    let before_view = std::fs::read_to_string(dir.path().join("diff.before.svg")).unwrap();
+    assert!(after_view.contains("widths from AFTER"), "title");
+    assert!(before_view.contains("widths from BEFORE"), "title");
+    // hsr_get_node went from 1100 of 3100 samples (35%) to 40 of 2040 (2%):
+    // a sliver in AFTER's widths, wide in BEFORE's.
+    let (thin, wide) = (
+        widest(&after_view, "hsr_get_node"),
+        widest(&before_view, "hsr_get_node"),
+    );
+    assert!((1.5..2.5).contains(&thin), "AFTER width {thin}");
+    assert!((33.0..38.0).contains(&wide), "BEFORE width {wide}");
+    // Its tooltip gives both sides and the change, in either view.
+    let tooltip = "hsr_get_node [hsr]: before 1,100 samples (35.48%), after 40 samples (1.96%), change -33.52 points";
+    for view in [&after_view, &before_view] {
+        assert!(
+            view.contains(tooltip),
+            "{}",
+            view.split("<title>hsr_get_node").nth(1).unwrap_or("")
+        );
+    }
+}
+
+#[test]
+fn the_table_stops_at_a_screenful_unless_all_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    // Sixty functions of an application, each moving from one run to the
+    // other (user frames with no symbols: one function per offset).
+    let side = |name: &str, shift: u32| {
+        let mut s = Synth::new();
+        s.comm(300, "app")
+            .mmap(300, 0x400000, 0x500000, "/nonexistent/app");
+        for i in 0..60u32 {
+            s.samples(
+                10 + (i + shift) % 60 * 5,
+                300,
+                0,
+                &[],
+                &[0x401000 + u64::from(i) * 0x100],
+            );
+        }
+        s.write_in(dir.path(), name)
+    };
+    let (before, after) = (side("before.data", 0), side("after.data", 30));
+    let table = stdout(&netprof(&["diff", p(&before), p(&after)]));
+    let rows: Vec<&str> = table.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(rows.len(), 40, "{table}");
+    let last = table.lines().last().unwrap();
+    assert!(
+        last.starts_with("# 20 more rows changed by 0.1 points or more,")
+            && last.ends_with("--all shows every row"),
+        "{table}"
+    );
+    // Significant rows come before the others.
+    let marked: Vec<bool> = rows.iter().map(|r| r.contains('*')).collect();
+    assert!(marked.windows(2).all(|w| w[0] >= w[1]), "{table}");
+    let all = stdout(&netprof(&["diff", p(&before), p(&after), "--all"]));
+    assert_eq!(
+        all.lines().filter(|l| !l.starts_with('#')).count(),
+        60,
+        "{all}"
+    );
 }
 
 #[test]
@@ -225,24 +375,27 @@ fn recordings_of_two_kernel_builds_compare_by_name() {
     }
 }
 
-fn latency_file(dir: &Path, name: &str, center_ns: u64, calls: u64) -> PathBuf {
-    // Calls spread over five 1/16-wide buckets around the centre.
+/// `calls` calls of `function` spread over five 1/16-wide buckets around
+/// `center_ns`.
+fn latency_function(function: &str, center_ns: u64, calls: u64) -> FunctionLatency {
     let width = center_ns / 16;
+    let per_bucket = calls.div_ceil(5);
     let histogram: Vec<Bucket> = (0..5)
         .map(|i| Bucket {
             low_ns: center_ns + (i as u64) * width - 2 * width,
             high_ns: center_ns + (i as u64 + 1) * width - 2 * width,
-            count: calls / 5,
+            count: per_bucket.min(calls - (per_bucket * i as u64).min(calls)),
         })
+        .filter(|b| b.count > 0)
         .collect();
-    let f = FunctionLatency {
-        function: "netprof_test_delay".into(),
+    FunctionLatency {
+        function: function.into(),
         module: Some("netprof_test".into()),
         cpu: None,
         pid: None,
-        count: calls / 5 * 5,
+        count: calls,
         min_ns: histogram[0].low_ns,
-        max_ns: histogram[4].high_ns - 1,
+        max_ns: histogram.last().unwrap().high_ns - 1,
         mean_ns: center_ns as f64,
         p25_ns: 0.0,
         median_ns: center_ns as f64,
@@ -251,15 +404,26 @@ fn latency_file(dir: &Path, name: &str, center_ns: u64, calls: u64) -> PathBuf {
         p90_ns: 0.0,
         p99_ns: 0.0,
         histogram,
-    };
-    let report = LatencyReport {
+    }
+}
+
+fn latency_report(functions: Vec<FunctionLatency>) -> LatencyReport {
+    LatencyReport {
         schema: netprof::model::latency::SCHEMA.into(),
         duration_s: 1.0,
         probes: "kprobe.multi".into(),
         dropped: 0,
         missed_returns: 0,
-        functions: vec![f],
-    };
+        functions,
+    }
+}
+
+fn latency_file(dir: &Path, name: &str, center_ns: u64, calls: u64) -> PathBuf {
+    let report = latency_report(vec![latency_function(
+        "netprof_test_delay",
+        center_ns,
+        calls,
+    )]);
     let path = dir.join(name);
     std::fs::write(&path, serde_json::to_string(&report).unwrap()).unwrap();
     path
@@ -287,6 +451,37 @@ fn latency_results_compare_medians_with_mann_whitney() {
         table.contains("+100.0%*") && table.contains("netprof_test_delay [netprof_test]"),
         "{table}"
     );
+}
+
+#[test]
+fn latency_diff_puts_significant_rows_first_and_says_p_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two functions: one whose three calls tripled (no evidence), one whose
+    // thousand calls took 20% longer (overwhelming evidence).
+    let side = |name: &str, rare_ns: u64, busy_ns: u64| {
+        let functions = [("rare_fn", rare_ns, 3), ("busy_fn", busy_ns, 1000)]
+            .map(|(name, ns, calls)| latency_function(name, ns, calls));
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            serde_json::to_string(&latency_report(functions.to_vec())).unwrap(),
+        )
+        .unwrap();
+        path
+    };
+    let before = side("before.json", 1000, 10_000);
+    let after = side("after.json", 3000, 12_000);
+    let table = stdout(&netprof(&["diff", p(&before), p(&after)]));
+    let rows: Vec<&str> = table.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        rows[0].contains("busy_fn") && rows[0].contains("< 1e-6"),
+        "{table}"
+    );
+    assert!(
+        rows[1].contains("rare_fn") && !rows[1].contains('*'),
+        "{table}"
+    );
+    assert!(!table.contains("e0"), "{table}");
 }
 
 #[test]

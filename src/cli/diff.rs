@@ -6,16 +6,17 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use netprof::analysis::diff::latency::{self, LatencyDiff};
-use netprof::analysis::diff::profiles::{diff_profiles, differential_folded, RunCounts, Selection};
+use netprof::analysis::diff::profiles::{
+    diff_profiles, differential_folded, Counts, RunCounts, Selection,
+};
 use netprof::analysis::diff::{expand_inputs, side_kind, InputKind};
 use netprof::error::{Error, IoContext};
-use netprof::model::profile::Filter;
 use netprof::outfile::write_atomically;
-use netprof::render::diff_flame::{self, Widths};
+use netprof::render::diff_flame::{self, Totals, Widths};
 use netprof::render::diff_table::{self, TableOptions};
-use netprof::sys::cpus::CpuList;
 use netprof::Result;
 
+use super::selection::SelectionArgs;
 use super::values;
 
 const DIFF_LONG_HELP: &str = "\
@@ -49,10 +50,13 @@ of the Mann-Whitney U test (normal approximation; values in one histogram bucket
 marked * under the same Benjamini-Hochberg rule; rows beyond noise come first, then by the size of \
 the median's change.
 
---flame FILE writes two differential flamegraphs (inferno), BEFORE scaled to AFTER's total samples: \
-FILE with frames as wide as in AFTER (red where they grew, blue where they shrank), and FILE with \
-`.before` before its extension with frames as wide as in BEFORE, so that what shrank is wide. Each \
-frame's tooltip gives its samples and share before and after, and the change in points.
+--flame FILE writes two differential flamegraphs (inferno), both sides weighed to the same total so \
+that colours compare shares: FILE with frames as wide as in AFTER (red where they grew, blue where \
+they shrank), and FILE with `.before` before its extension with frames as wide as in BEFORE, so \
+that what shrank is wide. Each \
+frame's tooltip gives its samples and share before and after, and the change in points. --folded \
+prints the stacks with both counts, BEFORE scaled to AFTER's total (as inferno-diff-folded \
+--normalize), for inferno-flamegraph or other tools.
 
 JSON schemas: netprof-diff/1 {schema, method, before_runs, after_runs, before_samples, after_samples, \
 functions: [{function, module, self: {before, after, delta, ci95, p_value, significant}, total: {...}}]} \
@@ -96,24 +100,8 @@ pub struct DiffArgs {
     /// Show every row of the table, not a screenful
     #[arg(long)]
     pub all: bool,
-    /// Compare only samples of these commands (comma-separated)
-    #[arg(long, value_delimiter = ',')]
-    pub comm: Vec<String>,
-    /// Compare only samples of these processes (comma-separated)
-    #[arg(long, value_delimiter = ',')]
-    pub pid: Vec<i32>,
-    /// Compare only samples taken on these CPUs, e.g. 0,2-3
-    #[arg(long, value_parser = values::cpus_of_any_machine)]
-    pub cpu: Option<CpuList>,
-    /// Compare only stacks passing through this kernel module (or `bpf`)
-    #[arg(long)]
-    pub module: Option<String>,
-    /// Compare this event of the recordings (default: each recording's first)
-    #[arg(long, value_name = "NAME")]
-    pub event: Option<String>,
-    /// Leave out samples taken in the kernel's idle loop, on both sides
-    #[arg(long)]
-    pub no_idle: bool,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
 }
 
 pub fn run(args: DiffArgs) -> Result<()> {
@@ -171,19 +159,10 @@ fn latencies(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<(
 
 fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<()> {
     let selection = Selection {
-        filter: Filter {
-            comms: args.comm.clone(),
-            pids: args.pid.clone(),
-            cpus: args
-                .cpu
-                .as_ref()
-                .map(|c| c.as_slice().to_vec())
-                .unwrap_or_default(),
-            keep_samples: false,
-        },
-        module: args.module.as_deref(),
-        event: args.event.as_deref(),
-        no_idle: args.no_idle,
+        filter: args.selection.filter(false),
+        module: args.selection.module.as_deref(),
+        event: args.selection.event.as_deref(),
+        no_idle: args.selection.no_idle,
     };
     let read = |files: &[PathBuf]| -> Result<Vec<_>> {
         files
@@ -207,7 +186,7 @@ fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<
     }
     let mut stdout = std::io::stdout().lock();
     if args.folded {
-        for line in differential_folded(&b, &a)? {
+        for line in differential_folded(&b, &a, Counts::Normalized)? {
             writeln!(stdout, "{line}").io_context(|| "cannot write the folded stacks")?;
         }
         return Ok(());
@@ -230,11 +209,14 @@ fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<
 /// The two views: AFTER's widths in `path`, BEFORE's beside it (not for a
 /// device or stream, which takes one).
 fn write_flamegraphs(path: &Path, before: &[RunCounts], after: &[RunCounts]) -> Result<()> {
-    let lines = differential_folded(before, after)?;
-    let samples = |side: &[RunCounts]| side.iter().map(|r| r.samples).sum::<u64>() as f64;
-    let scale = samples(before) / samples(after).max(1.0);
+    let lines = differential_folded(before, after, Counts::Raw)?;
+    let samples = |side: &[RunCounts]| side.iter().map(|r| r.samples).sum::<u64>();
+    let totals = Totals {
+        before: samples(before),
+        after: samples(after),
+    };
     write_atomically(path, |out| {
-        diff_flame::write_differential_svg(&lines, Widths::After, scale, out)
+        diff_flame::write_differential_svg(&lines, Widths::After, totals, out)
     })?;
     let in_place = path.starts_with("/dev") || path.starts_with("/proc");
     let Some(before_path) = (!in_place).then(|| before_view_path(path)) else {
@@ -245,7 +227,7 @@ fn write_flamegraphs(path: &Path, before: &[RunCounts], after: &[RunCounts]) -> 
         return Ok(());
     };
     write_atomically(&before_path, |out| {
-        diff_flame::write_differential_svg(&lines, Widths::Before, scale, out)
+        diff_flame::write_differential_svg(&lines, Widths::Before, totals, out)
     })?;
     eprintln!(
         "netprof: differential flamegraphs written to {} (AFTER's widths) and {} (BEFORE's widths)",

@@ -8,6 +8,7 @@ mod latency;
 mod probe;
 mod record;
 mod report;
+mod selection;
 pub mod signals;
 mod values;
 

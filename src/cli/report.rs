@@ -6,15 +6,15 @@ use std::path::PathBuf;
 use clap::Args;
 
 use netprof::error::IoContext;
-use netprof::model::profile::{Filter, Profile};
+use netprof::model::profile::Profile;
 use netprof::model::symbolize::symbolize;
-use netprof::model::view::{View, ViewFilter};
+use netprof::model::view::View;
 use netprof::outfile::write_atomically;
 use netprof::render::tree::{Order, SortKey, TreeOptions};
 use netprof::render::{flame, folded, json, samples, tree};
-use netprof::sys::cpus::CpuList;
 use netprof::Result;
 
+use super::selection::SelectionArgs;
 use super::values;
 
 const ORDERS: &[(&str, &str, Order)] = &[
@@ -36,7 +36,13 @@ all samples left after the filters. Return addresses are looked up at the call s
 Frames: kernel frames are named from the kallsyms snapshot stored in the recording (files written \
 by perf use this machine's /proc/kallsyms); module frames read `func [module]`, BPF programs \
 `bpf_prog_<tag>_<name> [bpf]`; user frames come from the ELF symbols (and DWARF) of the mapped file. \
-An address that cannot be named is shown in hex, with its file and offset for user frames.
+A kernel address that cannot be named is shown in hex, a user one as file+0xOFFSET. A user call \
+chain ends at its first frame outside every executable mapping of its process (a binary without \
+frame pointers unwinds into garbage) with one `[unknown]` frame, as perf shows it; the header \
+counts the samples so cut. Build with -fno-omit-frame-pointer for whole user stacks.
+
+--no-idle leaves out samples whose leaf is the kernel's idle loop (pv_native_safe_halt, intel_idle, \
+default_idle, ...).
 
 Events: a recording of several events (-e cpu-clock -e sched:sched_switch) is reported one event \
 at a time, never as one population: the text report has a section per event; --folded, --flame \
@@ -44,8 +50,8 @@ and --json show the first event (and name the others on stderr), --event NAME pi
 --samples lists every event's samples unless --event is given.
 
 JSON schema netprof-report/1: an object with `schema`, `events` (names of all events), `event` \
-(the one reported), `total_samples`, `lost_samples`, `kernel_names` (snapshot | live-kallsyms | \
-unavailable), `frames` (array of {name, module, kind: kernel|module|bpf|user, resolved}) and \
+(the one reported), `total_samples`, `lost_samples`, `truncated_user_samples` (user chains cut at \
+[unknown]), `kernel_names` (snapshot | live-kallsyms | unavailable), `frames` (array of {name, module, kind: kernel|module|bpf|user, resolved}) and \
 `stacks` (array of {comm, pid, tid, cpu, event, count, frames: indexes into `frames`, root first}).
 
 Examples:
@@ -69,25 +75,8 @@ pub struct ReportArgs {
     /// What the entries of the text report are
     #[arg(long, default_value = "symbol", value_parser = values::choice(SORT_KEYS))]
     pub sort: SortKey,
-    /// Keep only samples of these commands (comma-separated)
-    #[arg(long, value_delimiter = ',')]
-    pub comm: Vec<String>,
-    /// Keep only samples of these processes (comma-separated)
-    #[arg(long, value_delimiter = ',')]
-    pub pid: Vec<i32>,
-    /// Keep only samples taken on these CPUs, e.g. 0,2-3
-    #[arg(long, value_parser = values::cpus_of_any_machine)]
-    pub cpu: Option<CpuList>,
-    /// Keep only stacks passing through this kernel module (or `bpf`)
-    #[arg(long)]
-    pub module: Option<String>,
-    /// Report this event of the recording (default: each in turn in the text report, the first
-    /// in the other outputs)
-    #[arg(long, value_name = "NAME")]
-    pub event: Option<String>,
-    /// Leave out samples taken in the kernel's idle loop
-    #[arg(long)]
-    pub no_idle: bool,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
     /// Write a flamegraph SVG to FILE (default netprof.svg)
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof.svg")]
     pub flame: Option<PathBuf>,
@@ -109,28 +98,16 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
-    let filter = Filter {
-        comms: args.comm.clone(),
-        pids: args.pid.clone(),
-        cpus: args
-            .cpu
-            .as_ref()
-            .map(|c| c.as_slice().to_vec())
-            .unwrap_or_default(),
-        keep_samples: args.samples,
-    };
+    let filter = args.selection.filter(args.samples);
     let profile = Profile::read(&args.input, &filter)?;
     let symbols = symbolize(&profile);
     let chosen = args
+        .selection
         .event
         .as_deref()
         .map(|n| profile.event(n))
         .transpose()?;
-    let view_filter = |event: Option<u16>| ViewFilter {
-        module: args.module.as_deref(),
-        event,
-        no_idle: args.no_idle,
-    };
+    let view_filter = |event: Option<u16>| args.selection.view(event);
     let text_only = args.flame.is_none() && !args.folded && !args.json && !args.samples;
     if text_only {
         // One section per event: time samples and probe hits never mix.

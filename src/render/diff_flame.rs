@@ -15,25 +15,46 @@ pub enum Widths {
     Before,
 }
 
-/// Draws `lines` (folded stacks with before and after counts, before scaled
-/// to after's total, as [`crate::analysis::diff::profiles::differential_folded`]
-/// makes them). `before_scale` turns a scaled before count back into
-/// samples (before's total over after's).
+/// Each side's number of samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Totals {
+    pub before: u64,
+    pub after: u64,
+}
+
+impl Totals {
+    /// What one sample of each side (before, after) weighs so that both
+    /// sides add up to the same whole number (the totals' least common
+    /// multiple): inferno then compares shares, and no count is rounded.
+    fn weights(self) -> (u64, u64) {
+        let (before, after) = (self.before.max(1), self.after.max(1));
+        let common = gcd(before, after);
+        (after / common, before / common)
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Draws `lines` (folded stacks with each side's own sample counts, `stack
+/// before after`) with the frames as wide as `widths` says.
 pub fn write_differential_svg(
     lines: &[String],
     widths: Widths,
-    before_scale: f64,
+    totals: Totals,
     out: &mut impl Write,
 ) -> Result<()> {
     let mut options = inferno::flamegraph::Options::default();
     options.count_name = "samples".to_string();
-    let swapped: Vec<String>;
-    let lines: Vec<&str> = match widths {
+    match widths {
         Widths::After => {
             options.title = "netprof diff: widths from AFTER".to_string();
             options.subtitle =
                 Some("Red grew, blue shrank; hover for before, after and the change".into());
-            lines.iter().map(String::as_str).collect()
         }
         Widths::Before => {
             options.title = "netprof diff: widths from BEFORE".to_string();
@@ -41,60 +62,58 @@ pub fn write_differential_svg(
                 "What shrank is wide and blue, red grew; hover for before, after and the change"
                     .into(),
             );
-            // inferno takes widths from the second count: swap them, and
-            // negate the colours so that red still means grew.
+            // inferno takes widths from the second count, which is before's
+            // here: negated, the colours still mean after minus before.
             options.negate_differentials = true;
-            swapped = lines.iter().filter_map(|l| swap_counts(l)).collect();
-            swapped.iter().map(String::as_str).collect()
         }
-    };
+    }
+    let weighted: Vec<String> = lines
+        .iter()
+        .filter_map(|l| weigh(l, widths, totals))
+        .collect();
     let mut svg = Vec::new();
-    inferno::flamegraph::from_lines(&mut options, lines, &mut svg)
+    inferno::flamegraph::from_lines(&mut options, weighted.iter().map(String::as_str), &mut svg)
         .io_context(|| "cannot draw the differential flamegraph")?;
     let svg = String::from_utf8_lossy(&svg);
-    out.write_all(retitle(&svg, widths, before_scale).as_bytes())
+    out.write_all(retitle(&svg, widths, totals).as_bytes())
         .io_context(|| "cannot write the differential flamegraph")
 }
 
-/// `stack before after` -> `stack after before`.
-fn swap_counts(line: &str) -> Option<String> {
+/// `stack before after` weighed for inferno, the side giving the widths
+/// second.
+fn weigh(line: &str, widths: Widths, totals: Totals) -> Option<String> {
     let (rest, after) = line.rsplit_once(' ')?;
     let (stack, before) = rest.rsplit_once(' ')?;
-    Some(format!("{stack} {after} {before}"))
+    let (before, after): (u64, u64) = (before.parse().ok()?, after.parse().ok()?);
+    let (before_weight, after_weight) = totals.weights();
+    let (before, after) = (before * before_weight, after * after_weight);
+    Some(match widths {
+        Widths::After => format!("{stack} {before} {after}"),
+        Widths::Before => format!("{stack} {after} {before}"),
+    })
 }
 
-/// One frame's figures, from inferno's tooltip `NAME (N samples, P%; D%)`.
+/// One frame's figures, from inferno's tooltip `NAME (N samples, P%; D%)`:
+/// its weighed count and the change in points of the total.
 struct Tooltip<'a> {
     name: &'a str,
-    samples: f64,
-    pct: f64,
-    delta_pct: Option<f64>,
+    weighed: f64,
+    delta_pct: f64,
 }
 
 fn parse_tooltip(title: &str) -> Option<Tooltip<'_>> {
     let (name, figures) = title.rsplit_once(" (")?;
-    let figures = figures.strip_suffix(')')?;
-    let (counts, delta) = match figures.split_once("; ") {
-        Some((c, d)) => (c, Some(d.trim_end_matches('%').parse().ok()?)),
-        None => (figures, None),
-    };
-    let (samples, pct) = counts.split_once(", ")?;
-    let samples = samples.split(' ').next()?.replace(',', "").parse().ok()?;
-    let pct = pct.trim_end_matches('%').parse().ok()?;
+    let (counts, delta) = figures.strip_suffix(')')?.split_once("; ")?;
+    let weighed = counts.split(' ').next()?.replace(',', "").parse().ok()?;
     Some(Tooltip {
         name,
-        samples,
-        pct,
-        delta_pct: delta,
+        weighed,
+        delta_pct: delta.trim_end_matches('%').parse().ok()?,
     })
 }
 
 /// Rewrites every frame's `<title>` with before, after and the change.
-fn retitle(svg: &str, widths: Widths, before_scale: f64) -> String {
-    // The whole graph's frame (`all`) holds the total.
-    let total = svg.split("<title>all (").nth(1).and_then(|t| {
-        parse_tooltip(&format!("all ({}", t.split("</title>").next()?)).map(|t| t.samples)
-    });
+fn retitle(svg: &str, widths: Widths, totals: Totals) -> String {
     let mut out = String::with_capacity(svg.len() + svg.len() / 4);
     let mut rest = svg;
     while let Some(start) = rest.find("<title>") {
@@ -105,12 +124,7 @@ fn retitle(svg: &str, widths: Widths, before_scale: f64) -> String {
         out.push_str(&rest[..body]);
         let title = &rest[body..body + len];
         match parse_tooltip(title) {
-            Some(t) => match (t.delta_pct, total) {
-                (Some(delta_pct), Some(total)) => {
-                    out.push_str(&describe(&t, delta_pct, total, widths, before_scale))
-                }
-                _ => out.push_str(title),
-            },
+            Some(t) => out.push_str(&describe(&t, widths, totals)),
             None => out.push_str(title),
         }
         rest = &rest[body + len..];
@@ -119,32 +133,45 @@ fn retitle(svg: &str, widths: Widths, before_scale: f64) -> String {
     out
 }
 
-fn describe(t: &Tooltip, delta_pct: f64, total: f64, widths: Widths, before_scale: f64) -> String {
-    let delta_samples = delta_pct / 100.0 * total;
-    // The shown side is the width's; the other follows from the change
-    // (after minus before, in points of the total).
-    let (before_pct, after_pct, before_scaled, after) = match widths {
-        Widths::After => (
-            t.pct - delta_pct,
-            t.pct,
-            t.samples - delta_samples,
-            t.samples,
-        ),
-        Widths::Before => (
-            t.pct,
-            t.pct + delta_pct,
-            t.samples,
-            t.samples + delta_samples,
-        ),
+/// The drawn side's count is exact (its weighed count over its weight); the
+/// other side's follows from the change inferno prints to 0.01 point.
+fn describe(t: &Tooltip, widths: Widths, totals: Totals) -> String {
+    let (before_weight, after_weight) = totals.weights();
+    let (before_total, after_total) = (totals.before.max(1) as f64, totals.after.max(1) as f64);
+    let (before, after) = match widths {
+        Widths::After => {
+            let after = t.weighed / after_weight as f64;
+            let before_pct = after / after_total * 100.0 - t.delta_pct;
+            (before_pct / 100.0 * before_total, after)
+        }
+        Widths::Before => {
+            let before = t.weighed / before_weight as f64;
+            let after_pct = before / before_total * 100.0 + t.delta_pct;
+            (before, after_pct / 100.0 * after_total)
+        }
     };
-    let before = before_scaled * before_scale;
+    let (before, after) = (before.max(0.0).round(), after.max(0.0).round());
+    let (before_pct, after_pct) = (before / before_total * 100.0, after / after_total * 100.0);
     format!(
-        "{}: before {:.0} samples ({before_pct:.2}%), after {:.0} samples ({after_pct:.2}%), change {:+.2} points",
+        "{}: before {} samples ({before_pct:.2}%), after {} samples ({after_pct:.2}%), change {:+.2} points",
         t.name,
-        before.max(0.0),
-        after.max(0.0),
-        delta_pct
+        thousands(before as u64),
+        thousands(after as u64),
+        after_pct - before_pct
     )
+}
+
+/// `1100` -> `1,100`, as inferno writes counts.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -152,19 +179,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tooltips_give_both_sides_in_either_view() {
-        let svg = "<title>f(int) (300 samples, 30.00%; +20.00%)</title>x<title>all (1,000 samples, 100%)</title>";
-        let after = retitle(svg, Widths::After, 2.0);
-        assert!(after.contains("<title>f(int): before 200 samples (10.00%), after 300 samples (30.00%), change +20.00 points</title>"), "{after}");
-        // In the before view inferno shows before's width and, negated, the same change.
-        let svg = "<title>all (1,000 samples, 100%)</title><title>g (300 samples, 30.00%; -25.00%)</title>";
-        let before = retitle(svg, Widths::Before, 1.0);
-        assert!(
-            before.contains(
-                "g: before 300 samples (30.00%), after 50 samples (5.00%), change -25.00 points"
-            ),
-            "{before}"
+    fn both_sides_weigh_the_same_in_whole_numbers() {
+        let totals = Totals {
+            before: 3100,
+            after: 2040,
+        };
+        // lcm(3100, 2040) = 316200: 102 per sample before, 155 after.
+        assert_eq!(totals.weights(), (102, 155));
+        assert_eq!(
+            weigh("a;b 1100 40", Widths::After, totals).unwrap(),
+            "a;b 112200 6200"
         );
-        assert_eq!(swap_counts("a;b 10 20").unwrap(), "a;b 20 10");
+        assert_eq!(
+            weigh("a;b 1100 40", Widths::Before, totals).unwrap(),
+            "a;b 6200 112200"
+        );
+    }
+
+    #[test]
+    fn tooltips_give_both_sides_in_either_view() {
+        let totals = Totals {
+            before: 3100,
+            after: 2040,
+        };
+        // hsr_get_node: 1100 of 3100 before (35.48%), 40 of 2040 after (1.96%).
+        let after_view = "<title>hsr_get_node (6,200 samples, 1.96%; -33.52%)</title>";
+        let expected = "hsr_get_node: before 1,100 samples (35.48%), after 40 samples (1.96%), change -33.52 points";
+        assert!(
+            retitle(after_view, Widths::After, totals).contains(expected),
+            "{}",
+            retitle(after_view, Widths::After, totals)
+        );
+        let before_view = "<title>hsr_get_node (112,200 samples, 35.48%; -33.52%)</title>";
+        assert!(retitle(before_view, Widths::Before, totals).contains(expected));
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
     }
 }

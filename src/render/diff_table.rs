@@ -90,10 +90,17 @@ pub fn render_profile_table(
             "  (no function changed by {percent_limit} percentage points or more)"
         )?;
     } else if shown < rows.len() {
+        let hidden = &rows[shown..];
+        let beyond_noise = match hidden.iter().filter(|f| marked(f)).count() {
+            0 => "none".to_string(),
+            n if n == hidden.len() => "all".to_string(),
+            n => n.to_string(),
+        };
         writeln!(
             out,
-            "# {} more rows changed by {percent_limit} points or more, none beyond noise; --all shows them",
-            rows.len() - shown
+            "# {} more rows changed by {percent_limit} points or more, {beyond_noise} beyond noise; \
+             --all shows every row",
+            hidden.len()
         )?;
     }
     Ok(())

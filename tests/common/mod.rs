@@ -66,8 +66,11 @@ ffffffff81200800 T vfs_read
 ffffffff81201000 t read_zero
 ffffffff81300000 T net_rx_action
 ffffffff81300800 T __netif_receive_skb
+ffffffff81400000 T do_idle
+ffffffff81400800 T pv_native_safe_halt
 ffffffffc0001000 t hsr_forward_skb\t[hsr]
 ffffffffc0001800 t hsr_handle_frame\t[hsr]
+ffffffffc0002000 t hsr_get_node\t[hsr]
 ffffffffc0100000 t bpf_prog_6deef7357e7b4530_xdp_count\t[bpf]
 ";
 

@@ -254,9 +254,23 @@ pub fn diff_profiles(before: &[RunCounts], after: &[RunCounts]) -> ProfileDiff {
     }
 }
 
-/// Folded lines with two counts (before, after), the first side scaled to
-/// the second's total, as inferno's differential flamegraph reads them.
-pub fn differential_folded(before: &[RunCounts], after: &[RunCounts]) -> Result<Vec<String>> {
+/// How the two counts of a differential folded line compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counts {
+    /// Before scaled to after's total (rounded), as inferno's
+    /// `inferno-diff-folded --normalize` writes them.
+    Normalized,
+    /// Each side's own sample counts.
+    Raw,
+}
+
+/// Folded lines with two counts (before, after), as inferno's differential
+/// flamegraph reads them.
+pub fn differential_folded(
+    before: &[RunCounts],
+    after: &[RunCounts],
+    counts: Counts,
+) -> Result<Vec<String>> {
     let merge = |side: &[RunCounts]| -> String {
         let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
         for run in side {
@@ -270,7 +284,7 @@ pub fn differential_folded(before: &[RunCounts], after: &[RunCounts]) -> Result<
     let mut out = Vec::new();
     inferno::differential::from_readers(
         inferno::differential::Options {
-            normalize: true,
+            normalize: counts == Counts::Normalized,
             strip_hex: false,
         },
         b.as_bytes(),
