@@ -60,6 +60,8 @@ const CHECKS: &[(&str, Check)] = &[
         counted_probe_hides_no_hit_from_others,
     ),
     ("cpu_hotplug_is_followed", cpu_hotplug_is_followed),
+    ("latency_follows_a_command", latency_follows_a_command),
+    ("hsr_slow_node_table_diff", hsr_slow_node_table_diff),
 ];
 
 fn main() {
@@ -789,10 +791,12 @@ fn diff_names_the_delayed_function(work: &Path) {
     assert!(svg.contains("netprof_test_delay"));
 }
 
-/// Records `event` system-wide while 5 pings cross an HSR ring made of two
-/// nodes in their own namespaces, joined by two veth pairs (the ring's two
-/// directions), with addresses from the documentation range.
-fn record_ping_across_hsr(event: &str, data: &Path) -> std::process::Output {
+/// An HSR ring made of two nodes in their own namespaces (hsra at
+/// 192.0.2.1, hsrb at 192.0.2.2, addresses from the documentation range),
+/// joined by two veth pairs, a1-b1 and a2-b2: the ring's two directions.
+/// With `extra_nodes`, hsra learns that many other nodes before it hears
+/// of hsrb, so that its lookups of hsrb walk past all of them.
+fn hsr_ring_up(extra_nodes: u16) {
     sh("modprobe hsr");
     sh("ip netns add hsra && ip netns add hsrb \
         && ip link add a1 netns hsra type veth peer name b1 netns hsrb \
@@ -803,7 +807,20 @@ fn record_ping_across_hsr(event: &str, data: &Path) -> std::process::Output {
         && ip -n hsra link add hsr0 type hsr slave1 a1 slave2 a2 \
         && ip -n hsrb link add hsr0 type hsr slave1 b1 slave2 b2 \
         && ip -n hsra addr add 192.0.2.1/24 dev hsr0 && ip -n hsra link set hsr0 up \
-        && ip -n hsrb addr add 192.0.2.2/24 dev hsr0 && ip -n hsrb link set hsr0 up");
+        && ip -n hsrb addr add 192.0.2.2/24 dev hsr0");
+    if extra_nodes > 0 {
+        inject_hsr_nodes("hsrb", "b1", extra_nodes);
+    }
+    sh("ip -n hsrb link set hsr0 up");
+}
+
+fn hsr_ring_down() {
+    sh("ip netns del hsra; ip netns del hsrb");
+}
+
+/// Records `event` system-wide while 5 pings cross the HSR ring.
+fn record_ping_across_hsr(event: &str, data: &Path) -> std::process::Output {
+    hsr_ring_up(0);
     let out = netprof(&[
         "record",
         "-e",
@@ -826,7 +843,7 @@ fn record_ping_across_hsr(event: &str, data: &Path) -> std::process::Output {
         "2",
         "192.0.2.2",
     ]);
-    sh("ip netns del hsra; ip netns del hsrb");
+    hsr_ring_down();
     out
 }
 
@@ -1121,4 +1138,177 @@ fn cpu_hotplug_is_followed(work: &Path) {
         .sum();
     eprintln!("guest: {busy} samples of the pinned loop on CPU 1 after it came back");
     assert!(busy > 50, "{busy} samples of the pinned loop on CPU 1: {v}");
+}
+
+fn latency_follows_a_command(_: &Path) {
+    // The command's calls, and its children's, from the moment it starts
+    // (no --duration: the result comes when it exits), while another shell
+    // calls the same function three times.
+    let mut other = Command::new("sh")
+        .args(["-c", "sleep 1; echo d3 > /proc/netprof_test"])
+        .spawn()
+        .unwrap();
+    let out = netprof(&[
+        "latency",
+        "netprof_test_delay",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "sleep 2; echo d4 > /proc/netprof_test; sh -c 'echo d3 > /proc/netprof_test'",
+    ]);
+    assert!(other.wait().unwrap().success());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["functions"][0]["count"], 7, "{v}");
+
+    // The table lists what was called, and counts the rest in one line.
+    let out = netprof(&[
+        "latency",
+        "-m",
+        "netprof_test",
+        "netprof_test_*",
+        "--",
+        "sh",
+        "-c",
+        "echo 4 > /proc/netprof_test",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // Of the module's functions, the write path ran; the delay (and the
+    // read side, by nobody) did not.
+    let not_called = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("# ")?
+                .strip_suffix(" matched functions were not called")
+        })
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(not_called.parse::<u32>().unwrap() >= 1, "{text}");
+    assert!(
+        !text.contains("netprof_test_delay") && text.contains("netprof_test_inner"),
+        "{text}"
+    );
+    assert!(!text.contains("no calls"), "{text}");
+}
+
+/// Sends `count` HSR-tagged frames, each from a source MAC address of its
+/// own, out of `dev` in network namespace `netns`: the HSR node at the
+/// other end learns one node per address, which lengthens the list that
+/// hsr_get_node walks for the nodes learned after them.
+fn inject_hsr_nodes(netns: &str, dev: &str, count: u16) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // setns applies to this thread only; the socket stays in
+                // the namespace it was made in.
+                let ns = std::fs::File::open(format!("/var/run/netns/{netns}")).unwrap();
+                // SAFETY: plain system calls on descriptors this thread owns.
+                unsafe {
+                    assert_eq!(libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET), 0);
+                    let protocol = (libc::ETH_P_ALL as u16).to_be() as i32;
+                    let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, protocol);
+                    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+                    let socket = OwnedFd::from_raw_fd(fd);
+                    let name = std::ffi::CString::new(dev).unwrap();
+                    let mut to: libc::sockaddr_ll = std::mem::zeroed();
+                    to.sll_family = libc::AF_PACKET as u16;
+                    to.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
+                    to.sll_halen = 6;
+                    for i in 0..count {
+                        let [hi, lo] = i.to_be_bytes();
+                        let mut frame = vec![0x02, 0, 0, 0, 0x99, 0x99]; // to no one
+                        frame.extend([0x02, 0x4e, 0x50, 0x00, hi, lo]); // from node i
+                        frame.extend([0x89, 0x2f]); // HSR tag
+                        frame.extend([0x00, 0x2e, hi, lo]); // path, size, sequence
+                        frame.extend([0x88, 0xb5]); // local experimental payload
+                        frame.resize(60, 0);
+                        let sent = libc::sendto(
+                            socket.as_raw_fd(),
+                            frame.as_ptr().cast(),
+                            frame.len(),
+                            0,
+                            (&to as *const libc::sockaddr_ll).cast(),
+                            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                        );
+                        assert_eq!(sent, 60, "{}", std::io::Error::last_os_error());
+                    }
+                }
+            })
+            .join()
+            .unwrap()
+    });
+}
+
+/// Records the whole machine while hsra floods hsrb with pings.
+fn record_hsr_flood(data: &Path) {
+    netprof_ok(&[
+        "record",
+        "-a",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        "hsra",
+        "ping",
+        "-q",
+        "-f",
+        "-c",
+        "1500",
+        "192.0.2.2",
+    ]);
+}
+
+fn hsr_slow_node_table_diff(work: &Path) {
+    // net-perf's workflow: the same traffic over a ring whose node table
+    // was made slow (a thousand nodes ahead of the peer) and over a normal
+    // one. (Nodes are forgotten after a minute without frames: the
+    // recording starts at once.)
+    let normal = work.join("normal.data");
+    let slow = work.join("slow.data");
+    for (data, extra_nodes) in [(&normal, 0), (&slow, 1000)] {
+        hsr_ring_up(extra_nodes);
+        let result = std::panic::catch_unwind(|| record_hsr_flood(data));
+        hsr_ring_down();
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    }
+    let (before, after) = (slow.to_str().unwrap(), normal.to_str().unwrap());
+    // The fix, as a user would compare it: slow before, normal after.
+    for filter in [&["--module", "hsr"][..], &["--no-idle"]] {
+        let mut args = vec!["diff", before, after];
+        args.extend_from_slice(filter);
+        let table = netprof_ok(&args);
+        let first = table.lines().find(|l| !l.starts_with('#')).unwrap();
+        assert!(
+            first.ends_with("hsr_get_node [hsr]") && first.contains('*'),
+            "{filter:?}:\n{table}"
+        );
+        eprintln!("guest: diff {}: {first}", filter.join(" "));
+    }
+    // In BEFORE's widths hsr_get_node is wide; in AFTER's a sliver.
+    let svg = work.join("diff.svg");
+    netprof_ok(&[
+        "diff",
+        before,
+        after,
+        "--no-idle",
+        "--flame",
+        svg.to_str().unwrap(),
+    ]);
+    let width = |file: &Path| -> f64 {
+        let text = std::fs::read_to_string(file).unwrap();
+        text.split("<g>")
+            .filter(|g| g.contains("<title>hsr_get_node [hsr]"))
+            .filter_map(|g| g.split("width=\"").nth(1)?.split('%').next()?.parse().ok())
+            .fold(0.0, f64::max)
+    };
+    let (wide, thin) = (width(&work.join("diff.before.svg")), width(&svg));
+    eprintln!("guest: hsr_get_node is {wide:.1}% wide in BEFORE's widths, {thin:.1}% in AFTER's");
+    assert!(wide > 5.0 && wide > 3.0 * thin, "{wide} vs {thin}");
 }

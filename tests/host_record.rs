@@ -416,3 +416,210 @@ fn status_line_only_on_a_terminal() {
     assert!(quiet.status.success());
     assert_eq!(stderr(&quiet), "");
 }
+
+/// Records `command` with `record ARGS -o DIR/NAME.data -- command`.
+fn record_command(dir: &Path, name: &str, args: &[&str], command: &[&str]) -> std::path::PathBuf {
+    let data = dir.join(format!("{name}.data"));
+    let mut all = vec!["record"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", data.to_str().unwrap(), "--"]);
+    all.extend_from_slice(command);
+    let out = netprof(&all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    data
+}
+
+/// Samples of `event` in `file`.
+fn event_samples(file: &Path, event: &str) -> u64 {
+    samples_in(&folded(file, &["--event", event]))
+}
+
+/// A frame named by nothing but its address.
+fn is_address(frame: &str) -> bool {
+    frame
+        .strip_prefix("0x")
+        .is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+// Debian's perl, like most distribution binaries, is built without frame
+// pointers: its user call chains end in whatever the unwinder found.
+const PERL_LOOP: [&str; 3] = ["perl", "-e", "my $x = 0; for (1..1e7) { $x += $_ * 3 % 7 }"];
+
+#[test]
+fn a_binary_without_frame_pointers_has_no_address_frames_and_diffs_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| record_command(dir.path(), name, &["-g"], &PERL_LOOP))
+        .collect();
+    for data in &runs {
+        let f = folded(data, &["--comm", "perl"]);
+        assert!(samples_in(&f) > 100, "{f}");
+        for line in f.lines() {
+            let (stack, _) = line.rsplit_once(' ').unwrap();
+            assert!(!stack.split(';').any(is_address), "address frame in {line}");
+        }
+        // The chains were cut, and the header says how many.
+        let report: serde_json::Value = serde_json::from_slice(
+            &netprof(&["report", "-i", data.to_str().unwrap(), "--json"]).stdout,
+        )
+        .unwrap();
+        let cut = report["truncated_user_samples"].as_u64().unwrap();
+        assert!(cut > 0, "perl's chains were whole? {report}");
+        assert!(f.contains(";[unknown];"), "{f}");
+    }
+    // Two runs of the same work compare function by function.
+    let (a, b) = (runs[0].to_str().unwrap(), runs[1].to_str().unwrap());
+    let out = netprof(&["diff", a, b, "--comm", "perl", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let functions = diff["functions"].as_array().unwrap();
+    assert!(functions
+        .iter()
+        .any(|f| f["function"] == "Perl_runops_standard"));
+    for f in functions {
+        assert!(!is_address(f["function"].as_str().unwrap()), "{f}");
+    }
+    let table = stdout(&netprof(&["diff", a, b, "--comm", "perl"]));
+    for row in table.lines().filter(|l| !l.starts_with('#')) {
+        let function = row.split_whitespace().last().unwrap();
+        assert!(!is_address(function), "{row}\n{table}");
+    }
+}
+
+/// Twenty sleeps from one shell: 20 forks, 21 execs and exits, and at least
+/// 20 switches out of sleep and 20 wakeups of the waiting shell.
+const TWENTY_SLEEPS: [&str; 3] = [
+    "sh",
+    "-c",
+    "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 0.01; done",
+];
+
+#[test]
+fn comma_separated_events_are_each_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = record_command(
+        dir.path(),
+        "list",
+        &["-e", "sched:sched_switch,sched:sched_wakeup"],
+        &TWENTY_SLEEPS,
+    );
+    let report: serde_json::Value = serde_json::from_slice(
+        &netprof(&["report", "-i", data.to_str().unwrap(), "--json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        report["events"],
+        serde_json::json!(["sched:sched_switch", "sched:sched_wakeup"])
+    );
+    let fields = |event: &str, needle: &str| {
+        let out = netprof(&[
+            "report",
+            "-i",
+            data.to_str().unwrap(),
+            "--samples",
+            "--event",
+            event,
+        ]);
+        stdout(&out).lines().filter(|l| l.contains(needle)).count()
+    };
+    let switches = fields("sched:sched_switch", "prev_comm=sleep");
+    let wakeups = fields("sched:sched_wakeup", "comm=sh ");
+    assert!(
+        (20..200).contains(&switches),
+        "{switches} switches out of sleep"
+    );
+    assert!((20..200).contains(&wakeups), "{wakeups} wakeups of sh");
+}
+
+#[test]
+fn tracepoint_globs_expand_to_every_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = record_command(dir.path(), "glob", &["-e", "sched:*"], &TWENTY_SLEEPS);
+    let report: serde_json::Value = serde_json::from_slice(
+        &netprof(&["report", "-i", data.to_str().unwrap(), "--json"]).stdout,
+    )
+    .unwrap();
+    let events: Vec<&str> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    // Every sched tracepoint the kernel has, and nothing else.
+    let listed = std::fs::read_dir("/sys/kernel/tracing/events/sched")
+        .or_else(|_| std::fs::read_dir("/sys/kernel/debug/tracing/events/sched"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_dir())
+        .count();
+    assert_eq!(events.len(), listed, "{events:?}");
+    assert!(events.iter().all(|e| e.starts_with("sched:")), "{events:?}");
+    assert_eq!(event_samples(&data, "sched:sched_process_fork"), 20);
+    assert_eq!(event_samples(&data, "sched:sched_process_exec"), 21);
+    assert_eq!(event_samples(&data, "sched:sched_process_exit"), 21);
+}
+
+#[test]
+fn uprobes_count_a_programs_calls_and_returns_with_stacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("calls.c");
+    std::fs::write(
+        &source,
+        "#include <stdlib.h>\n\
+         __attribute__((noinline)) int np_target(int i) { return i * 3 + 1; }\n\
+         int main(int argc, char **argv) {\n\
+             int n = atoi(argv[1]), s = 0;\n\
+             for (int i = 0; i < n; i++) s += np_target(i);\n\
+             return s == -1;\n\
+         }\n",
+    )
+    .unwrap();
+    let binary = dir.path().join("calls");
+    let cc = Command::new("clang")
+        .args(["-O1", "-fno-omit-frame-pointer", "-o"])
+        .args([&binary, &source])
+        .output()
+        .expect("clang (.ci/run installs it)");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let binary = binary.to_str().unwrap();
+    let entry = format!("uprobe:{binary}:np_target");
+    let exit = format!("{entry}%return");
+    let events = format!("{entry},{exit}");
+    let data = record_command(
+        dir.path(),
+        "up",
+        &["-a", "-g", "-e", &events],
+        &[binary, "37"],
+    );
+    assert_eq!(event_samples(&data, &entry), 37);
+    assert_eq!(event_samples(&data, &exit), 37);
+    // With stacks: the probe fires in np_target, the return probe in its caller.
+    let calls = folded(&data, &["--event", &entry]);
+    assert!(
+        calls
+            .lines()
+            .all(|l| l.starts_with("calls;") && l.contains(";np_target ")),
+        "{calls}"
+    );
+    let returns = folded(&data, &["--event", &exit]);
+    assert!(
+        returns.lines().all(|l| l.ends_with(";main 37")),
+        "{returns}"
+    );
+
+    // A function the binary lacks: one line naming it.
+    let missing = netprof(&[
+        "record",
+        "-a",
+        "-e",
+        &format!("uprobe:{binary}:np_nothing"),
+        "--duration",
+        "0.1",
+    ]);
+    assert_eq!(missing.status.code(), Some(3), "{}", stderr(&missing));
+    assert_eq!(stderr(&missing).lines().count(), 1, "{}", stderr(&missing));
+}
