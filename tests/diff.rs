@@ -485,6 +485,29 @@ fn latency_diff_puts_significant_rows_first_and_says_p_plainly() {
 }
 
 #[test]
+fn calls_the_kernel_did_not_time_are_said_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = latency_report(vec![latency_function("hsr_get_node", 7000, 500)]);
+    report.dropped = 5227;
+    let lossy = dir.path().join("lossy.json");
+    std::fs::write(&lossy, serde_json::to_string(&report).unwrap()).unwrap();
+    let clean = latency_file(dir.path(), "clean.json", 1200, 500);
+    for args in [
+        vec!["diff", p(&lossy), p(&clean)],
+        vec!["diff", p(&lossy), p(&clean), "--json"],
+    ] {
+        let out = netprof(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("5227 calls not timed in") && err.contains("lossy.json"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("clean.json"), "{err}");
+    }
+}
+
+#[test]
 fn bad_inputs_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let rec = recording(dir.path(), "r.data", 10, 10);

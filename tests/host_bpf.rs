@@ -445,6 +445,37 @@ fn bpf_shows_tc_filters_and_measures_while_a_command_runs() {
         stderr(&out)
     );
 
+    // The table names its cost statistic; the command's output stays off
+    // netprof's standard output.
+    let out = netprof(&[
+        "bpf",
+        "--id",
+        &ingress,
+        "--interval",
+        "50",
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &lab.netns,
+        "ping",
+        "-c",
+        "20",
+        "-i",
+        "0.01",
+        "10.213.0.1",
+    ]);
+    let table = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        table.contains("NS/RUN (median of 50 ms means ± IQR)"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("PING") && stderr(&out).contains("PING"),
+        "{table}"
+    );
+
     // The older ingress qdisc has no egress hook, yet answers an egress dump
     // with its ingress filters: they are listed once, as ingress.
     run("tc", &["qdisc", "del", "dev", dev, "clsact"]);

@@ -530,6 +530,28 @@ fn comma_separated_events_are_each_recorded() {
         "{switches} switches out of sleep"
     );
     assert!((20..200).contains(&wakeups), "{wakeups} wakeups of sh");
+    // prev_state reads as perf prints it (S for a sleep), not as a number.
+    let out = netprof(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--samples",
+        "--event",
+        "sched:sched_switch",
+    ]);
+    let text = stdout(&out);
+    let states: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("prev_comm=sleep"))
+        .filter_map(|l| l.split("prev_state=").nth(1)?.split_whitespace().next())
+        .collect();
+    assert!(states.contains(&"S"), "{states:?}");
+    assert!(
+        states
+            .iter()
+            .all(|s| !s.is_empty() && !s.chars().all(|c| c.is_ascii_digit())),
+        "{states:?}"
+    );
 }
 
 #[test]
