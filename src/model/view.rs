@@ -32,8 +32,8 @@ pub struct ViewFilter<'f> {
     pub no_idle: bool,
 }
 
-/// The functions a CPU with nothing to do sits in: a sample whose leaf is
-/// one of them was taken in the idle loop. (Interrupts and softirqs taken
+/// The functions a CPU with nothing to do sits in (x86-64 and arm64): a
+/// sample whose leaf is one of them was taken in the idle loop. (Interrupts and softirqs taken
 /// while idle have other leaves and are kept.)
 const IDLE_LEAVES: &[&str] = &[
     "acpi_idle_do_entry",
@@ -41,6 +41,7 @@ const IDLE_LEAVES: &[&str] = &[
     "acpi_safe_halt",
     "amd_e400_idle",
     "arch_cpu_idle",
+    "cpu_do_idle",
     "cpu_idle_poll",
     "cpuidle_enter_state",
     "default_idle",
