@@ -6,6 +6,8 @@
  *
  *   echo N > /proc/netprof_test     calls outer -> middle -> inner N times
  *   echo dN > /proc/netprof_test    calls netprof_test_delay (busy delay_us, 200 us) N times
+ *   echo wN > /proc/netprof_test    calls netprof_test_work N times: a fixed computation,
+ *                                   half in netprof_test_work, half in netprof_test_spin
  *   echo 400 > /sys/module/netprof_test/parameters/delay_us   changes the delay
  *   cat /proc/netprof_test          "calls inner=<count> delay=<count>"
  *
@@ -13,7 +15,7 @@
  * compiler keeps each one as a real function with its own kallsyms entry.
  */
 #include <linux/atomic.h>
-#include <linux/delay.h>
+#include <linux/ktime.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
 #include <linux/proc_fs.h>
@@ -32,6 +34,8 @@ int netprof_test_inner(int x);
 int netprof_test_middle(int x);
 int netprof_test_outer(int x);
 int netprof_test_delay(int x);
+u64 netprof_test_spin(u64 x);
+u64 netprof_test_work(u64 x);
 
 noinline int netprof_test_inner(int x)
 {
@@ -54,31 +58,75 @@ EXPORT_SYMBOL_GPL(netprof_test_outer);
 
 noinline int netprof_test_delay(int x)
 {
+	u64 end;
+
 	atomic64_inc(&delay_calls);
-	udelay(min(READ_ONCE(delay_us), 10000U));
+	/*
+	 * Busy until the kernel's clock says so, not udelay: under emulation a
+	 * 6.1 guest finds its TSCs unsynchronized and udelay's 200 us take
+	 * anywhere from 2 to 200 us, while the clock (HPET there) keeps time.
+	 */
+	end = ktime_get_ns() + (u64)min(READ_ONCE(delay_us), 10000U) * NSEC_PER_USEC;
+	while (ktime_get_ns() < end)
+		cpu_relax();
 	return x + 1;
 }
 EXPORT_SYMBOL_GPL(netprof_test_delay);
+
+/*
+ * The same instructions on any kernel, touching nothing of the kernel's:
+ * the share of time each of these two takes is a property of the module
+ * alone, which a comparison of two kernels must find unchanged.
+ */
+#define WORK_STEPS 200000
+
+static __always_inline u64 lcg_steps(u64 x)
+{
+	int i;
+
+	for (i = 0; i < WORK_STEPS; i++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		/* Keeps the compiler from folding or vectorizing the loop. */
+		asm volatile("" : "+r"(x));
+	}
+	return x;
+}
+
+noinline u64 netprof_test_spin(u64 x)
+{
+	return lcg_steps(x);
+}
+EXPORT_SYMBOL_GPL(netprof_test_spin);
+
+noinline u64 netprof_test_work(u64 x)
+{
+	return netprof_test_spin(lcg_steps(x));
+}
+EXPORT_SYMBOL_GPL(netprof_test_work);
 
 static ssize_t netprof_test_write(struct file *file, const char __user *ubuf,
 				  size_t len, loff_t *off)
 {
 	char buf[24] = {};
-	bool delay = false;
+	char mode = 0;
 	unsigned long n, i;
 	long sink = 0;
 	char *p = buf;
 
 	if (len >= sizeof(buf) || copy_from_user(buf, ubuf, len))
 		return -EINVAL;
-	if (*p == 'd') {
-		delay = true;
-		p++;
-	}
+	if (*p == 'd' || *p == 'w')
+		mode = *p++;
 	if (kstrtoul(strim(p), 10, &n) || n > 1000000)
 		return -EINVAL;
-	for (i = 0; i < n; i++)
-		sink += delay ? netprof_test_delay(i) : netprof_test_outer(i);
+	for (i = 0; i < n; i++) {
+		if (mode == 'd')
+			sink += netprof_test_delay(i);
+		else if (mode == 'w')
+			sink += netprof_test_work(i);
+		else
+			sink += netprof_test_outer(i);
+	}
 	/* Keep the calls' results alive. */
 	if (sink == LONG_MIN)
 		pr_info("netprof_test: %ld\n", sink);
