@@ -157,15 +157,13 @@ impl OutputFile {
             .open(&path)
             .io_context(|| format!("cannot reserve space beside {}", self.path.display()))?;
         let reserve = Reserve { path };
-        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, bytes)
-            .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))
-            .io_context(|| {
-                format!(
-                    "cannot reserve {} MiB beside {}",
-                    bytes >> 20,
-                    self.path.display()
-                )
-            })?;
+        allocate(&file, bytes).io_context(|| {
+            format!(
+                "cannot reserve {} MiB beside {}",
+                bytes >> 20,
+                self.path.display()
+            )
+        })?;
         self.reserve = Some(reserve);
         Ok(())
     }
@@ -183,6 +181,26 @@ impl Drop for OutputFile {
             let _ = fs::remove_file(tmp);
         }
     }
+}
+
+/// Takes `bytes` of the file system for `file`: fallocate, or where the
+/// file system has none (9p, some FUSE and NFS mounts) zeros written out,
+/// which take the room just the same.
+fn allocate(file: &File, bytes: u64) -> io::Result<()> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, bytes) {
+        Ok(()) => return Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => {}
+        Err(e) => return Err(io::Error::from_raw_os_error(e.raw_os_error())),
+    }
+    let zeros = vec![0u8; 1 << 16];
+    let mut writer = file;
+    let mut left = bytes;
+    while left > 0 {
+        let chunk = left.min(zeros.len() as u64) as usize;
+        writer.write_all(&zeros[..chunk])?;
+        left -= chunk as u64;
+    }
+    file.sync_data()
 }
 
 /// The descriptor behind a path that names a standard stream, which the
