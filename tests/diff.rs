@@ -375,6 +375,51 @@ fn recordings_of_two_kernel_builds_compare_by_name() {
     }
 }
 
+#[test]
+fn functions_of_one_kernel_only_are_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    // BEFORE's kernel has read_zero; AFTER's renamed it read_iter_zero.
+    let renamed = KALLSYMS.replace(" read_zero", " read_iter_zero");
+    let side = |name: &str, kallsyms: &str, leaf: &str| {
+        let mut s = Synth::new();
+        s.kallsyms = Some(kallsyms.to_string());
+        s.comm(200, "dd");
+        let address = |f: &str| {
+            let line = kallsyms
+                .lines()
+                .find(|l| l.ends_with(&format!(" {f}")))
+                .unwrap();
+            u64::from_str_radix(&line[..16], 16).unwrap() + 0x10
+        };
+        s.samples(500, 200, 0, &[address(leaf), address("vfs_read")], &[]);
+        s.write_in(dir.path(), name)
+    };
+    let before = side("before.data", KALLSYMS, "read_zero");
+    let after = side("after.data", &renamed, "read_iter_zero");
+    let d = json(&["diff", p(&before), p(&after), "--json"]);
+    let only = |name: &str| {
+        d["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["function"] == name)
+            .unwrap_or_else(|| panic!("{name} in {d}"))["only_in"]
+            .clone()
+    };
+    assert_eq!(only("read_zero"), "before");
+    assert_eq!(only("read_iter_zero"), "after");
+    assert_eq!(only("vfs_read"), serde_json::Value::Null);
+    let table = stdout(&netprof(&["diff", p(&before), p(&after)]));
+    assert!(
+        table.contains("read_zero  (only in BEFORE's kernel)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("read_iter_zero  (only in AFTER's kernel)"),
+        "{table}"
+    );
+}
+
 /// `calls` calls of `function` spread over five 1/16-wide buckets around
 /// `center_ns`.
 fn latency_function(function: &str, center_ns: u64, calls: u64) -> FunctionLatency {
@@ -414,6 +459,7 @@ fn latency_report(functions: Vec<FunctionLatency>) -> LatencyReport {
         probes: "kprobe.multi".into(),
         dropped: 0,
         missed_returns: 0,
+        not_probed: Vec::new(),
         functions,
     }
 }

@@ -59,7 +59,8 @@ prints the stacks with both counts, BEFORE scaled to AFTER's total (as inferno-d
 --normalize), for inferno-flamegraph or other tools.
 
 JSON schemas: netprof-diff/1 {schema, method, before_runs, after_runs, before_samples, after_samples, \
-functions: [{function, module, self: {before, after, delta, ci95, p_value, significant}, total: {...}}]} \
+functions: [{function, module, only_in: before|after|null (a kernel function the other side's kernel \
+lacks), self: {before, after, delta, ci95, p_value, significant}, total: {...}}]} \
 with shares as fractions; netprof-latency-diff/1 {schema, method, before_runs, after_runs, functions: \
 [{function, module, before_calls, after_calls, before_median_ns, after_median_ns, median_change, \
 before_iqr_ns, after_iqr_ns, iqr_change_ns, p_value, significant}]}.

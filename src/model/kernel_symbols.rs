@@ -98,6 +98,18 @@ impl KernelSymbols {
         self.addrs.is_empty()
     }
 
+    /// Every symbol, in address order.
+    pub fn iter(&self) -> impl Iterator<Item = KernelSymbol<'_>> {
+        (0..self.addrs.len()).map(|i| KernelSymbol {
+            name: self.name(i),
+            module: match self.spaces[i] {
+                KernelSpace::Vmlinux => None,
+                KernelSpace::Module(id) => Some(&*self.modules[id as usize]),
+                KernelSpace::Bpf => Some("bpf"),
+            },
+        })
+    }
+
     /// The address of a vmlinux symbol, e.g. `_text`.
     pub fn address_of(&self, name: &str) -> Option<u64> {
         (0..self.names.len())

@@ -74,9 +74,14 @@ pub fn render_profile_table(
         };
         let shares = |c: &ShareChange| format!("{:.2}% → {:.2}%", pct(c.before), pct(c.after));
         let module = module_suffix(f.module.as_deref());
+        let only = match f.only_in {
+            Some("before") => "  (only in BEFORE's kernel)",
+            Some(_) => "  (only in AFTER's kernel)",
+            None => "",
+        };
         writeln!(
             out,
-            "  {:>16} {:>19}  {:>16} {:>19}  {}{module}",
+            "  {:>16} {:>19}  {:>16} {:>19}  {}{module}{only}",
             change(&f.self_share),
             shares(&f.self_share),
             change(&f.total),

@@ -12,7 +12,7 @@
 //! significant, the others are noise. Only shares of at least
 //! [`FAMILY_MIN_SHARE`] on one side take part in the procedure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use serde::Serialize;
@@ -61,6 +61,15 @@ pub struct RunCounts {
     pub total_counts: BTreeMap<FunctionKey, u64>,
     /// Folded stacks (`comm;root;...;leaf`, count) for the flamegraph.
     pub folded: Vec<(String, u64)>,
+    /// The kernel functions (and module functions) the recording's kernel
+    /// had, by [`function_hash`]; `None` when the recording holds no
+    /// kernel symbols.
+    pub kernel_functions: Option<HashSet<u64>>,
+}
+
+/// A function key's hash, to tell cheaply whether a kernel had it.
+fn function_hash(name: &str, module: Option<&str>) -> u64 {
+    ahash::RandomState::with_seeds(1, 2, 3, 4).hash_one((name, module))
 }
 
 impl RunCounts {
@@ -126,6 +135,16 @@ impl RunCounts {
                 .map(|&e| profile.events[e as usize].clone())
                 .collect();
         }
+        if !profile.kernel.is_empty() {
+            run.kernel_functions = Some(
+                profile
+                    .kernel
+                    .iter()
+                    .filter(|s| s.module != Some("bpf"))
+                    .map(|s| function_hash(s.name, s.module))
+                    .collect(),
+            );
+        }
         if run.samples == 0 {
             return Err(Error::corrupt_input(format!(
                 "{} holds no samples; record longer or check the events",
@@ -165,6 +184,9 @@ impl From<Comparison> for ShareChange {
 pub struct FunctionChange {
     pub function: String,
     pub module: Option<String>,
+    /// `before` or `after` for a kernel function that the other side's
+    /// kernel does not have (renamed, added, removed, inlined).
+    pub only_in: Option<&'static str>,
     #[serde(rename = "self")]
     pub self_share: ShareChange,
     pub total: ShareChange,
@@ -180,6 +202,21 @@ pub struct ProfileDiff {
     pub after_samples: u64,
     /// Sorted by the size of the change: |self delta|, then |total delta|.
     pub functions: Vec<FunctionChange>,
+}
+
+/// Which side's kernel alone has the function `key`, if one alone has it
+/// (user functions are in neither).
+fn only_in(key: &FunctionKey, before: &[RunCounts], after: &[RunCounts]) -> Option<&'static str> {
+    let hash = function_hash(&key.0, key.1.as_deref());
+    let has = |side: &[RunCounts]| -> Option<bool> {
+        let known = side.first()?.kernel_functions.as_ref()?;
+        Some(known.contains(&hash))
+    };
+    match (has(before)?, has(after)?) {
+        (true, false) => Some("before"),
+        (false, true) => Some("after"),
+        _ => None,
+    }
 }
 
 /// Compares the runs of two sides (one or more recordings each).
@@ -214,6 +251,7 @@ pub fn diff_profiles(before: &[RunCounts], after: &[RunCounts]) -> ProfileDiff {
         .map(|key| FunctionChange {
             function: key.0.clone(),
             module: key.1.clone(),
+            only_in: only_in(key, before, after),
             self_share: change(key, |r| &r.self_counts),
             total: change(key, |r| &r.total_counts),
         })
