@@ -191,6 +191,10 @@ fn probes_on_a_kernel_without_kprobes_say_what_still_works() {
         .find(|l| l.contains(" kprobes "))
         .expect("kprobes line");
     assert!(kprobe_line.starts_with("NO"), "{check}");
+    assert!(
+        check.contains("without it: probe commands say so; sampling, tracepoints, uprobes"),
+        "{check}"
+    );
     for args in [
         vec!["probe", "tcp_sendmsg"],
         vec!["probe", "--list"],

@@ -49,7 +49,12 @@ pub enum Command {
     /// List loaded BPF programs (type, name, tag, attach point) and measure each one's cost per run
     Bpf(bpf::BpfArgs),
     /// Show what this kernel can do for netprof, and why each item matters
-    Check,
+    Check {
+        /// JSON instead of text (schema netprof-check/1: {schema, kernel, capabilities: [{name,
+        /// available, detail, why, without}]}; without: what netprof does where it is missing)
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -75,9 +80,13 @@ pub fn run(command: Command) -> Result<()> {
             diff::run(args)
         }
         Command::Bpf(args) => bpf::run(args),
-        Command::Check => {
+        Command::Check { json } => {
             let caps = netprof::sys::capabilities::capabilities();
-            print!("{}", netprof::render::check::render(&caps));
+            let text = match json {
+                true => netprof::render::check::to_json(&caps),
+                false => netprof::render::check::render(&caps),
+            };
+            print!("{text}");
             Ok(())
         }
         Command::Completions { shell } => {

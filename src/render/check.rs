@@ -3,6 +3,17 @@
 
 use crate::sys::capabilities::Capability;
 
+/// Schema netprof-check/1: the kernel's release and each capability.
+pub fn to_json(caps: &[Capability]) -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let doc = serde_json::json!({
+        "schema": "netprof-check/1",
+        "kernel": kernel.trim(),
+        "capabilities": caps,
+    });
+    format!("{doc:#}\n")
+}
+
 pub fn render(caps: &[Capability]) -> String {
     let mut out = String::new();
     for c in caps {
@@ -14,6 +25,9 @@ pub fn render(caps: &[Capability]) -> String {
             "",
             c.why
         ));
+        if !c.available {
+            out.push_str(&format!("     {:<36} without it: {}\n", "", c.without));
+        }
     }
     out
 }

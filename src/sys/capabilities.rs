@@ -5,12 +5,15 @@ use std::path::Path;
 
 use super::tracefs::Tracefs;
 
+#[derive(serde::Serialize)]
 pub struct Capability {
     pub name: &'static str,
     pub available: bool,
     /// What was found (a value or where it was looked for).
     pub detail: String,
     pub why: &'static str,
+    /// What netprof does where the capability is missing.
+    pub without: &'static str,
 }
 
 fn read(path: &str) -> Option<String> {
@@ -73,42 +76,49 @@ fn probing(tracing: Option<&Path>) -> Vec<Capability> {
             available: kprobe_pmu || kprobe_events,
             detail: yes_no(kprobe_pmu, "kprobe PMU present", "no kprobe PMU (CONFIG_KPROBES off?)"),
             why: "netprof probe and record -e kprobe:FUNC attach to any function of vmlinux or a module",
+            without: "probe commands say so; sampling, tracepoints, uprobes and netprof bpf still work",
         },
         Capability {
             name: "return probes",
             available: retprobe,
             detail: yes_no(retprobe, "kprobe PMU has the retprobe format", "no retprobe format"),
             why: "FUNC%return: stacks and latency at function exit",
+            without: "entry probes only; latency cannot time calls",
         },
         Capability {
             name: "persistent probes (kprobe_events)",
             available: kprobe_events,
             detail: yes_no(kprobe_events, "tracefs kprobe_events present", "no kprobe_events in tracefs"),
             why: "netprof probe FUNC keeps a probe for later -e netprof:FUNC, as perf probe does",
+            without: "-e kprobe:FUNC still probes for one recording (kprobe PMU)",
         },
         Capability {
             name: "multi-kprobe (fprobe)",
             available: fprobe.unwrap_or(false),
             detail: fprobe.map_or("kernel config not readable".into(), |b| yes_no(b, "CONFIG_FPROBE=y", "CONFIG_FPROBE off")),
             why: "attaching a glob of hundreds of functions at once",
+            without: "one BPF link per function, with a progress line: slower to attach and to remove",
         },
         Capability {
             name: "loadable modules",
             available: modules,
             detail: yes_no(modules, "/proc/modules present", "CONFIG_MODULES off"),
             why: "profiling module code such as homa.ko or hsr.ko",
+            without: "vmlinux functions only",
         },
         Capability {
             name: "BTF",
             available: btf,
             detail: yes_no(btf, "/sys/kernel/btf/vmlinux", "no /sys/kernel/btf/vmlinux"),
             why: "function arguments by name, CO-RE BPF programs",
+            without: "arguments by position only ($arg2:u32)",
         },
         Capability {
             name: "fentry/fexit",
             available: fentry,
             detail: yes_no(fentry, "BTF and ftrace direct calls", "needs BTF and the function tracer"),
-            why: "the cheapest per-call latency measurement",
+            why: "BPF trampolines at function entry and exit, cheaper than kprobes",
+            without: "nothing changes: netprof's latency times calls with kprobes",
         },
         Capability {
             name: "function tracer",
@@ -118,7 +128,8 @@ fn probing(tracing: Option<&Path>) -> Vec<Capability> {
             } else {
                 yes_no(function_graph, "function and function_graph tracers", "function tracer only")
             },
-            why: "function_graph call timing, as users of ftrace know it",
+            why: "the list of traceable functions globs are checked against; function_graph",
+            without: "globs take every kallsyms function not blacklisted; some may then be refused",
         },
     ]
 }
@@ -150,13 +161,15 @@ fn sampling_and_permissions(tracing: Option<&Path>, no_tracing: &str) -> Vec<Cap
             name: "hardware PMU",
             available: pmus.iter().any(|p| p == "cpu" || p.starts_with("cpu_")),
             detail: format!("PMUs: {}", pmus.join(", ")),
-            why: "cycles, instructions, cache-misses; without it sample with cpu-clock",
+            why: "cycles, instructions, cache-misses",
+            without: "sample with cpu-clock (the default)",
         },
         Capability {
             name: "tracepoints",
             available: tracing.is_some(),
             detail: tracing.map_or(no_tracing.into(), |t| t.display().to_string()),
             why: "stacks on every hit of net:*, sched:*, ... events",
+            without: "no -e subsystem:name events; sampling still works",
         },
         Capability {
             name: "lockdown",
@@ -165,6 +178,7 @@ fn sampling_and_permissions(tracing: Option<&Path>, no_tracing: &str) -> Vec<Cap
                 .clone()
                 .unwrap_or_else(|| "securityfs not mounted (unknown)".into()),
             why: "confidentiality lockdown forbids kprobes and reading kernel memory",
+            without: "probes and BPF are refused; user-space sampling still works",
         },
         Capability {
             name: "perf_event_paranoid",
@@ -179,6 +193,7 @@ fn sampling_and_permissions(tracing: Option<&Path>, no_tracing: &str) -> Vec<Cap
                 if is_root { " (running as root)" } else { "" }
             ),
             why: "above 0, system-wide and kernel sampling need root or CAP_PERFMON",
+            without: "run as root (or with CAP_PERFMON); -p on your own processes still works",
         },
         Capability {
             name: "kptr_restrict",
@@ -194,6 +209,7 @@ fn sampling_and_permissions(tracing: Option<&Path>, no_tracing: &str) -> Vec<Cap
                 ),
             },
             why: "kernel addresses in /proc/kallsyms; hidden addresses leave kernel frames unnamed",
+            without: "kernel frames stay unnamed; run as root",
         },
         Capability {
             name: "BPF statistics",
@@ -202,6 +218,7 @@ fn sampling_and_permissions(tracing: Option<&Path>, no_tracing: &str) -> Vec<Cap
                 format!("kernel.bpf_stats_enabled = {v}")
             }),
             why: "netprof bpf measures each BPF program's run count and time",
+            without: "netprof bpf lists programs without their cost",
         },
     ]
 }
