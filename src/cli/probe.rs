@@ -58,6 +58,9 @@ pub fn run(args: ProbeArgs) -> Result<()> {
     }
     let request = ProbeRequest::parse(&args.function)?;
     let added = persistent::add(&request, args.module.as_deref(), args.force)?;
+    if let Some(note) = &added.note {
+        eprintln!("netprof: {note}");
+    }
     if args.verbose {
         let how = if added.in_one_write {
             "in one write"

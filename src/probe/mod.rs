@@ -6,6 +6,7 @@
 //! Many functions at once through one multi-kprobe BPF link are in
 //! [`crate::bpf::kprobe_multi`].
 
+pub mod arguments;
 pub mod kprobe;
 pub mod persistent;
 pub mod resolve;

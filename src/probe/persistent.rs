@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::arguments::{self, Arguments};
 use super::resolve::{is_glob, Limit, Resolver, MAX_FUNCTIONS};
 use crate::error::{Error, IoContext, Result};
 use crate::sys::tracefs::Tracefs;
@@ -60,6 +61,8 @@ impl ProbeRequest {
 pub struct Added {
     pub names: Vec<String>,
     pub in_one_write: bool,
+    /// How argument names were resolved, when netprof resolved them.
+    pub note: Option<String>,
 }
 
 /// tracefs's kprobe_events file, or why there is none.
@@ -101,6 +104,14 @@ pub fn add(request: &ProbeRequest, module: Option<&str>, force: bool) -> Result<
         remedy: " or pass --force",
     });
     let functions = Resolver::load()?.resolve(&[request.pattern.as_str()], module, limit)?;
+    // Arguments come with one function (see ProbeRequest::parse).
+    let arguments = match functions.first() {
+        Some(f) if !request.arguments.is_empty() => arguments::resolve(f, &request.arguments)?,
+        _ => Arguments {
+            fetch: Vec::new(),
+            note: None,
+        },
+    };
     let kind = if request.is_return { "r" } else { "p" };
     let definitions: Vec<(String, String)> = functions
         .iter()
@@ -111,7 +122,7 @@ pub fn add(request: &ProbeRequest, module: Option<&str>, force: bool) -> Result<
                 None => f.name.clone(),
             };
             let mut line = format!("{kind}:{GROUP}/{name} {location}");
-            for arg in &request.arguments {
+            for arg in &arguments.fetch {
                 line.push(' ');
                 line.push_str(arg);
             }
@@ -127,6 +138,7 @@ pub fn add(request: &ProbeRequest, module: Option<&str>, force: bool) -> Result<
             return Ok(Added {
                 names: definitions.into_iter().map(|d| d.0).collect(),
                 in_one_write: true,
+                note: arguments.note,
             });
         }
     }
@@ -151,7 +163,7 @@ pub fn add(request: &ProbeRequest, module: Option<&str>, force: bool) -> Result<
             if !request.arguments.is_empty() && e.raw_os_error() == Some(libc::EINVAL) {
                 return Err(Error::bad_argument(format!(
                     "the kernel rejects the arguments '{}' for {} ({}); use BTF names (`len`) or positions (`len=$arg3`)",
-                    request.arguments.join(" "),
+                    arguments.fetch.join(" "),
                     f.name,
                     last_trace_error().unwrap_or_else(|| e.to_string())
                 )));
@@ -169,6 +181,7 @@ pub fn add(request: &ProbeRequest, module: Option<&str>, force: bool) -> Result<
     Ok(Added {
         names: created,
         in_one_write: false,
+        note: arguments.note,
     })
 }
 
