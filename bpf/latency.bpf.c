@@ -108,10 +108,10 @@ static __always_inline __u32 log2_u64(__u64 v)
 	return r;
 }
 
-/* Kept in step with bucket_bounds() in src/latency.rs. */
-static __always_inline __u32 bucket_of(__u64 ns)
+/* Kept in step with bucket_bounds() in src/model/latency.rs. */
+static __always_inline __u64 bucket_of(__u64 ns)
 {
-	__u32 e;
+	__u64 e;
 
 	if (ns < 16)
 		return ns;
@@ -119,6 +119,18 @@ static __always_inline __u32 bucket_of(__u64 ns)
 	if (e > MAX_EXPONENT)
 		return BUCKETS - 1;
 	return (e - 3) * 16 + ((ns >> (e - 4)) & 15);
+}
+
+/*
+ * `index`, at most `max`, in the very register that then indexes an array.
+ * Written in C, clang may test a copy of the index and use another: the
+ * 6.1 verifier then loses the bound ("R0 unbounded memory access"), where
+ * later ones follow it.
+ */
+static __always_inline __u64 at_most(__u64 index, const __u64 max)
+{
+	asm volatile("if %[i] <= %[m] goto +1; %[i] = %[m]" : [i] "+r"(index) : [m] "i"(max));
+	return index;
 }
 
 static __always_inline int on_entry(void *ctx)
@@ -144,7 +156,6 @@ static __always_inline int on_return(void *ctx)
 	struct hist_key hkey = {};
 	struct hist *h;
 	__u64 *start, ns;
-	__u32 bucket;
 
 	/* None: the call began before netprof attached, or is filtered out. */
 	start = bpf_map_lookup_elem(&starts, &key);
@@ -173,9 +184,7 @@ static __always_inline int on_return(void *ctx)
 		h->min_ns = ns;
 	if (ns > h->max_ns)
 		h->max_ns = ns;
-	bucket = bucket_of(ns);
-	if (bucket < BUCKETS)
-		h->buckets[bucket] += 1;
+	h->buckets[at_most(bucket_of(ns), BUCKETS - 1)] += 1;
 	return 0;
 }
 

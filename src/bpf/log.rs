@@ -24,15 +24,20 @@ pub(super) fn capture() {
     libbpf_rs::set_print(Some((PrintLevel::Warn, keep)));
 }
 
-/// The reason the verifier gave for refusing the last program, if it did:
-/// the last line of its log that is not a statistic.
-pub fn verifier_reason() -> Option<String> {
+/// The log of the verifier's last refusal, if it refused a program.
+pub fn verifier_log() -> Option<String> {
     let messages = MESSAGES.lock().ok()?;
     let text = messages.concat();
     let begin = text.rfind("-- BEGIN PROG LOAD LOG --")?;
     let log = &text[begin..];
-    let log = &log[..log.find("-- END PROG LOAD LOG --").unwrap_or(log.len())];
-    log.lines()
+    Some(log[..log.find("-- END PROG LOAD LOG --").unwrap_or(log.len())].to_string())
+}
+
+/// The reason the verifier gave for refusing the last program, if it did:
+/// the last line of its log that is not a statistic.
+pub fn verifier_reason() -> Option<String> {
+    verifier_log()?
+        .lines()
         .skip(1)
         .map(str::trim)
         .filter(|l| {

@@ -32,15 +32,23 @@ pub(super) fn load<S: OpenSkel<'static>>(open: S, role: &Role) -> Result<S::Outp
     open.load().map_err(|e| load_error(&e, role))
 }
 
-/// No permission, or a refusal with the verifier's reason when it gave one.
+/// A refusal with the verifier's reason when it gave one (the kernel says
+/// EACCES for those too), else no permission.
 pub(super) fn load_error(e: &libbpf_rs::Error, role: &Role) -> Error {
-    if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+    let reason = super::log::verifier_reason();
+    if reason.is_none() && e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
         return Error::no_permission(format!(
             "no permission to load netprof's BPF program for {} ({e}); it needs root (CAP_BPF and CAP_PERFMON){}",
             role.command, role.fallback
         ));
     }
-    let reason = super::log::verifier_reason()
+    // The whole log, for whoever works on the program.
+    if std::env::var_os("NETPROF_VERIFIER_LOG").is_some() {
+        if let Some(log) = super::log::verifier_log() {
+            eprintln!("{log}");
+        }
+    }
+    let reason = reason
         .map(|r| format!("; the verifier says: {r}"))
         .unwrap_or_default();
     Error::kernel_refused(format!(
