@@ -339,6 +339,17 @@ fn bpf_lists_own_xdp_program_measures_its_runs_and_names_its_frame() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
+    // The counting program sits on the tracepoint's perf event without a
+    // link; netprof bpf finds it there.
+    let listed = json(&netprof(&["bpf", "--json"]));
+    let counting: Vec<&serde_json::Value> = listed["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["attached"] == serde_json::json!(["tracepoint bpf_trace_printk"]))
+        .collect();
+    assert_eq!(counting.len(), 1, "{listed}");
+    assert_eq!(counting[0]["name"], "count_tracepoin", "{listed}");
     lab.ping(50);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(recording.id() as i32, libc::SIGINT) };

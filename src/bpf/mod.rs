@@ -15,6 +15,7 @@
 pub mod kprobe_multi;
 pub mod latency;
 pub mod log;
+mod perf_events;
 pub mod programs;
 mod skeleton;
 pub mod stack_count;

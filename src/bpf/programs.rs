@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use libbpf_rs::libbpf_sys;
-use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo, MapInfoIter, PerfEventType, ProgInfoIter};
+use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo, MapInfoIter, ProgInfoIter};
 use serde::Serialize;
 
-use super::tc;
+use super::{perf_events, tc};
 use crate::error::{Error, Result};
 
 /// One loaded program.
@@ -34,7 +34,8 @@ pub struct Program {
     /// How stack frames name it: `bpf_prog_<tag>_<name>` in module [bpf].
     pub symbol: String,
     /// Where it is attached, as far as the kernel tells (links, XDP on the
-    /// interfaces of this network namespace, tc cls_bpf filters, sockmaps).
+    /// interfaces of this network namespace, tc cls_bpf filters, sockmaps,
+    /// perf events: kprobes, tracepoints, uprobes).
     pub attached: Vec<String>,
 }
 
@@ -180,7 +181,8 @@ fn attachments() -> HashMap<u32, BTreeSet<String>> {
             Some((link.prog_id, place))
         }))
         .chain(sockmap_attachments())
-        .chain(tc_attachments(&interfaces));
+        .chain(tc_attachments(&interfaces))
+        .chain(perf_events::attachments());
     for (id, place) in places {
         found.entry(id).or_default().insert(place);
     }
@@ -277,47 +279,13 @@ fn describe_link(info: &LinkTypeInfo, interfaces: &BTreeMap<u32, String>) -> Opt
             k.count
         ),
         LinkTypeInfo::UprobeMulti(u) => format!("uprobe.multi on {} offsets", u.count),
-        LinkTypeInfo::PerfEvent(p) => describe_perf_event(&p.event_type),
+        // Listed from the perf events themselves, on every kernel.
+        LinkTypeInfo::PerfEvent(_) => return None,
         LinkTypeInfo::Iter(i) => format!("iterator {}", i.target_name.to_string_lossy()),
         LinkTypeInfo::StructOps(s) => format!("struct_ops map {}", s.map_id),
         LinkTypeInfo::Unknown => "link".into(),
     };
     Some(place)
-}
-
-/// A perf event link: a tracepoint, kprobe, uprobe or other perf event.
-fn describe_perf_event(event: &PerfEventType) -> String {
-    match event {
-        PerfEventType::Tracepoint { name, .. } => {
-            format!(
-                "tracepoint {}",
-                name.as_deref().unwrap_or_default().to_string_lossy()
-            )
-        }
-        PerfEventType::Kprobe {
-            func_name,
-            is_retprobe,
-            ..
-        } => format!(
-            "{} {}",
-            if *is_retprobe { "kretprobe" } else { "kprobe" },
-            func_name.as_deref().unwrap_or_default().to_string_lossy()
-        ),
-        PerfEventType::Uprobe {
-            file_name, offset, ..
-        } => {
-            format!(
-                "uprobe {}+{offset:#x}",
-                file_name.as_deref().unwrap_or_default().to_string_lossy()
-            )
-        }
-        PerfEventType::Event {
-            event_type, config, ..
-        } => {
-            format!("perf event type {event_type} config {config}")
-        }
-        PerfEventType::Unknown(_) => "perf event".into(),
-    }
 }
 
 /// sk_skb and sk_msg programs attached to sockmaps without a link (through

@@ -20,8 +20,9 @@ Programs come from the kernel's list of loaded BPF programs; attach points from 
 netkit, cgroup, netfilter, kprobe, tracepoint, ...), from XDP on the interfaces of the current network \
 namespace (netlink attachments included, with their mode), from tc cls_bpf filters on those interfaces \
 (`tc filter add dev X ingress bpf da obj ...`, libbpf's bpf_tc_attach: direction, priority, and `da` \
-for direct-action) and from sockmaps (sk_skb, sk_msg). Programs attached the older way to cgroups or \
-perf events show no attach point.
+for direct-action), from sockmaps (sk_skb, sk_msg), and from the perf events of every process \
+(kprobes, tracepoints, uprobes, with or without a link: BPF_TASK_FD_QUERY, as bpftool perf). \
+Programs attached the older way to cgroups show no attach point.
 
 Cost (--duration, or -- COMMAND: until the command exits, or both: whichever ends first): the kernel's BPF statistics count each program's runs and run time while netprof \
 holds a BPF_ENABLE_STATS descriptor; they go off when netprof exits, however it exits, and the \
