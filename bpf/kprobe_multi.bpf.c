@@ -2,7 +2,9 @@
 /*
  * One program on many kernel functions at once, through a multi-kprobe
  * (fprobe) BPF link: attaching a whole module's functions costs one system
- * call instead of one probe registration each.
+ * call instead of one probe registration each. Where the kernel has no
+ * multi-kprobe links (no fprobe, as in Debian 12's 6.1), the same program
+ * in its kprobe form is attached through one link per function.
  *
  * Each hit writes a sample into the perf ring buffer of its CPU (a
  * bpf-output perf event opened by netprof record); the kernel adds the call
@@ -21,13 +23,23 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } samples SEC(".maps");
 
+static __always_inline int hit(struct pt_regs *ctx, __u64 function)
+{
+	bpf_perf_event_output(ctx, &samples, BPF_F_CURRENT_CPU, &function, sizeof(function));
+	return 0;
+}
+
 SEC("kprobe.multi")
 int netprof_hit(struct pt_regs *ctx)
 {
-	__u64 function = bpf_get_func_ip(ctx);
+	return hit(ctx, bpf_get_func_ip(ctx));
+}
 
-	bpf_perf_event_output(ctx, &samples, BPF_F_CURRENT_CPU, &function, sizeof(function));
-	return 0;
+/* One link per function: its cookie is the function's address. */
+SEC("kprobe")
+int netprof_hit_each(struct pt_regs *ctx)
+{
+	return hit(ctx, bpf_get_attach_cookie(ctx));
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -4,7 +4,8 @@
 //! called a million times a second costs no copying to user space.
 //!
 //! Probes go through a multi-kprobe link pair (all functions in two links)
-//! where the kernel has fprobe, else one kprobe link pair per function. The
+//! where the kernel has fprobe, else (or when asked) one kprobe link pair
+//! per function ([`super::kprobe_links`]). The
 //! links and the program belong to this process's descriptors: nothing
 //! stays attached after netprof ends, however it ends.
 
@@ -12,8 +13,9 @@ use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use libbpf_rs::{KprobeMultiOpts, KprobeOpts, Link, MapCore, MapFlags};
+use libbpf_rs::{KprobeMultiOpts, Link, MapCore, MapFlags};
 
+use super::kprobe_links::{self, Attach, Target};
 use super::skeleton::{self, Role};
 use crate::error::{Error, Result};
 use crate::model::latency::{CallTimes, FunctionLatency, LatencyReport, BUCKETS, SCHEMA};
@@ -49,25 +51,37 @@ pub struct LatencyOptions {
     /// Until `stop` is set when absent.
     pub duration: Option<Duration>,
     pub breakdown: Breakdown,
+    /// Through one multi-kprobe link pair, or a link pair per function.
+    pub attach: Attach,
 }
 
 /// Probes `functions`, waits for the duration, until `stop` is set, or
 /// until `finished` says so, and returns their latency histograms.
-/// `on_start` runs once the probes are attached, with how they were
+/// Attaching a link pair per function reports its `progress` now and then,
+/// and again when removing many probes; `on_start` runs once the probes are attached, with how they were
 /// attached (a command netprof runs starts then).
 pub fn measure(
     functions: &[Function],
     opts: &LatencyOptions,
     stop: &AtomicBool,
+    mut progress: impl FnMut(kprobe_links::Progress),
     on_start: impl FnOnce(&str) -> Result<()>,
     mut finished: impl FnMut() -> bool,
 ) -> Result<LatencyReport> {
-    let multi = crate::sys::kconfig::has_fprobe();
+    let multi = opts.attach == Attach::Multi;
     let skeleton = load(opts, multi)?;
-    let (mut links, probes) = if multi {
-        (attach_multi(&skeleton, functions)?, "kprobe.multi")
+    let (mut links, per_function, refused, probes) = if multi {
+        (
+            attach_multi(&skeleton, functions)?,
+            kprobe_links::Links::default(),
+            Vec::new(),
+            "kprobe.multi",
+        )
     } else {
-        (attach_each(&skeleton, functions)?, "kprobe")
+        let (per_function, refused) = attach_each(&skeleton, functions, |done, total| {
+            progress(kprobe_links::Progress::Placed { done, total })
+        })?;
+        (Vec::new(), per_function, refused, "kprobe")
     };
     if opts.follow_children {
         links.push(
@@ -97,11 +111,21 @@ pub fn measure(
         probes: probes.into(),
         dropped: 0,
         missed_returns: links.iter().map(missed_of).sum(),
+        not_probed: refused,
         functions: Vec::new(),
     };
     // Detach before reading: the histograms no longer move.
     drop(links);
-    read_histograms(&skeleton, functions, opts.breakdown, &mut report)?;
+    if per_function.len() > kprobe_links::SLOW_TO_REMOVE {
+        progress(kprobe_links::Progress::Removing(per_function.len()));
+    }
+    drop(per_function);
+    let probed: Vec<Function> = functions
+        .iter()
+        .filter(|f| !report.not_probed.contains(&f.name))
+        .cloned()
+        .collect();
+    read_histograms(&skeleton, &probed, opts.breakdown, &mut report)?;
     Ok(report)
 }
 
@@ -188,27 +212,43 @@ fn attach_multi(skeleton: &LatencySkel, functions: &[Function]) -> Result<Vec<Li
     Ok(links)
 }
 
-/// A kprobe link pair per function, for kernels without fprobe.
-fn attach_each(skeleton: &LatencySkel, functions: &[Function]) -> Result<Vec<Link>> {
-    let mut links = Vec::new();
-    for (cookie, f) in functions.iter().enumerate() {
-        for retprobe in [true, false] {
-            let prog = if retprobe {
-                &skeleton.progs.latency_return
-            } else {
-                &skeleton.progs.latency_entry
-            };
-            let opts = KprobeOpts {
-                cookie: cookie as u64,
-                ..Default::default()
-            };
-            let link = prog
-                .attach_kprobe_with_opts(retprobe, &f.name, opts)
-                .map_err(|e| refused(e, &format!("a probe on {}", f.name)))?;
-            links.push(link);
-        }
-    }
-    Ok(links)
+/// A kprobe link pair per function, for kernels without fprobe: the return
+/// probes first, then entry probes where a return probe is in place, so
+/// that no call is seen entering but never leaving. Returns the links and
+/// the functions the kernel would not probe.
+fn attach_each(
+    skeleton: &LatencySkel,
+    functions: &[Function],
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(kprobe_links::Links, Vec<String>)> {
+    let targets: Vec<Target> = functions
+        .iter()
+        .enumerate()
+        .map(|(cookie, f)| Target {
+            name: &f.name,
+            address: f.address,
+            cookie: cookie as u64,
+        })
+        .collect();
+    let total = 2 * targets.len();
+    let returns =
+        kprobe_links::attach(&skeleton.progs.latency_return, &targets, true, |done, _| {
+            progress(done, total)
+        })?;
+    let mut refused = returns.refused;
+    let entries: Vec<Target> = targets
+        .into_iter()
+        .filter(|t| !refused.iter().any(|r| r == t.name))
+        .collect();
+    let mut links = returns.links;
+    let done_before = links.len();
+    let entered =
+        kprobe_links::attach(&skeleton.progs.latency_entry, &entries, false, |done, _| {
+            progress(done_before + done, total)
+        })?;
+    links.extend(entered.links);
+    refused.extend(entered.refused);
+    Ok((links, refused))
 }
 
 /// Reads every histogram (per function, and per CPU or process with a

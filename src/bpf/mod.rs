@@ -4,6 +4,8 @@
 //!
 //! - [`kprobe_multi`]: many functions probed at once through one
 //!   multi-kprobe link, each hit a sample with its call chain;
+//! - [`kprobe_links`]: one link per function, where there are no
+//!   multi-kprobe links;
 //! - [`stack_count`]: stacks counted in the kernel (`record --bpf`);
 //! - [`latency`]: per-call latency histograms (`netprof latency`);
 //! - [`programs`]: the programs loaded in the kernel, their attach points
@@ -12,6 +14,7 @@
 //! Every program and link belongs to netprof's file descriptors, so the
 //! kernel unloads them when netprof ends, however it ends.
 
+pub mod kprobe_links;
 pub mod kprobe_multi;
 pub mod latency;
 pub mod log;

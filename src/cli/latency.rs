@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use clap::Args;
 
+use netprof::bpf::kprobe_links::{self, Attach};
 use netprof::bpf::latency::{self, Breakdown, LatencyOptions};
 use netprof::command::{CommandOutput, HeldChild};
 use netprof::error::{Error, IoContext};
 use netprof::model::latency::LatencyReport;
-use netprof::probe::resolve::{Limit, Resolver, MAX_FUNCTIONS};
+use netprof::probe::resolve::{Limit, Resolver, MAX_BPF_FUNCTIONS};
 use netprof::render;
 use netprof::sys::processes;
 use netprof::Result;
@@ -18,13 +19,16 @@ use super::{signals, values};
 
 const LATENCY_LONG_HELP: &str = "\
 Each call is timed from a probe at the function's entry to one at its return (kprobe and kretprobe; \
-all functions in one multi-kprobe link pair where the kernel has fprobe). The times go into a \
+all functions in one multi-kprobe link pair where the kernel has fprobe; else, or with \
+--no-multi-kprobe, a link pair per function, placed by address, with a progress line; functions the \
+kernel will not probe are left out and named). The times go into a \
 histogram in the kernel: exact below 32 ns, then 16 buckets per power of two, so no bucket is wider \
 than 1/16 of its value. Quantiles (p25, median, p75, p90, p99) interpolate inside their bucket and \
 stay within the exact minimum and maximum; IQR is p75 - p25. Calls already running when netprof \
 attaches are not timed; a recursive call hides the outer call's time.
 
-JSON schema netprof-latency/1: {schema, duration_s, probes, dropped, missed_returns, functions: \
+JSON schema netprof-latency/1: {schema, duration_s, probes, dropped, missed_returns, not_probed \
+(functions the kernel would not probe; absent when none), functions: \
 [{function, module, cpu?, pid?, count, min_ns, max_ns, mean_ns, p25_ns, median_ns, p75_ns, iqr_ns, \
 p90_ns, p99_ns, histogram: [{low_ns, high_ns, count}]}]}.
 
@@ -58,6 +62,10 @@ pub struct LatencyArgs {
     /// One histogram per process
     #[arg(long)]
     pub per_pid: bool,
+    /// Attach through a kprobe link pair per function, as on kernels without multi-kprobe links
+    /// (fprobe), even where the kernel has them
+    #[arg(long)]
+    pub no_multi_kprobe: bool,
     /// JSON instead of text (schema netprof-latency/1)
     #[arg(long)]
     pub json: bool,
@@ -78,7 +86,7 @@ pub fn run(args: LatencyArgs) -> Result<()> {
     }
     let patterns: Vec<&str> = args.functions.iter().map(String::as_str).collect();
     let limit = Limit {
-        max: MAX_FUNCTIONS,
+        max: MAX_BPF_FUNCTIONS,
         remedy: "",
     };
     let functions = Resolver::load()?.resolve(&patterns, args.module.as_deref(), Some(limit))?;
@@ -103,6 +111,22 @@ pub fn run(args: LatencyArgs) -> Result<()> {
         } else {
             Breakdown::None
         },
+        attach: Attach::choose(args.no_multi_kprobe),
+    };
+    if opts.attach == Attach::PerFunction && functions.len() > 1 {
+        eprintln!(
+            "netprof: attaching {} functions through a kprobe link pair each ({})",
+            functions.len(),
+            Attach::why_per_function(args.no_multi_kprobe)
+        );
+    }
+    let progress = |progress: kprobe_links::Progress| match progress {
+        kprobe_links::Progress::Placed { done, total } => {
+            eprintln!("netprof: attaching probes one by one: {done} of {total}")
+        }
+        kprobe_links::Progress::Removing(count) => {
+            eprintln!("netprof: removing {count} probes (one at a time on this kernel)")
+        }
     };
     let count = functions.len();
     let until = match (args.duration, &child) {
@@ -123,6 +147,7 @@ pub fn run(args: LatencyArgs) -> Result<()> {
                 &functions,
                 &opts,
                 stop,
+                progress,
                 |probes| {
                     started(probes)?;
                     c.release()
@@ -135,9 +160,12 @@ pub fn run(args: LatencyArgs) -> Result<()> {
             }
             report
         }
-        None => latency::measure(&functions, &opts, stop, started, || false)?,
+        None => latency::measure(&functions, &opts, stop, progress, started, || false)?,
     };
     warn_about_losses(&report, None);
+    if let Some(note) = kprobe_links::refused_note(&report.not_probed) {
+        eprintln!("netprof: {note}");
+    }
     let mut stdout = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut stdout, &report)

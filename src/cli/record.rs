@@ -58,6 +58,10 @@ pub struct RecordArgs {
     /// up to 1048576; samples beyond it are counted as dropped and reported
     #[arg(long, value_name = "N", requires = "bpf", value_parser = values::map_entries)]
     pub bpf_map_entries: Option<u32>,
+    /// Attach a kprobe glob (-e 'kprobe:GLOB' -a) through one BPF link per function, as on kernels
+    /// without multi-kprobe links (fprobe), even where the kernel has them
+    #[arg(long)]
+    pub no_multi_kprobe: bool,
     /// Command to run and profile until it exits (after --)
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -132,6 +136,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
         duration: args.duration,
         bpf: args.bpf,
         bpf_map_entries: args.bpf_map_entries,
+        no_multi_kprobe: args.no_multi_kprobe,
     };
     let mut terminal = Terminal {
         quiet: args.quiet,

@@ -76,6 +76,9 @@ pub struct LatencyReport {
     /// returns the kernel could not probe (kretprobe instances exhausted).
     pub dropped: u64,
     pub missed_returns: u64,
+    /// Functions matched but not timed: the kernel would not probe them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_probed: Vec<String>,
     pub functions: Vec<FunctionLatency>,
 }
 

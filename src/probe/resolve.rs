@@ -24,8 +24,14 @@ use crate::sys::tracefs::Tracefs;
 const BLACKLIST: &str = "/sys/kernel/debug/kprobes/blacklist";
 
 /// More functions than this from one resolution slow every call of them;
-/// callers refuse it unless told otherwise.
+/// callers that register a probe (or perf event) per function refuse it
+/// unless told otherwise.
 pub const MAX_FUNCTIONS: usize = 300;
+
+/// Functions one BPF program may be attached to at once (a multi-kprobe
+/// link, or a link each): whole modules (sctp has about 700 probe-able
+/// functions), with room to spare, but not the whole kernel.
+pub const MAX_BPF_FUNCTIONS: usize = 5000;
 
 /// A cap on how many functions a resolution may give, and what the user
 /// can do when a pattern matches more.

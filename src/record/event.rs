@@ -10,12 +10,14 @@ use std::str::FromStr;
 use perf_event_open::event::hw::Hardware;
 use perf_event_open::event::sw::Software;
 
+use crate::bpf::kprobe_links::Attach;
 use crate::error::{Error, Result};
 use crate::perfdata::{TYPE_HARDWARE, TYPE_SOFTWARE, TYPE_TRACEPOINT};
 use crate::probe::kprobe::KprobeEvent;
 use crate::probe::persistent::GROUP;
-use crate::probe::resolve::{glob, is_glob, Limit, Resolver, MAX_FUNCTIONS};
+use crate::probe::resolve::{glob, is_glob, Limit, Resolver, MAX_BPF_FUNCTIONS, MAX_FUNCTIONS};
 use crate::probe::uprobe::UprobeEvent;
+use crate::probe::Function;
 use crate::suggest::{close_names, did_you_mean};
 use crate::sys::tracefs::Tracefs;
 
@@ -178,11 +180,13 @@ pub enum Source {
     },
     Kprobe(KprobeEvent),
     Uprobe(UprobeEvent),
-    /// A glob of functions through one multi-kprobe BPF link, whose hits
-    /// the program writes to a bpf-output event.
+    /// A glob of functions under one BPF program (one multi-kprobe link,
+    /// or one link per function), whose hits it writes to a bpf-output
+    /// event.
     MultiKprobe {
-        functions: Vec<String>,
+        functions: Vec<Function>,
         is_return: bool,
+        how: Attach,
     },
 }
 
@@ -253,10 +257,21 @@ impl EventSpec {
     }
 }
 
-/// Finds what the kernel needs for each request. A kprobe glob becomes one
-/// multi-kprobe event when `multi_kprobe` allows it (system-wide, on a
-/// kernel that has them), else one probe per function.
-pub fn resolve(requests: &[EventRequest], multi_kprobe: bool) -> Result<Vec<EventSpec>> {
+/// How the functions of a kprobe glob are probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlobProbes {
+    /// Under one BPF program writing to per-CPU buffers (system-wide only):
+    /// a whole module's functions, attached as `Attach` says.
+    Bpf(Attach),
+    /// A kprobe-PMU probe per function, per followed task and CPU: the way
+    /// to follow tasks, and to count with `--bpf`; at most
+    /// [`MAX_FUNCTIONS`].
+    PerfEvents,
+}
+
+/// Finds what the kernel needs for each request; kprobe globs are probed
+/// as `globs` says.
+pub fn resolve(requests: &[EventRequest], globs: GlobProbes) -> Result<Vec<EventSpec>> {
     let mut resolver: Option<Resolver> = None;
     let mut specs = Vec::new();
     for request in requests {
@@ -296,7 +311,7 @@ pub fn resolve(requests: &[EventRequest], multi_kprobe: bool) -> Result<Vec<Even
                     module.as_deref(),
                     function,
                     *is_return,
-                    multi_kprobe,
+                    globs,
                 )?);
             }
         }
@@ -309,7 +324,7 @@ fn kprobes(
     module: Option<&str>,
     function: &str,
     is_return: bool,
-    multi_kprobe: bool,
+    globs: GlobProbes,
 ) -> Result<Vec<EventSpec>> {
     let suffix = if is_return { "%return" } else { "" };
     if !is_glob(function) {
@@ -326,9 +341,17 @@ fn kprobes(
             }),
         )]);
     }
-    let limit = Limit {
-        max: MAX_FUNCTIONS,
-        remedy: " (or add them with `netprof probe --force`)",
+    let limit = match globs {
+        GlobProbes::Bpf(_) => Limit {
+            max: MAX_BPF_FUNCTIONS,
+            remedy: "",
+        },
+        GlobProbes::PerfEvents => Limit {
+            max: MAX_FUNCTIONS,
+            remedy:
+                " (record system-wide with -a and without --bpf, where a BPF program takes up to \
+                      thousands, or add them with `netprof probe --force`)",
+        },
     };
     let functions = resolver.resolve(&[function], module, Some(limit))?;
     // One event, whichever way it is probed: the function hit is the
@@ -339,12 +362,13 @@ fn kprobes(
     };
     // The BPF program writes to per-CPU buffers and cannot follow tasks, so
     // a followed command or process gets one probe per function.
-    if multi_kprobe {
+    if let GlobProbes::Bpf(how) = globs {
         return Ok(vec![EventSpec::new(
             name,
             Source::MultiKprobe {
-                functions: functions.into_iter().map(|f| f.name).collect(),
+                functions,
                 is_return,
+                how,
             },
         )]);
     }
@@ -445,10 +469,18 @@ mod tests {
 
     #[test]
     fn software_and_hardware_names() {
-        let spec = &resolve(&[EventRequest::parse("cpu-clock").unwrap()], false).unwrap()[0];
+        let spec = &resolve(
+            &[EventRequest::parse("cpu-clock").unwrap()],
+            GlobProbes::PerfEvents,
+        )
+        .unwrap()[0];
         assert_eq!(spec, &EventSpec::cpu_clock());
         assert_eq!(spec.type_and_config().unwrap(), (TYPE_SOFTWARE, 0));
-        let spec = &resolve(&[EventRequest::parse("cache-misses").unwrap()], false).unwrap()[0];
+        let spec = &resolve(
+            &[EventRequest::parse("cache-misses").unwrap()],
+            GlobProbes::PerfEvents,
+        )
+        .unwrap()[0];
         assert_eq!(spec.type_and_config().unwrap(), (TYPE_HARDWARE, 3));
         assert!(!spec.samples_every_hit());
     }
@@ -501,7 +533,11 @@ mod tests {
 
     #[test]
     fn tracepoint_globs_expand_in_tracefs() {
-        let specs = resolve(&[EventRequest::parse("sched:sched_wak*").unwrap()], false).unwrap();
+        let specs = resolve(
+            &[EventRequest::parse("sched:sched_wak*").unwrap()],
+            GlobProbes::PerfEvents,
+        )
+        .unwrap();
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert!(
             names.contains(&"sched:sched_waking") && names.contains(&"sched:sched_wakeup"),
@@ -510,7 +546,11 @@ mod tests {
         assert!(specs
             .iter()
             .all(|s| matches!(s.source, Source::Tracepoint { .. })));
-        let err = resolve(&[EventRequest::parse("sched:zz*").unwrap()], false).unwrap_err();
+        let err = resolve(
+            &[EventRequest::parse("sched:zz*").unwrap()],
+            GlobProbes::PerfEvents,
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
     }
 }

@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 
 use crate::command::{self, CommandOutput, HeldChild};
 use drain::FollowedTasks;
-use event::{EventRequest, EventSpec};
+use event::{EventRequest, EventSpec, GlobProbes};
 use open::Scope;
 use session::Session;
 
+use crate::bpf::kprobe_links::Attach;
 use crate::bpf::stack_count::Dropped;
 use crate::error::{Error, Result};
 use crate::perfdata::writer::{self, PerfDataWriter, RecordBuilder};
@@ -76,6 +77,9 @@ pub struct RecordOptions {
     /// Room in the kernel's maps per drain interval (default: from the
     /// sampling rate and CPU count).
     pub bpf_map_entries: Option<u32>,
+    /// Attach kprobe globs through one link per function even where the
+    /// kernel has multi-kprobe links.
+    pub no_multi_kprobe: bool,
 }
 
 /// What a recording reports while it runs.
@@ -243,15 +247,19 @@ fn write_start(
     Ok(kallsyms_text)
 }
 
-/// The events to open; a kprobe glob becomes one multi-kprobe where it can.
+/// The events to open; a kprobe glob recorded system-wide goes under one
+/// BPF program.
 fn event_specs(opts: &RecordOptions, system_wide: bool) -> Result<Vec<EventSpec>> {
     if opts.events.is_empty() {
         return Ok(vec![EventSpec::cpu_clock()]);
     }
-    // With --bpf, a glob becomes one kprobe per function, each with the
-    // counting program; a multi-kprobe needs a kernel with fprobe.
-    let multi = system_wide && !opts.bpf && crate::sys::kconfig::has_fprobe();
-    event::resolve(&opts.events, multi)
+    // Following tasks, or with --bpf (whose counting program goes on each
+    // probe's perf event), a glob becomes one kprobe-PMU probe per function.
+    let globs = match system_wide && !opts.bpf {
+        true => GlobProbes::Bpf(Attach::choose(opts.no_multi_kprobe)),
+        false => GlobProbes::PerfEvents,
+    };
+    event::resolve(&opts.events, globs)
 }
 
 /// The CPUs and processes named must exist now.

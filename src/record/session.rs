@@ -16,6 +16,7 @@ use super::counted::{attach_kind, KernelCounts};
 use super::event::{EventSpec, Source, SW_DUMMY};
 use super::open::{self, Instance, Scope};
 use super::{Progress, RecordOptions};
+use crate::bpf::kprobe_links::{self, Attach};
 use crate::bpf::kprobe_multi::{self, MultiProbe};
 use crate::bpf::stack_count::{CountOptions, StackCounter, MAX_FRAMES};
 use crate::error::{Error, Result};
@@ -201,6 +202,7 @@ impl Session {
         if let Source::MultiKprobe {
             functions,
             is_return,
+            how,
         } = &spec.source
         {
             let outputs: Vec<_> = instances
@@ -209,13 +211,23 @@ impl Session {
                 .map(|(i, c)| (i.cpu, c.file().as_fd()))
                 .collect();
             let start = Instant::now();
-            self.multi_probes
-                .push(kprobe_multi::attach(functions, *is_return, &outputs)?);
+            let said = |done: usize, total: usize| {
+                progress.note(&format!("attaching probes one by one: {done} of {total}"))
+            };
+            let probe = kprobe_multi::attach(functions, *is_return, *how, &outputs, said)?;
+            let way = match how {
+                Attach::Multi => "at once through a multi-kprobe BPF link",
+                Attach::PerFunction => "through one BPF link each",
+            };
             progress.note(&format!(
-                "{} functions probed at once through a multi-kprobe BPF link in {} ms",
-                functions.len(),
+                "{} functions probed {way} in {} ms",
+                functions.len() - probe.refused.len(),
                 start.elapsed().as_millis()
             ));
+            if let Some(note) = kprobe_links::refused_note(&probe.refused) {
+                progress.note(&note);
+            }
+            self.multi_probes.push(probe);
         }
         if let (Some(program), Some(counts)) = (program, self.kernel_counts.as_mut()) {
             counts.add(program, count_options, &counters, ids[0])?;
@@ -392,10 +404,20 @@ impl Session {
         if self.multi_probes.is_empty() {
             return;
         }
+        let one_by_one: usize = self
+            .multi_probes
+            .iter()
+            .map(MultiProbe::probes_one_by_one)
+            .sum();
+        if one_by_one > kprobe_links::SLOW_TO_REMOVE {
+            progress.note(&format!(
+                "removing {one_by_one} probes (one at a time on this kernel)"
+            ));
+        }
         let start = Instant::now();
         self.multi_probes.clear();
         progress.note(&format!(
-            "multi-kprobe detached in {} ms",
+            "probes detached in {} ms",
             start.elapsed().as_millis()
         ));
     }
