@@ -126,7 +126,7 @@ pub fn attach(
     };
     Ok(MultiProbe {
         _multi_link: multi_link,
-        per_function: per_function,
+        per_function,
         refused,
         skeleton,
     })
