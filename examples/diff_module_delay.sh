@@ -15,7 +15,7 @@ set -eu
 netprof=${NETPROF:-$PWD/target/release/netprof}
 out=${OUT:-/tmp/netprof-diff}
 mkdir -p "$out"
-grep -q '^netprof_test ' /proc/modules || insmod tests/kmod/netprof_test.ko
+grep -q '^netprof_test ' /proc/modules || insmod "${NETPROF_TEST_MODULE:-tests/kmod/netprof_test.ko}"
 delay=/sys/module/netprof_test/parameters/delay_us
 
 # The workload: the delayed function (500 calls a round), and work that
@@ -34,12 +34,10 @@ for side in before after; do
   for run in 1 2 3; do
     "$netprof" record -q -g -o "$out/$side-$run.data" -- sh -c "$workload"
   done
-  # And the function's latency, timed in the kernel: 50 calls once the
-  # probes are attached (netprof says "timing" then).
-  "$netprof" latency netprof_test_delay --duration 6 --json > "$out/$side-latency.json" 2> "$out/latency.log" &
-  until grep -q timing "$out/latency.log"; do sleep 0.1; done
-  echo d50 > /proc/netprof_test
-  wait
+  # And the function's latency, timed in the kernel: 50 calls by a command
+  # that netprof starts once the probes are attached.
+  "$netprof" latency netprof_test_delay --json -- sh -c 'echo d50 > /proc/netprof_test' \
+    > "$out/$side-latency.json"
 done
 echo 200 > $delay
 
