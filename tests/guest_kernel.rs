@@ -693,7 +693,7 @@ fn latency_of_known_delay(_: &Path) {
     assert_eq!(f["count"], 25, "{v}");
     let median = f["median_ns"].as_f64().unwrap();
     eprintln!(
-        "guest: netprof_test_delay (udelay 200 us): median {:.1} us, IQR {:.1} us, min {:.1} us, max {:.1} us ({})",
+        "guest: netprof_test_delay (a 200 us busy loop): median {:.1} us, IQR {:.1} us, min {:.1} us, max {:.1} us ({})",
         median / 1e3,
         f["iqr_ns"].as_f64().unwrap() / 1e3,
         f["min_ns"].as_f64().unwrap() / 1e3,
@@ -729,39 +729,46 @@ fn latency_of_known_delay(_: &Path) {
         "only process {pid}'s calls: {v}"
     );
 
-    // Several functions at once, one histogram per CPU.
-    let v = latency_while(
-        &[
+    // Several functions at once, one histogram per CPU: the same counts
+    // through a multi-kprobe link pair (where the kernel has one) and
+    // through a link pair each (--no-multi-kprobe).
+    for extra in [&[][..], &["--no-multi-kprobe"][..]] {
+        let mut args = vec![
             "-m",
             "netprof_test",
             "netprof_test_*",
             "--per-cpu",
             "--duration",
             "5",
-        ],
-        "echo 10 > /proc/netprof_test",
-    );
-    let mut calls = std::collections::BTreeMap::<String, u64>::new();
-    for f in v["functions"].as_array().unwrap() {
-        if f["count"].as_u64().unwrap() > 0 {
-            assert!(f["cpu"].is_u64(), "per-CPU histograms name their CPU: {f}");
+        ];
+        args.extend_from_slice(extra);
+        let v = latency_while(&args, "echo 10 > /proc/netprof_test");
+        if !extra.is_empty() || !has_fprobe() {
+            assert_eq!(v["probes"], "kprobe", "{extra:?}: {v}");
         }
-        *calls
-            .entry(f["function"].as_str().unwrap().to_string())
-            .or_default() += f["count"].as_u64().unwrap();
-    }
-    for (name, n) in [
-        ("inner", 10),
-        ("middle", 10),
-        ("outer", 10),
-        ("write", 1),
-        ("delay", 0),
-    ] {
-        assert_eq!(
-            calls.get(&format!("netprof_test_{name}")),
-            Some(&n),
-            "{calls:?}"
-        );
+        let mut calls = std::collections::BTreeMap::<String, u64>::new();
+        for f in v["functions"].as_array().unwrap() {
+            if f["count"].as_u64().unwrap() > 0 {
+                assert!(f["cpu"].is_u64(), "per-CPU histograms name their CPU: {f}");
+            }
+            *calls
+                .entry(f["function"].as_str().unwrap().to_string())
+                .or_default() += f["count"].as_u64().unwrap();
+        }
+        for (name, n) in [
+            ("inner", 10),
+            ("middle", 10),
+            ("outer", 10),
+            ("write", 1),
+            ("delay", 0),
+            ("work", 0),
+        ] {
+            assert_eq!(
+                calls.get(&format!("netprof_test_{name}")),
+                Some(&n),
+                "{extra:?}: {calls:?}"
+            );
+        }
     }
 }
 
@@ -954,10 +961,10 @@ fn hsr_ring_down() {
     sh("ip netns del hsra; ip netns del hsrb");
 }
 
-/// Records `event` system-wide while 5 pings cross the HSR ring.
-fn record_ping_across_hsr(event: &str, data: &Path) -> std::process::Output {
-    hsr_ring_up(0);
-    let out = netprof(&[
+/// Records `event` system-wide, with stacks, while namespace `netns` sends
+/// 5 pings to `address`.
+fn record_pings(event: &str, data: &Path, netns: &str, address: &str) -> std::process::Output {
+    netprof(&[
         "record",
         "-e",
         event,
@@ -969,7 +976,7 @@ fn record_ping_across_hsr(event: &str, data: &Path) -> std::process::Output {
         "ip",
         "netns",
         "exec",
-        "hsra",
+        netns,
         "ping",
         "-c",
         "5",
@@ -977,8 +984,14 @@ fn record_ping_across_hsr(event: &str, data: &Path) -> std::process::Output {
         "0.2",
         "-W",
         "2",
-        "192.0.2.2",
-    ]);
+        address,
+    ])
+}
+
+/// Records `event` system-wide while 5 pings cross the HSR ring.
+fn record_ping_across_hsr(event: &str, data: &Path) -> std::process::Output {
+    hsr_ring_up(0);
+    let out = record_pings(event, data, "hsra", "192.0.2.2");
     hsr_ring_down();
     out
 }
@@ -1308,28 +1321,7 @@ fn record_ping_across_bridge(event: &str, data: &Path) -> std::process::Output {
         && ip -n brx link set pa up && ip -n brx link set pb up \
         && ip -n bra addr add 192.0.2.11/24 dev qa && ip -n bra link set qa up \
         && ip -n brb addr add 192.0.2.12/24 dev qb && ip -n brb link set qb up");
-    let out = netprof(&[
-        "record",
-        "-e",
-        event,
-        "-a",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        "ip",
-        "netns",
-        "exec",
-        "bra",
-        "ping",
-        "-c",
-        "5",
-        "-i",
-        "0.2",
-        "-W",
-        "2",
-        "192.0.2.12",
-    ]);
+    let out = record_pings(event, data, "bra", "192.0.2.12");
     sh("ip netns del bra; ip netns del brb; ip netns del brx");
     out
 }
