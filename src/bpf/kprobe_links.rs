@@ -148,11 +148,13 @@ pub struct Attached {
 /// out unprobe-able: inlined copies, the kprobe blacklist) are left out and
 /// named; a lone target's refusal, or every target's, is the error, and so
 /// is any failure that is not the kernel refusing one function (no room
-/// for more open files, no memory).
+/// for more open files, no memory). Once `stop` is set (Ctrl-C), targets
+/// not yet reached are given up: what was placed is returned.
 pub fn attach(
     program: &ProgramMut<'_>,
     targets: &[Target<'_>],
     is_return: bool,
+    stop: &AtomicBool,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Attached> {
     crate::sys::limits::make_room_for_files(
@@ -167,7 +169,7 @@ pub fn attach(
     let work = || {
         let mut links = Links::default();
         let mut refused = Vec::new();
-        while !failed.load(Ordering::Relaxed) {
+        while !failed.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
             let index = next.fetch_add(1, Ordering::Relaxed);
             let Some(target) = targets.get(index) else {
                 break;
@@ -224,7 +226,7 @@ pub fn attach(
         .iter()
         .map(|&i| targets[i].name.to_string())
         .collect();
-    if attached.links.is_empty() && !targets.is_empty() {
+    if attached.links.is_empty() && !targets.is_empty() && !stop.load(Ordering::Relaxed) {
         return Err(Error::kernel_refused(format!(
             "the kernel refuses a probe on every one of the {} functions (notrace, blacklisted or \
              inlined); `netprof probe --list` shows what can be probed",

@@ -11,6 +11,7 @@
 //! kernel detaches them when the recording ends, however it ends.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::AtomicBool;
 
 use libbpf_rs::{Link, MapCore, MapFlags};
 
@@ -78,6 +79,7 @@ pub fn attach(
     is_return: bool,
     how: Attach,
     outputs: &[(u32, BorrowedFd<'_>)],
+    stop: &AtomicBool,
     progress: impl FnMut(usize, usize),
 ) -> Result<MultiProbe> {
     let mut open = skeleton::open(KprobeMultiSkelBuilder::default(), &ROLE)?;
@@ -119,6 +121,7 @@ pub fn attach(
                 &skeleton.progs.netprof_hit_each,
                 &targets,
                 is_return,
+                stop,
                 progress,
             )?;
             (None, attached.links, attached.refused)

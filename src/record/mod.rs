@@ -164,7 +164,7 @@ pub fn record(
             }
         }
     };
-    let mut session = Session::open(&specs, &scope, opts, child.is_some(), progress)?;
+    let mut session = Session::open(&specs, &scope, opts, child.is_some(), stop, progress)?;
     let mut summary = RecordSummary::default();
     let kallsyms_text = write_start(opts, &session, &mut writer, &mut summary, progress)?;
 

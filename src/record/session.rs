@@ -4,6 +4,7 @@
 //! here closes with the session: nothing outlives the recording.
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use std::collections::BTreeSet;
@@ -78,6 +79,8 @@ struct Plan<'a> {
     /// Tracepoint fields ride along in every sample when any event has them
     /// (all events share one sample layout; counted samples have none).
     raw: bool,
+    /// Set on Ctrl-C: probes still to place one by one are given up.
+    stop: &'a AtomicBool,
 }
 
 impl Session {
@@ -86,6 +89,7 @@ impl Session {
         scope: &Scope,
         opts: &RecordOptions,
         has_command: bool,
+        stop: &AtomicBool,
         progress: &mut dyn Progress,
     ) -> Result<Session> {
         let plan = Plan {
@@ -96,6 +100,7 @@ impl Session {
                 && specs
                     .iter()
                     .any(|s| s.format.is_some() || matches!(s.source, Source::MultiKprobe { .. })),
+            stop,
         };
         let count_options = count_options(opts, scope);
         if opts.bpf {
@@ -214,7 +219,8 @@ impl Session {
             let said = |done: usize, total: usize| {
                 progress.note(&format!("attaching probes one by one: {done} of {total}"))
             };
-            let probe = kprobe_multi::attach(functions, *is_return, *how, &outputs, said)?;
+            let probe =
+                kprobe_multi::attach(functions, *is_return, *how, &outputs, plan.stop, said)?;
             let way = match how {
                 Attach::Multi => "at once through a multi-kprobe BPF link",
                 Attach::PerFunction => "through one BPF link each",
