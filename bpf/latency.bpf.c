@@ -29,7 +29,7 @@ struct start_key {
 
 struct hist_key {
 	__u32 function;
-	__u32 group; /* CPU, process or 0, per `breakdown` */
+	__u32 group; /* the process with a per-process breakdown, else 0 */
 };
 
 struct hist {
@@ -47,7 +47,13 @@ struct {
 	__type(value, __u64);
 } starts SEC(".maps");
 
-/* Per CPU, so that no update needs an atomic; netprof sums the CPUs. */
+/*
+ * Per CPU, so that no update needs an atomic; netprof sums the CPUs (or,
+ * per CPU, shows each). netprof preallocates it, one entry per function,
+ * unless histograms are per process: allocating a value this large in a
+ * probe fails while the kernel's cache of them is empty (a burst of first
+ * calls lost every call of a function on 6.12).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 4096);
@@ -165,9 +171,7 @@ static __always_inline int on_return(void *ctx)
 	bpf_map_delete_elem(&starts, &key);
 
 	hkey.function = key.function;
-	if (breakdown == 1)
-		hkey.group = bpf_get_smp_processor_id();
-	else if (breakdown == 2)
+	if (breakdown == 2)
 		hkey.group = pid_tgid >> 32;
 	h = bpf_map_lookup_elem(&hists, &hkey);
 	if (!h) {

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use libbpf_rs::{KprobeMultiOpts, Link, MapCore, MapFlags};
+use procfs::Current;
 
 use super::kprobe_links::{self, Attach, Target};
 use super::skeleton::{self, Role};
@@ -69,7 +70,7 @@ pub fn measure(
     mut finished: impl FnMut() -> bool,
 ) -> Result<LatencyReport> {
     let multi = opts.attach == Attach::Multi;
-    let skeleton = load(opts, multi)?;
+    let skeleton = load(opts, multi, functions.len())?;
     let (mut links, per_function, refused, probes) = if multi {
         (
             attach_multi(&skeleton, functions)?,
@@ -78,7 +79,7 @@ pub fn measure(
             "kprobe.multi",
         )
     } else {
-        let (per_function, refused) = attach_each(&skeleton, functions, |done, total| {
+        let (per_function, refused) = attach_each(&skeleton, functions, stop, |done, total| {
             progress(kprobe_links::Progress::Placed { done, total })
         })?;
         (Vec::new(), per_function, refused, "kprobe")
@@ -120,18 +121,28 @@ pub fn measure(
         progress(kprobe_links::Progress::Removing(per_function.len()));
     }
     drop(per_function);
-    let probed: Vec<Function> = functions
-        .iter()
-        .filter(|f| !report.not_probed.contains(&f.name))
-        .cloned()
-        .collect();
-    read_histograms(&skeleton, &probed, opts.breakdown, &mut report)?;
+    read_histograms(&skeleton, functions, opts.breakdown, &mut report)?;
     Ok(report)
 }
 
-/// Loads the program with the entry points this kernel can attach.
-fn load(opts: &LatencyOptions, multi: bool) -> Result<LatencySkel<'static>> {
+/// Bytes of one function's histogram on one CPU (struct hist).
+const HIST_BYTES: u64 = 8 * (4 + BUCKETS as u64);
+
+/// Loads the program with the entry points this kernel can attach, and
+/// room for `functions` histograms.
+fn load(opts: &LatencyOptions, multi: bool, functions: usize) -> Result<LatencySkel<'static>> {
     let mut open = skeleton::open(LatencySkelBuilder::default(), &ROLE)?;
+    if opts.breakdown != Breakdown::PerProcess {
+        // One histogram per function, allocated up front (see the map's
+        // comment in bpf/latency.bpf.c).
+        let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1) as u64;
+        check_histogram_memory(functions as u64 * cpus * HIST_BYTES, functions, cpus)?;
+        let hists = &mut open.maps.hists;
+        hists
+            .set_map_flags(0)
+            .and_then(|()| hists.set_max_entries(functions.max(1) as u32))
+            .map_err(|e| Error::failed(format!("cannot size the latency histograms ({e})")))?;
+    }
     let progs = &mut open.progs;
     progs.latency_entry_multi.set_autoload(multi);
     progs.latency_return_multi.set_autoload(multi);
@@ -163,6 +174,22 @@ fn load(opts: &LatencyOptions, multi: bool) -> Result<LatencySkel<'static>> {
             .map_err(|e| Error::failed(format!("cannot fill the BPF process filter ({e})")))?;
     }
     Ok(skeleton)
+}
+
+/// Refuses histograms that would take more than half the available memory.
+fn check_histogram_memory(bytes: u64, functions: usize, cpus: u64) -> Result<()> {
+    let available = procfs::Meminfo::current()
+        .ok()
+        .and_then(|m| m.mem_available);
+    match available {
+        Some(available) if bytes > available / 2 => Err(Error::failed(format!(
+            "timing {functions} functions on {cpus} CPUs needs {} MiB of kernel memory for their \
+             histograms, more than half of the {} MiB available; time fewer functions",
+            bytes >> 20,
+            available >> 20
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Where sched_process_fork's record holds the child's pid, from tracefs.
@@ -219,6 +246,7 @@ fn attach_multi(skeleton: &LatencySkel, functions: &[Function]) -> Result<Vec<Li
 fn attach_each(
     skeleton: &LatencySkel,
     functions: &[Function],
+    stop: &AtomicBool,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(kprobe_links::Links, Vec<String>)> {
     let targets: Vec<Target> = functions
@@ -231,10 +259,13 @@ fn attach_each(
         })
         .collect();
     let total = 2 * targets.len();
-    let returns =
-        kprobe_links::attach(&skeleton.progs.latency_return, &targets, true, |done, _| {
-            progress(done, total)
-        })?;
+    let returns = kprobe_links::attach(
+        &skeleton.progs.latency_return,
+        &targets,
+        true,
+        stop,
+        |done, _| progress(done, total),
+    )?;
     let mut refused = returns.refused;
     let entries: Vec<Target> = targets
         .into_iter()
@@ -242,10 +273,13 @@ fn attach_each(
         .collect();
     let mut links = returns.links;
     let done_before = links.len();
-    let entered =
-        kprobe_links::attach(&skeleton.progs.latency_entry, &entries, false, |done, _| {
-            progress(done_before + done, total)
-        })?;
+    let entered = kprobe_links::attach(
+        &skeleton.progs.latency_entry,
+        &entries,
+        false,
+        stop,
+        |done, _| progress(done_before + done, total),
+    )?;
     links.extend(entered.links);
     refused.extend(entered.refused);
     Ok((links, refused))
@@ -253,7 +287,8 @@ fn attach_each(
 
 /// Reads every histogram (per function, and per CPU or process with a
 /// breakdown) and the drop counters into `report`; functions never called
-/// are listed too, with no calls.
+/// are listed too, with no calls, except those not probed. `functions` is
+/// the list the cookies index.
 fn read_histograms(
     skeleton: &LatencySkel,
     functions: &[Function],
@@ -276,17 +311,27 @@ fn read_histograms(
         let Some(function) = functions.get(index) else {
             continue;
         };
-        let mut latency = FunctionLatency::new(
-            &function.name,
-            function.module.clone(),
-            &call_times(&per_cpu),
-        );
+        let latency = |values: &[Vec<u8>]| {
+            FunctionLatency::new(&function.name, function.module.clone(), &call_times(values))
+        };
         match breakdown {
-            Breakdown::PerCpu => latency.cpu = Some(group),
-            Breakdown::PerProcess => latency.pid = Some(group),
-            Breakdown::None => {}
+            // Each CPU's copy is that CPU's histogram.
+            Breakdown::PerCpu => {
+                for (cpu, value) in per_cpu.iter().enumerate() {
+                    if read_u64(value, 0) > 0 {
+                        let mut one = latency(std::slice::from_ref(value));
+                        one.cpu = Some(cpu as u32);
+                        report.functions.push(one);
+                    }
+                }
+            }
+            Breakdown::PerProcess => {
+                let mut one = latency(&per_cpu);
+                one.pid = Some(group);
+                report.functions.push(one);
+            }
+            Breakdown::None => report.functions.push(latency(&per_cpu)),
         }
-        report.functions.push(latency);
     }
     for reason in 0u32..2 {
         if let Some(per_cpu) = skeleton
@@ -299,10 +344,11 @@ fn read_histograms(
         }
     }
     for f in functions {
-        if !report
-            .functions
-            .iter()
-            .any(|l| l.function == f.name && l.module == f.module)
+        if !report.not_probed.contains(&f.name)
+            && !report
+                .functions
+                .iter()
+                .any(|l| l.function == f.name && l.module == f.module)
         {
             report.functions.push(FunctionLatency::new(
                 &f.name,
