@@ -1722,6 +1722,7 @@ fn whole_module_glob(work: &Path) {
         placed < listed,
         "{placed} of {listed} placed after Ctrl-C: {said}"
     );
+    assert!(said.contains("interrupted while attaching"), "{said}");
     let left = std::fs::read_to_string("/sys/kernel/debug/kprobes/list").unwrap_or_default();
     assert!(!left.contains("[sctp]"), "probes left after Ctrl-C: {left}");
     eprintln!(

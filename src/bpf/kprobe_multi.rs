@@ -33,10 +33,12 @@ const ROLE: Role = Role {
 
 /// Attached probes; dropping them detaches them.
 pub struct MultiProbe {
-    _multi_link: Option<Link>,
+    multi_link: Option<Link>,
     per_function: kprobe_links::Links,
     /// Functions of the glob the kernel would not probe (one link each).
     pub refused: Vec<String>,
+    /// Functions the multi-kprobe link covers, when there is one.
+    multi_functions: usize,
     skeleton: KprobeMultiSkel<'static>,
 }
 
@@ -45,6 +47,15 @@ impl MultiProbe {
     /// multi-kprobe link).
     pub fn probes_one_by_one(&self) -> usize {
         self.per_function.len()
+    }
+
+    /// How many functions are probed (fewer than asked when some were
+    /// refused, or when placing them one by one was interrupted).
+    pub fn functions_probed(&self) -> usize {
+        match self.multi_link {
+            Some(_) => self.multi_functions,
+            None => self.per_function.len(),
+        }
     }
 
     /// Writes the hits of `cpu` to `output` from now on (a CPU that came
@@ -128,9 +139,10 @@ pub fn attach(
         }
     };
     Ok(MultiProbe {
-        _multi_link: multi_link,
+        multi_link,
         per_function,
         refused,
+        multi_functions: functions.len(),
         skeleton,
     })
 }

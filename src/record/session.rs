@@ -225,13 +225,19 @@ impl Session {
                 Attach::Multi => "at once through a multi-kprobe BPF link",
                 Attach::PerFunction => "through one BPF link each",
             };
+            let probed = probe.functions_probed();
             progress.note(&format!(
-                "{} functions probed {way} in {} ms",
-                functions.len() - probe.refused.len(),
+                "{probed} functions probed {way} in {} ms",
                 start.elapsed().as_millis()
             ));
             if let Some(note) = kprobe_links::refused_note(&probe.refused) {
                 progress.note(&note);
+            }
+            let given_up = functions.len() - probed - probe.refused.len();
+            if given_up > 0 {
+                progress.note(&format!(
+                    "interrupted while attaching: {given_up} functions not probed"
+                ));
             }
             self.multi_probes.push(probe);
         }
