@@ -1687,16 +1687,51 @@ fn whole_module_glob(work: &Path) {
 
     // Ctrl-C while probes are placed one by one: the rest are given up, the
     // recording ends with what was placed, and nothing is left behind.
+    let interrupted = work.join("interrupted.data");
+    let (status, said) = interrupt_while_attaching(&[
+        "record",
+        "-e",
+        "kprobe:sctp:*",
+        "-a",
+        "--no-multi-kprobe",
+        "-o",
+        interrupted.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{said}");
+    let placed = number_before(&said, "functions probed");
+    assert!(
+        placed < listed,
+        "{placed} of {listed} placed after Ctrl-C: {said}"
+    );
+    assert!(said.contains("interrupted while attaching"), "{said}");
+    let left = std::fs::read_to_string("/sys/kernel/debug/kprobes/list").unwrap_or_default();
+    assert!(!left.contains("[sctp]"), "probes left after Ctrl-C: {left}");
+    eprintln!(
+        "guest: Ctrl-C while attaching one by one: {placed} of {listed} placed, then removed"
+    );
+
+    // The same for latency: nothing timed is said so, not shown as a table
+    // of functions never called.
+    let (status, said) =
+        interrupt_while_attaching(&["latency", "-m", "sctp", "*", "--no-multi-kprobe", "--json"]);
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("interrupted while attaching probes: nothing was timed"),
+        "{said}"
+    );
+    let left = std::fs::read_to_string("/sys/kernel/debug/kprobes/list").unwrap_or_default();
+    assert!(
+        !left.contains("[sctp]"),
+        "probes left after latency's Ctrl-C: {left}"
+    );
+}
+
+/// Runs netprof with `args`, sends it SIGINT once it says it is attaching
+/// probes one by one, and returns how it ended and all it said.
+fn interrupt_while_attaching(args: &[&str]) -> (std::process::ExitStatus, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_netprof"))
-        .args([
-            "record",
-            "-e",
-            "kprobe:sctp:*",
-            "-a",
-            "--no-multi-kprobe",
-            "-o",
-        ])
-        .arg(work.join("interrupted.data"))
+        .args(args)
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -1716,18 +1751,7 @@ fn whole_module_glob(work: &Path) {
         said.push_str(&line.unwrap());
         said.push('\n');
     }
-    assert!(child.wait().unwrap().success(), "{said}");
-    let placed = number_before(&said, "functions probed");
-    assert!(
-        placed < listed,
-        "{placed} of {listed} placed after Ctrl-C: {said}"
-    );
-    assert!(said.contains("interrupted while attaching"), "{said}");
-    let left = std::fs::read_to_string("/sys/kernel/debug/kprobes/list").unwrap_or_default();
-    assert!(!left.contains("[sctp]"), "probes left after Ctrl-C: {left}");
-    eprintln!(
-        "guest: Ctrl-C while attaching one by one: {placed} of {listed} placed, then removed"
-    );
+    (child.wait().unwrap(), said)
 }
 
 /// One line on stderr in one write, so that it does not get mixed into the

@@ -95,6 +95,13 @@ pub fn measure(
                 })?,
         );
     }
+    // Ctrl-C while probes were placed one by one: the rest were given up,
+    // and a table of partly probed functions would read as calls not made.
+    if stop.load(Ordering::SeqCst) {
+        return Err(Error::failed(
+            "interrupted while attaching probes: nothing was timed",
+        ));
+    }
     on_start(probes)?;
     let start = Instant::now();
     while !stop.load(Ordering::SeqCst)
