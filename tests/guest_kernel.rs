@@ -871,7 +871,7 @@ fn diff_names_the_delayed_function(work: &Path) {
     let file = |name: &str| out_dir.join(name).to_str().unwrap().to_string();
     // The delay's own time is spent busy reading the kernel's clock, its leaf:
     // that leaf's self share grows most, and the delay's total share grows.
-    let delay_first = |d: &serde_json::Value| {
+    let delay_first = |d: &serde_json::Value, self_significant: bool| {
         let rows = d["functions"].as_array().unwrap();
         let delay = rows
             .iter()
@@ -890,29 +890,39 @@ fn diff_names_the_delayed_function(work: &Path) {
             })
             .unwrap();
         assert_eq!(grew_most["function"], "netprof_test_delay", "{d}");
-        // The largest self growth beyond noise is the busy loop's: the
-        // delay itself, or the clock it reads, by more than 5 points.
+        // The largest self growth is the busy loop's: the delay itself, or
+        // the clocksource it reads (read_hpet on 6.1 under emulation), by
+        // more than 5 points; beyond noise where one pair is compared (over
+        // three runs a side, the loop's time split between the two can
+        // leave each short of significance, as on 6.1).
         let first = rows
             .iter()
-            .filter(|f| f["self"]["significant"] == true)
+            .filter(|f| !self_significant || f["self"]["significant"] == true)
             .max_by(|a, b| {
                 let delta = |f: &serde_json::Value| f["self"]["delta"].as_f64().unwrap();
                 delta(a).total_cmp(&delta(b))
             })
             .unwrap_or_else(|| panic!("no self change beyond noise: {d}"));
         assert!(first["self"]["delta"].as_f64().unwrap() > 0.05, "{first}");
+        let name = first["function"].as_str().unwrap();
+        assert!(
+            name == "netprof_test_delay" || name.starts_with("read_"),
+            "{first}"
+        );
         eprintln!(
-            "guest: largest self growth beyond noise: {} ({:+.1} points)",
-            first["function"],
+            "guest: largest self growth: {name} ({:+.1} points)",
             100.0 * first["self"]["delta"].as_f64().unwrap()
         );
     };
-    delay_first(&json(&[
-        "diff",
-        &file("before-1.data"),
-        &file("after-1.data"),
-        "--json",
-    ]));
+    delay_first(
+        &json(&[
+            "diff",
+            &file("before-1.data"),
+            &file("after-1.data"),
+            "--json",
+        ]),
+        true,
+    );
     let (b, a) = (
         (1..=3).map(|i| file(&format!("before-{i}.data"))),
         (1..=3).map(|i| file(&format!("after-{i}.data"))),
@@ -921,7 +931,10 @@ fn diff_names_the_delayed_function(work: &Path) {
     args.extend(b);
     args.push("-a".into());
     args.extend(a);
-    delay_first(&json(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    delay_first(
+        &json(&args.iter().map(String::as_str).collect::<Vec<_>>()),
+        false,
+    );
     let d = json(&[
         "diff",
         &file("before-latency.json"),
