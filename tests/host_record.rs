@@ -512,16 +512,21 @@ fn comma_separated_events_are_each_recorded() {
         report["events"],
         serde_json::json!(["sched:sched_switch", "sched:sched_wakeup"])
     );
-    let fields = |event: &str, needle: &str| {
-        let out = netprof(&[
+    let samples_of = |event: &str| {
+        stdout(&netprof(&[
             "report",
             "-i",
             data.to_str().unwrap(),
             "--samples",
             "--event",
             event,
-        ]);
-        stdout(&out).lines().filter(|l| l.contains(needle)).count()
+        ]))
+    };
+    let fields = |event: &str, needle: &str| {
+        samples_of(event)
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
     };
     let switches = fields("sched:sched_switch", "prev_comm=sleep");
     let wakeups = fields("sched:sched_wakeup", "comm=sh ");
@@ -531,15 +536,7 @@ fn comma_separated_events_are_each_recorded() {
     );
     assert!((20..200).contains(&wakeups), "{wakeups} wakeups of sh");
     // prev_state reads as perf prints it (S for a sleep), not as a number.
-    let out = netprof(&[
-        "report",
-        "-i",
-        data.to_str().unwrap(),
-        "--samples",
-        "--event",
-        "sched:sched_switch",
-    ]);
-    let text = stdout(&out);
+    let text = samples_of("sched:sched_switch");
     let states: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("prev_comm=sleep"))
