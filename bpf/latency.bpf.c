@@ -5,9 +5,7 @@
  * return probe adds the elapsed time to a histogram per (function, group).
  *
  * Functions are told apart by the BPF cookie netprof attaches each with
- * (its index). The histogram is log-linear: exact below 32 ns, then 16
- * buckets per power of two, so a bucket is at most 1/16 (6.25%) of its
- * value wide, fine enough for medians and quartiles.
+ * (its index). The histogram is log-linear (histogram.h).
  *
  * Two pairs of entry points: kprobe.multi (many functions in one link,
  * where the kernel has fprobe) and plain kprobes (one link per function).
@@ -16,11 +14,10 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-struct pt_regs;
+#include "histogram.h"
+#include "follow_pids.h"
 
-/* Up to 2^40 ns (18 minutes); longer calls land in the last bucket. */
-#define MAX_EXPONENT 39
-#define BUCKETS ((MAX_EXPONENT - 3) * 16 + 16)
+struct pt_regs;
 
 struct start_key {
 	__u64 pid_tgid;
@@ -62,14 +59,6 @@ struct {
 	__type(value, struct hist);
 } hists SEC(".maps");
 
-/* Processes to measure, when -p is given. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u8);
-} pids SEC(".maps");
-
 /*
  * Calls not measured: [0] no room to note a start, [1] no room for a
  * histogram.
@@ -84,12 +73,6 @@ struct {
 /* A new histogram's first value (too large for the BPF stack). */
 struct hist empty_hist;
 
-const volatile __u8 filter_pids = 0;
-/*
- * Where sched_process_fork's child_pid lies in its record (from its tracefs
- * format: it moved between kernels), or 0 when children are not followed.
- */
-const volatile __u32 child_pid_offset = 0;
 /* 0: one histogram per function; 1: per CPU; 2: per process. */
 const volatile __u8 breakdown = 0;
 
@@ -101,52 +84,13 @@ static __always_inline void count_drop(__u32 reason)
 		*n += 1;
 }
 
-static __always_inline __u32 log2_u64(__u64 v)
-{
-	__u32 r = 0;
-
-	if (v >> 32) { v >>= 32; r += 32; }
-	if (v >> 16) { v >>= 16; r += 16; }
-	if (v >> 8) { v >>= 8; r += 8; }
-	if (v >> 4) { v >>= 4; r += 4; }
-	if (v >> 2) { v >>= 2; r += 2; }
-	if (v >> 1) r += 1;
-	return r;
-}
-
-/* Kept in step with bucket_bounds() in src/model/latency.rs. */
-static __always_inline __u64 bucket_of(__u64 ns)
-{
-	__u64 e;
-
-	if (ns < 16)
-		return ns;
-	e = log2_u64(ns);
-	if (e > MAX_EXPONENT)
-		return BUCKETS - 1;
-	return (e - 3) * 16 + ((ns >> (e - 4)) & 15);
-}
-
-/*
- * `index`, at most `max`, in the very register that then indexes an array.
- * Written in C, clang may test a copy of the index and use another: the
- * 6.1 verifier then loses the bound ("R0 unbounded memory access"), where
- * later ones follow it.
- */
-static __always_inline __u64 at_most(__u64 index, const __u64 max)
-{
-	asm volatile("if %[i] <= %[m] goto +1; %[i] = %[m]" : [i] "+r"(index) : [m] "i"(max));
-	return index;
-}
-
 static __always_inline int on_entry(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct start_key key = { .pid_tgid = pid_tgid, .function = bpf_get_attach_cookie(ctx) };
-	__u32 tgid = pid_tgid >> 32;
 	__u64 now;
 
-	if (filter_pids && !bpf_map_lookup_elem(&pids, &tgid))
+	if (!measured(pid_tgid >> 32))
 		return 0;
 	now = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&starts, &key, &now, BPF_ANY))
@@ -214,26 +158,6 @@ SEC("kretprobe")
 int latency_return(struct pt_regs *ctx)
 {
 	return on_return(ctx);
-}
-
-/*
- * A process being measured forks: its child is measured too (`latency --
- * CMD` times the command and everything it starts). Returns 1, so that the
- * kernel still delivers the event to every other user of the tracepoint.
- */
-SEC("tracepoint")
-int follow_fork(void *ctx)
-{
-	__u32 parent = bpf_get_current_pid_tgid() >> 32;
-	__u32 child = 0;
-	__u8 one = 1;
-
-	if (!filter_pids || !child_pid_offset || !bpf_map_lookup_elem(&pids, &parent))
-		return 1;
-	if (bpf_probe_read_kernel(&child, sizeof(child), (char *)ctx + child_pid_offset))
-		return 1;
-	bpf_map_update_elem(&pids, &child, &one, BPF_ANY);
-	return 1;
 }
 
 char LICENSE[] SEC("license") = "GPL";

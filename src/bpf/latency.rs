@@ -3,26 +3,24 @@
 //! into histograms in the kernel (bpf/latency.bpf.c), so that a function
 //! called a million times a second costs no copying to user space.
 //!
-//! Probes go through a multi-kprobe link pair (all functions in two links)
-//! where the kernel has fprobe, else (or when asked) one kprobe link pair
-//! per function ([`super::kprobe_links`]). The
-//! links and the program belong to this process's descriptors: nothing
-//! stays attached after netprof ends, however it ends.
+//! Probes go through [`super::entry_return`]: a multi-kprobe link pair
+//! where the kernel has fprobe, else a link pair per function. The links
+//! and the program belong to this process's descriptors: nothing stays
+//! attached after netprof ends, however it ends.
 
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use libbpf_rs::{KprobeMultiOpts, Link, MapCore, MapFlags};
+use libbpf_rs::{MapCore, MapFlags};
 use procfs::Current;
 
-use super::kprobe_links::{self, Attach, Target};
+use super::entry_return::{self, Programs};
+use super::follow_pids;
+use super::kprobe_links::{self, Attach};
 use super::skeleton::{self, Role};
 use crate::error::{Error, Result};
 use crate::model::latency::{CallTimes, FunctionLatency, LatencyReport, BUCKETS, SCHEMA};
-use crate::model::tracepoint_format::Format;
 use crate::probe::Function;
-use crate::sys::tracefs::Tracefs;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/latency.skel.rs"));
@@ -69,32 +67,26 @@ pub fn measure(
     on_start: impl FnOnce(&str) -> Result<()>,
     mut finished: impl FnMut() -> bool,
 ) -> Result<LatencyReport> {
-    let multi = opts.attach == Attach::Multi;
-    let skeleton = load(opts, multi, functions.len())?;
-    let (mut links, per_function, refused, probes) = if multi {
-        (
-            attach_multi(&skeleton, functions)?,
-            kprobe_links::Links::default(),
-            Vec::new(),
-            "kprobe.multi",
-        )
-    } else {
-        let (per_function, refused) = attach_each(&skeleton, functions, stop, |done, total| {
-            progress(kprobe_links::Progress::Placed { done, total })
-        })?;
-        (Vec::new(), per_function, refused, "kprobe")
+    let skeleton = load(opts, opts.attach == Attach::Multi, functions.len())?;
+    let programs = Programs {
+        entry_multi: &skeleton.progs.latency_entry_multi,
+        return_multi: &skeleton.progs.latency_return_multi,
+        entry: &skeleton.progs.latency_entry,
+        return_: &skeleton.progs.latency_return,
     };
-    if opts.follow_children {
-        links.push(
-            skeleton
-                .progs
-                .follow_fork
-                .attach_tracepoint(libbpf_rs::TracepointCategory::Sched, "sched_process_fork")
-                .map_err(|e| {
-                    Error::kernel_refused(format!("the kernel refuses to follow forks ({e})"))
-                })?,
-        );
-    }
+    let cookies: Vec<u64> = (0..functions.len() as u64).collect();
+    let probes = entry_return::attach(
+        &programs,
+        functions,
+        &cookies,
+        opts.attach,
+        stop,
+        &mut progress,
+    )?;
+    let follow = match opts.follow_children {
+        true => Some(follow_pids::follow_forks(&skeleton.progs.follow_fork)?),
+        false => None,
+    };
     // Ctrl-C while probes were placed one by one: the rest were given up,
     // and a table of partly probed functions would read as calls not made.
     if stop.load(Ordering::SeqCst) {
@@ -102,7 +94,7 @@ pub fn measure(
             "interrupted while attaching probes: nothing was timed",
         ));
     }
-    on_start(probes)?;
+    on_start(probes.kind)?;
     let start = Instant::now();
     while !stop.load(Ordering::SeqCst)
         && opts.duration.is_none_or(|d| start.elapsed() < d)
@@ -116,18 +108,15 @@ pub fn measure(
     let mut report = LatencyReport {
         schema: SCHEMA.into(),
         duration_s: start.elapsed().as_secs_f64(),
-        probes: probes.into(),
+        probes: probes.kind.into(),
         dropped: 0,
-        missed_returns: links.iter().map(missed_of).sum(),
-        not_probed: refused,
+        missed_returns: probes.missed_returns(),
+        not_probed: probes.refused.clone(),
         functions: Vec::new(),
     };
     // Detach before reading: the histograms no longer move.
-    drop(links);
-    if per_function.len() > kprobe_links::SLOW_TO_REMOVE {
-        progress(kprobe_links::Progress::Removing(per_function.len()));
-    }
-    drop(per_function);
+    drop(follow);
+    probes.remove(progress);
     read_histograms(&skeleton, functions, opts.breakdown, &mut report)?;
     Ok(report)
 }
@@ -157,7 +146,7 @@ fn load(opts: &LatencyOptions, multi: bool, functions: usize) -> Result<LatencyS
     progs.latency_return.set_autoload(!multi);
     progs.follow_fork.set_autoload(opts.follow_children);
     let child_pid_offset = if opts.follow_children {
-        fork_child_offset()?
+        follow_pids::fork_child_offset()?
     } else {
         0
     };
@@ -173,13 +162,7 @@ fn load(opts: &LatencyOptions, multi: bool, functions: usize) -> Result<LatencyS
         Breakdown::PerProcess => 2,
     };
     let skeleton = skeleton::load(open, &ROLE)?;
-    for pid in &opts.pids {
-        skeleton
-            .maps
-            .pids
-            .update(&pid.to_ne_bytes(), &[1], MapFlags::ANY)
-            .map_err(|e| Error::failed(format!("cannot fill the BPF process filter ({e})")))?;
-    }
+    follow_pids::fill(&skeleton.maps.pids, &opts.pids)?;
     Ok(skeleton)
 }
 
@@ -197,99 +180,6 @@ fn check_histogram_memory(bytes: u64, functions: usize, cpus: u64) -> Result<()>
         ))),
         _ => Ok(()),
     }
-}
-
-/// Where sched_process_fork's record holds the child's pid, from tracefs.
-fn fork_child_offset() -> Result<u32> {
-    let format = Tracefs::get()?
-        .events()
-        .join("sched/sched_process_fork/format");
-    let text = std::fs::read_to_string(&format)
-        .map_err(|e| Error::io(format!("cannot read {}", format.display()), &e))?;
-    Format::parse(&text)
-        .fields
-        .iter()
-        .find(|f| f.name == "child_pid")
-        .map(|f| f.offset as u32)
-        .ok_or_else(|| Error::unsupported(format!("{} has no child_pid field", format.display())))
-}
-
-fn refused(e: libbpf_rs::Error, what: &str) -> Error {
-    Error::kernel_refused(format!(
-        "the kernel refuses {what} ({e}): a function is notrace, on the kprobe blacklist, or inlined; \
-         `netprof probe --list` shows what can be probed"
-    ))
-}
-
-/// All functions in one multi-kprobe link pair; each function's index in
-/// `functions` is its BPF cookie.
-fn attach_multi(skeleton: &LatencySkel, functions: &[Function]) -> Result<Vec<Link>> {
-    let names: Vec<String> = functions.iter().map(|f| f.name.clone()).collect();
-    let cookies: Vec<u64> = (0..functions.len() as u64).collect();
-    let mut links = Vec::new();
-    for retprobe in [true, false] {
-        let prog = if retprobe {
-            &skeleton.progs.latency_return_multi
-        } else {
-            &skeleton.progs.latency_entry_multi
-        };
-        let link = prog
-            .attach_kprobe_multi_with_opts(KprobeMultiOpts {
-                symbols: names.clone(),
-                cookies: cookies.clone(),
-                retprobe,
-                ..Default::default()
-            })
-            .map_err(|e| refused(e, &format!("multi-kprobes on {} functions", names.len())))?;
-        links.push(link);
-    }
-    Ok(links)
-}
-
-/// A kprobe link pair per function, for kernels without fprobe: the return
-/// probes first, then entry probes where a return probe is in place, so
-/// that no call is seen entering but never leaving. Returns the links and
-/// the functions the kernel would not probe.
-fn attach_each(
-    skeleton: &LatencySkel,
-    functions: &[Function],
-    stop: &AtomicBool,
-    mut progress: impl FnMut(usize, usize),
-) -> Result<(kprobe_links::Links, Vec<String>)> {
-    let targets: Vec<Target> = functions
-        .iter()
-        .enumerate()
-        .map(|(cookie, f)| Target {
-            name: &f.name,
-            address: f.address,
-            cookie: cookie as u64,
-        })
-        .collect();
-    let total = 2 * targets.len();
-    let returns = kprobe_links::attach(
-        &skeleton.progs.latency_return,
-        &targets,
-        true,
-        stop,
-        |done, _| progress(done, total),
-    )?;
-    let mut refused = returns.refused;
-    let entries: Vec<Target> = targets
-        .into_iter()
-        .filter(|t| !refused.iter().any(|r| r == t.name))
-        .collect();
-    let mut links = returns.links;
-    let done_before = links.len();
-    let entered = kprobe_links::attach(
-        &skeleton.progs.latency_entry,
-        &entries,
-        false,
-        stop,
-        |done, _| progress(done_before + done, total),
-    )?;
-    links.extend(entered.links);
-    refused.extend(entered.refused);
-    Ok((links, refused))
 }
 
 /// Reads every histogram (per function, and per CPU or process with a
@@ -368,18 +258,6 @@ fn read_histograms(
         (&a.module, &a.function, a.cpu, a.pid).cmp(&(&b.module, &b.function, b.cpu, b.pid))
     });
     Ok(())
-}
-
-/// Returns the kernel skipped for want of kretprobe instances (multi-kprobe
-/// links report them; 0 where the kernel does not say).
-fn missed_of(link: &Link) -> u64 {
-    match libbpf_rs::query::LinkInfo::from_fd(link.as_fd()) {
-        Ok(info) => match info.info {
-            libbpf_rs::query::LinkTypeInfo::KprobeMulti(k) => k.missed,
-            _ => 0,
-        },
-        Err(_) => 0,
-    }
 }
 
 fn read_u64(bytes: &[u8], at: usize) -> u64 {

@@ -7,14 +7,13 @@ use clap::Args;
 
 use netprof::bpf::kprobe_links::{self, Attach};
 use netprof::bpf::latency::{self, Breakdown, LatencyOptions};
-use netprof::command::{CommandOutput, HeldChild};
-use netprof::error::{Error, IoContext};
+use netprof::error::IoContext;
 use netprof::model::latency::LatencyReport;
 use netprof::probe::resolve::{Limit, Resolver, MAX_BPF_FUNCTIONS};
 use netprof::render;
-use netprof::sys::processes;
 use netprof::Result;
 
+use super::workload::{self, Workload};
 use super::{signals, values};
 
 const LATENCY_LONG_HELP: &str = "\
@@ -76,33 +75,18 @@ pub struct LatencyArgs {
 }
 
 pub fn run(args: LatencyArgs) -> Result<()> {
-    if !args.command.is_empty() && (args.all_cpus || !args.pids.is_empty()) {
-        return Err(Error::bad_argument(
-            "-- CMD times the command's calls, and -a or -p others'; pick one",
-        ));
-    }
-    for &pid in &args.pids {
-        processes::check_followable(pid)?;
-    }
+    workload::check(&args.command, args.all_cpus, &args.pids, "times")?;
     let patterns: Vec<&str> = args.functions.iter().map(String::as_str).collect();
     let limit = Limit {
         max: MAX_BPF_FUNCTIONS,
         remedy: "",
     };
     let functions = Resolver::load()?.resolve(&patterns, args.module.as_deref(), Some(limit))?;
+    let mut workload = Workload::new(&args.command, &args.pids)?;
     let stop = signals::stop_flag();
-    // A command starts held, so that none of its calls is missed: probes
-    // attach first.
-    let mut child = match args.command.is_empty() {
-        true => None,
-        false => Some(HeldChild::spawn(&args.command, CommandOutput::ToStderr)?),
-    };
     let opts = LatencyOptions {
-        pids: match &child {
-            Some(c) => vec![c.pid as u32],
-            None => args.pids.clone(),
-        },
-        follow_children: child.is_some(),
+        pids: workload.pids(),
+        follow_children: workload.follows_children(),
         duration: args.duration,
         breakdown: if args.per_cpu {
             Breakdown::PerCpu
@@ -113,55 +97,22 @@ pub fn run(args: LatencyArgs) -> Result<()> {
         },
         attach: Attach::choose(args.no_multi_kprobe),
     };
-    if opts.attach == Attach::PerFunction && functions.len() > 1 {
-        eprintln!(
-            "netprof: attaching {} functions through a kprobe link pair each ({})",
-            functions.len(),
-            Attach::why_per_function(args.no_multi_kprobe)
-        );
-    }
-    let progress = |progress: kprobe_links::Progress| match progress {
-        kprobe_links::Progress::Placed { done, total } => {
-            eprintln!("netprof: attaching probes one by one: {done} of {total}")
-        }
-        kprobe_links::Progress::Removing(count) => {
-            eprintln!("netprof: removing {count} probes (one at a time on this kernel)")
-        }
-    };
+    workload::announce_attach(opts.attach, functions.len(), args.no_multi_kprobe);
     let count = functions.len();
-    let until = match (args.duration, &child) {
-        (Some(d), _) => format!("for {:.1}s", d.as_secs_f64()),
-        (None, Some(_)) => "until the command exits".to_string(),
-        (None, None) => "until Ctrl-C".to_string(),
-    };
-    let started = |probes: &str| -> Result<()> {
-        eprintln!("netprof: timing {count} functions ({probes}) {until}");
-        Ok(())
-    };
-    let report = match child.as_mut() {
-        Some(c) => {
-            // The command has exited once it is a zombie waiting for us.
-            let pid = c.pid as u32;
-            let exited = || !processes::is_alive(pid);
-            let report = latency::measure(
+    let until = workload.until(args.duration);
+    let report = workload.run(
+        |probes| eprintln!("netprof: timing {count} functions ({probes}) {until}"),
+        |started, finished| {
+            latency::measure(
                 &functions,
                 &opts,
                 stop,
-                progress,
-                |probes| {
-                    started(probes)?;
-                    c.release()
-                },
-                exited,
-            )?;
-            let (status, _) = c.stop();
-            if status != 0 {
-                eprintln!("netprof: the command exited with status {status}");
-            }
-            report
-        }
-        None => latency::measure(&functions, &opts, stop, progress, started, || false)?,
-    };
+                workload::print_progress,
+                started,
+                finished,
+            )
+        },
+    )?;
     warn_about_losses(&report, None);
     if let Some(note) = kprobe_links::refused_note(&report.not_probed) {
         eprintln!("netprof: {note}");

@@ -4,6 +4,7 @@
 
 mod bpf;
 mod diff;
+mod funcgraph;
 mod latency;
 mod probe;
 mod record;
@@ -11,6 +12,7 @@ mod report;
 mod selection;
 pub mod signals;
 mod values;
+mod workload;
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +46,8 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// Time each call of kernel or module functions: histogram, median, IQR, p90, p99
     Latency(latency::LatencyArgs),
+    /// Trace the call paths under kernel or module functions: which path, and which child, took the wall time
+    Funcgraph(funcgraph::FuncgraphArgs),
     /// Compare recordings (or latency results) before and after a change: which functions changed, by how much, and whether it is more than noise
     Diff(diff::DiffArgs),
     /// List loaded BPF programs (type, name, tag, attach point) and measure each one's cost per run
@@ -75,6 +79,7 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Probe(args) => probe::run(args),
         Command::Latency(args) => latency::run(args),
+        Command::Funcgraph(args) => funcgraph::run(args),
         Command::Diff(args) => {
             signals::input_truncation_ends_the_run();
             diff::run(args)

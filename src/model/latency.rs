@@ -85,20 +85,7 @@ pub struct LatencyReport {
 impl FunctionLatency {
     /// The figures of one function's calls.
     pub fn new(function: &str, module: Option<String>, times: &CallTimes) -> FunctionLatency {
-        let histogram: Vec<Bucket> = times
-            .buckets
-            .iter()
-            .enumerate()
-            .filter(|(_, &c)| c > 0)
-            .map(|(i, &count)| {
-                let (low_ns, high_ns) = bucket_bounds(i);
-                Bucket {
-                    low_ns,
-                    high_ns,
-                    count,
-                }
-            })
-            .collect();
+        let histogram = nonempty_buckets(&times.buckets);
         let (count, min, max) = (times.count, times.min_ns, times.max_ns);
         let q = |p: f64| quantile(&histogram, count, p, min, max);
         FunctionLatency {
@@ -123,6 +110,23 @@ impl FunctionLatency {
             histogram,
         }
     }
+}
+
+/// The kernel's bucket counts as the non-empty buckets with their bounds.
+pub fn nonempty_buckets(counts: &[u64]) -> Vec<Bucket> {
+    counts
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c > 0)
+        .map(|(i, &count)| {
+            let (low_ns, high_ns) = bucket_bounds(i);
+            Bucket {
+                low_ns,
+                high_ns,
+                count,
+            }
+        })
+        .collect()
 }
 
 /// The p-quantile of a histogram of `count` values, interpolating linearly

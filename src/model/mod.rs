@@ -5,6 +5,7 @@
 //! drawn from, and latency histograms ([`latency`]).
 
 mod aggregate;
+pub mod funcgraph;
 pub mod kernel_symbols;
 pub mod latency;
 pub mod profile;

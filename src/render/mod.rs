@@ -1,7 +1,8 @@
 //! Every output netprof prints or writes, one module each: the call graph
 //! ([`tree`]), folded stacks ([`folded`]), flamegraphs ([`flame`],
 //! [`diff_flame`]), JSON ([`json`]), samples in time order ([`samples`]),
-//! the diff tables ([`diff_table`]), latency text ([`latency`]), the BPF
+//! the diff tables ([`diff_table`]), latency text ([`latency`]), call
+//! paths ([`funcgraph`]), the BPF
 //! program table ([`bpf_table`]) and the capability list ([`check`]).
 
 pub mod bpf_table;
@@ -10,6 +11,7 @@ pub mod diff_flame;
 pub mod diff_table;
 pub mod flame;
 pub mod folded;
+pub mod funcgraph;
 pub mod json;
 pub mod latency;
 pub mod samples;

@@ -8,6 +8,13 @@
  *   echo dN > /proc/netprof_test    calls netprof_test_delay (busy delay_us, 200 us) N times
  *   echo wN > /proc/netprof_test    calls netprof_test_work N times: a fixed computation,
  *                                   half in netprof_test_work, half in netprof_test_spin
+ *   echo sN > /proc/netprof_test    calls netprof_test_slow N times: inner, then the delay
+ *                                   (a parent whose time is its child's)
+ *   echo eN > /proc/netprof_test    calls netprof_test_parse(i) for i < N: it calls
+ *                                   netprof_test_validate, which returns -EINVAL for odd i,
+ *                                   and passes the error up
+ *   echo rN > /proc/netprof_test    calls netprof_test_recurse(3) N times: four nested
+ *                                   calls of itself, the last one calling inner
  *   echo 400 > /sys/module/netprof_test/parameters/delay_us   changes the delay
  *   cat /proc/netprof_test          "calls inner=<count> delay=<count>"
  *
@@ -36,6 +43,10 @@ int netprof_test_outer(int x);
 int netprof_test_delay(int x);
 u64 netprof_test_spin(u64 x);
 u64 netprof_test_work(u64 x);
+int netprof_test_slow(int x);
+int netprof_test_validate(int x);
+int netprof_test_parse(int x);
+int netprof_test_recurse(int n);
 
 noinline int netprof_test_inner(int x)
 {
@@ -104,6 +115,42 @@ noinline u64 netprof_test_work(u64 x)
 }
 EXPORT_SYMBOL_GPL(netprof_test_work);
 
+noinline int netprof_test_slow(int x)
+{
+	return netprof_test_inner(x) + netprof_test_delay(x);
+}
+EXPORT_SYMBOL_GPL(netprof_test_slow);
+
+noinline int netprof_test_validate(int x)
+{
+	return (x & 1) ? -EINVAL : 0;
+}
+EXPORT_SYMBOL_GPL(netprof_test_validate);
+
+/* An error made deep down and passed up, as a parser's would be. */
+noinline int netprof_test_parse(int x)
+{
+	int err = netprof_test_validate(x);
+
+	if (err)
+		return err;
+	return x;
+}
+EXPORT_SYMBOL_GPL(netprof_test_parse);
+
+noinline int netprof_test_recurse(int n)
+{
+	int r;
+
+	if (n == 0)
+		return netprof_test_inner(n);
+	r = netprof_test_recurse(n - 1);
+	/* Opaque to the compiler: no turning the recursion into a loop. */
+	asm volatile("" : "+r"(r));
+	return r + n;
+}
+EXPORT_SYMBOL_GPL(netprof_test_recurse);
+
 static ssize_t netprof_test_write(struct file *file, const char __user *ubuf,
 				  size_t len, loff_t *off)
 {
@@ -115,7 +162,7 @@ static ssize_t netprof_test_write(struct file *file, const char __user *ubuf,
 
 	if (len >= sizeof(buf) || copy_from_user(buf, ubuf, len))
 		return -EINVAL;
-	if (*p == 'd' || *p == 'w')
+	if (*p && strchr("dwser", *p))
 		mode = *p++;
 	if (kstrtoul(strim(p), 10, &n) || n > 1000000)
 		return -EINVAL;
@@ -124,6 +171,12 @@ static ssize_t netprof_test_write(struct file *file, const char __user *ubuf,
 			sink += netprof_test_delay(i);
 		else if (mode == 'w')
 			sink += netprof_test_work(i);
+		else if (mode == 's')
+			sink += netprof_test_slow(i);
+		else if (mode == 'e')
+			sink += netprof_test_parse(i);
+		else if (mode == 'r')
+			sink += netprof_test_recurse(3);
 		else
 			sink += netprof_test_outer(i);
 	}

@@ -1,0 +1,551 @@
+//! `netprof funcgraph`'s collector: the call paths of traced functions and
+//! the wall time of each, kept by a shadow stack per thread and aggregated
+//! per path in the kernel (bpf/funcgraph.bpf.c), so that a function called
+//! a million times a second costs no copying to user space.
+//!
+//! Probes go through [`super::entry_return`]. With calls kept (--slowest,
+//! --errors), the kernel sends whole call trees of outermost calls through a
+//! ring buffer, only those at least as slow as the slowest N kept so far:
+//! netprof raises that bar in the program's data as it keeps calls.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+use procfs::Current;
+
+use super::entry_return::{self, Programs};
+use super::follow_pids;
+use super::kprobe_links::{Attach, Progress};
+use super::skeleton::{self, Role};
+use crate::error::{Error, Result};
+use crate::model::funcgraph::{
+    FuncGraphReport, KeptCall, LoggedCall, PathCounts, PathTimes, Unpaired, SCHEMA,
+};
+use crate::model::latency::BUCKETS;
+use crate::probe::Function;
+
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/funcgraph.skel.rs"));
+}
+
+use generated::{FuncgraphSkel, FuncgraphSkelBuilder};
+
+const ROLE: Role = Role {
+    command: "funcgraph",
+    fallback: "",
+};
+
+/// Traced functions one thread can be inside at once (MAX_DEPTH).
+pub const MAX_DEPTH: u32 = 32;
+/// Calls one kept call tree holds (MAX_LOG).
+const MAX_LOG: usize = 256;
+
+/// Bytes of one path's statistics (struct path_stats).
+const PATH_BYTES: u64 = 8 * (6 + 2 * BUCKETS as u64);
+/// Bytes of one thread's log header and one logged call (struct call_log).
+const LOG_HEADER: usize = 40;
+const RECORD_BYTES: usize = 32;
+/// The ring buffer that carries kept calls, when calls are kept.
+const KEPT_BUFFER: u32 = 4 << 20;
+
+/// Which outermost calls to keep whole.
+#[derive(Clone, Copy, Debug)]
+pub struct Keep {
+    /// This many of the slowest.
+    pub slowest: usize,
+    /// Only calls under which a call returned a negative errno.
+    pub errors_only: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct FuncGraphOptions {
+    /// Only calls made by these processes (all when empty).
+    pub pids: Vec<u32>,
+    /// Also the processes they start from now on (a command netprof runs).
+    pub follow_children: bool,
+    /// Until `stop` is set when absent.
+    pub duration: Option<Duration>,
+    /// Through one multi-kprobe link pair, or a link pair per function.
+    pub attach: Attach,
+    /// Calls deeper than this many traced functions are not timed.
+    pub max_depth: u32,
+    /// Room for this many distinct paths.
+    pub max_paths: u32,
+    /// Tracing starts only in these functions (indices into the list);
+    /// anywhere when empty.
+    pub roots: Vec<usize>,
+    /// Outermost calls to keep whole, if any.
+    pub keep: Option<Keep>,
+}
+
+/// Traces `functions`, waits for the duration, until `stop` is set, or until
+/// `finished` says so, and returns their call paths. `on_start` runs once
+/// the probes are attached, with how (a command netprof runs starts then).
+pub fn measure(
+    functions: &[Function],
+    opts: &FuncGraphOptions,
+    stop: &AtomicBool,
+    mut progress: impl FnMut(Progress),
+    on_start: impl FnOnce(&str) -> Result<()>,
+    mut finished: impl FnMut() -> bool,
+) -> Result<FuncGraphReport> {
+    let mut skeleton = load(opts, functions.len())?;
+    let cookies: Vec<u64> = (0..functions.len())
+        .map(|i| i as u64 | ((opts.roots.contains(&i) as u64) << 32))
+        .collect();
+    let programs = Programs {
+        entry_multi: &skeleton.progs.funcgraph_entry_multi,
+        return_multi: &skeleton.progs.funcgraph_return_multi,
+        entry: &skeleton.progs.funcgraph_entry,
+        return_: &skeleton.progs.funcgraph_return,
+    };
+    let probes = entry_return::attach(
+        &programs,
+        functions,
+        &cookies,
+        opts.attach,
+        stop,
+        &mut progress,
+    )?;
+    let follow = match opts.follow_children {
+        true => Some(follow_pids::follow_forks(&skeleton.progs.follow_fork)?),
+        false => None,
+    };
+    if stop.load(Ordering::SeqCst) {
+        return Err(Error::failed(
+            "interrupted while attaching probes: nothing was traced",
+        ));
+    }
+    on_start(probes.kind)?;
+    let start = Instant::now();
+    let kept = RefCell::new(Vec::new());
+    let mut best = Slowest::new(opts.keep.map_or(0, |k| k.slowest));
+    let ring = match opts.keep {
+        Some(_) => {
+            let mut builder = RingBufferBuilder::new();
+            builder
+                .add(&skeleton.maps.kept, |bytes: &[u8]| {
+                    kept.borrow_mut().push(bytes.to_vec());
+                    0
+                })
+                .map_err(|e| Error::failed(format!("cannot read kept calls ({e})")))?;
+            Some(
+                builder
+                    .build()
+                    .map_err(|e| Error::failed(format!("cannot read kept calls ({e})")))?,
+            )
+        }
+        None => None,
+    };
+    while !stop.load(Ordering::SeqCst)
+        && opts.duration.is_none_or(|d| start.elapsed() < d)
+        && !finished()
+    {
+        let left = opts.duration.map_or(Duration::from_millis(100), |d| {
+            d.saturating_sub(start.elapsed())
+        });
+        let wait = left.min(Duration::from_millis(100));
+        match &ring {
+            // Interrupted by a signal: the loop's test decides.
+            Some(ring) => drop(ring.poll(wait)),
+            None => std::thread::sleep(wait),
+        }
+        for bytes in kept.borrow_mut().drain(..) {
+            best.offer(parse_log(&bytes, functions));
+        }
+        if let (Some(bar), Some(bss)) = (best.bar(), skeleton.maps.bss_data.as_deref_mut()) {
+            bss.keep_threshold_ns = bar;
+        }
+    }
+    let duration_s = start.elapsed().as_secs_f64();
+    let missed_returns = probes.missed_returns();
+    let not_probed = probes.refused.clone();
+    // Detach before reading: the paths no longer move.
+    drop(follow);
+    probes.remove(progress);
+    if let Some(ring) = &ring {
+        drop(ring.consume());
+    }
+    drop(ring);
+    for bytes in kept.into_inner() {
+        best.offer(parse_log(&bytes, functions));
+    }
+    let roots = opts.roots.iter().map(|&i| functions[i].label()).collect();
+    Ok(FuncGraphReport {
+        schema: SCHEMA.into(),
+        duration_s,
+        probes: probes_kind(opts.attach).into(),
+        functions: functions.len(),
+        under: roots,
+        max_depth: opts.max_depth,
+        unpaired: Unpaired {
+            still_running: open_calls(&skeleton),
+            ..read_counters(&skeleton)?
+        },
+        missed_returns,
+        not_probed,
+        paths: read_paths(&skeleton, functions)?,
+        kept_calls: best.into_sorted(),
+    })
+}
+
+fn probes_kind(attach: Attach) -> &'static str {
+    match attach {
+        Attach::Multi => "kprobe.multi",
+        Attach::PerFunction => "kprobe",
+    }
+}
+
+/// Loads the program with the entry points this kernel can attach and its
+/// maps sized for the options.
+fn load(opts: &FuncGraphOptions, functions: usize) -> Result<FuncgraphSkel<'static>> {
+    let mut open = skeleton::open(FuncgraphSkelBuilder::default(), &ROLE)?;
+    check_memory(opts.max_paths as u64 * PATH_BYTES, opts.max_paths)?;
+    let sized = |map: &mut libbpf_rs::OpenMapMut, entries: u32| {
+        map.set_max_entries(entries)
+            .map_err(|e| Error::failed(format!("cannot size the funcgraph maps ({e})")))
+    };
+    sized(&mut open.maps.paths, opts.max_paths)?;
+    // The logs and their buffer take room only when calls are kept.
+    if opts.keep.is_none() {
+        sized(&mut open.maps.logs, 1)?;
+        sized(&mut open.maps.kept, page_size())?;
+    } else {
+        sized(&mut open.maps.kept, KEPT_BUFFER)?;
+    }
+    let multi = opts.attach == Attach::Multi;
+    let progs = &mut open.progs;
+    progs.funcgraph_entry_multi.set_autoload(multi);
+    progs.funcgraph_return_multi.set_autoload(multi);
+    progs.funcgraph_entry.set_autoload(!multi);
+    progs.funcgraph_return.set_autoload(!multi);
+    progs.follow_fork.set_autoload(opts.follow_children);
+    let child_pid_offset = match opts.follow_children {
+        true => follow_pids::fork_child_offset()?,
+        false => 0,
+    };
+    let rodata =
+        open.maps.rodata_data.as_deref_mut().ok_or_else(|| {
+            Error::failed("internal error: the BPF program has no read-only data")
+        })?;
+    rodata.filter_pids = !opts.pids.is_empty() as u8;
+    rodata.child_pid_offset = child_pid_offset;
+    rodata.max_depth = opts.max_depth.clamp(1, MAX_DEPTH);
+    rodata.under_roots = !opts.roots.is_empty() as u8;
+    rodata.keep_calls = opts.keep.is_some() as u8;
+    rodata.errors_only = opts.keep.is_some_and(|k| k.errors_only) as u8;
+    debug_assert!(functions < u32::MAX as usize);
+    let skeleton = skeleton::load(open, &ROLE)?;
+    follow_pids::fill(&skeleton.maps.pids, &opts.pids)?;
+    Ok(skeleton)
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as u32
+    } else {
+        4096
+    }
+}
+
+/// Refuses path statistics that would take more than half the available
+/// memory.
+fn check_memory(bytes: u64, paths: u32) -> Result<()> {
+    let available = procfs::Meminfo::current()
+        .ok()
+        .and_then(|m| m.mem_available);
+    match available {
+        Some(available) if bytes > available / 2 => Err(Error::bad_argument(format!(
+            "room for {paths} paths needs {} MiB of kernel memory, more than half of the {} MiB \
+             available; give a smaller --max-paths",
+            bytes >> 20,
+            available >> 20
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The slowest kept calls so far, at most `capacity` of them.
+struct Slowest {
+    capacity: usize,
+    /// Min-heap on duration; the sequence number keeps equal durations
+    /// apart.
+    heap: BinaryHeap<Reverse<(u64, u64, HeapCall)>>,
+    offered: u64,
+}
+
+/// A kept call in the heap, ordered by nothing of its own.
+struct HeapCall(KeptCall);
+
+impl PartialEq for HeapCall {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for HeapCall {}
+impl PartialOrd for HeapCall {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for HeapCall {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl Slowest {
+    fn new(capacity: usize) -> Slowest {
+        Slowest {
+            capacity,
+            heap: BinaryHeap::new(),
+            offered: 0,
+        }
+    }
+
+    fn offer(&mut self, call: Option<KeptCall>) {
+        let Some(call) = call else { return };
+        self.offered += 1;
+        self.heap
+            .push(Reverse((call.duration_ns, self.offered, HeapCall(call))));
+        if self.heap.len() > self.capacity {
+            self.heap.pop();
+        }
+    }
+
+    /// How slow a call must be to be kept, once there are enough.
+    fn bar(&self) -> Option<u64> {
+        (self.heap.len() >= self.capacity && self.capacity > 0)
+            .then(|| self.heap.peek().map(|r| r.0 .0))
+            .flatten()
+    }
+
+    /// Slowest first.
+    fn into_sorted(self) -> Vec<KeptCall> {
+        let mut calls: Vec<(u64, u64, KeptCall)> = self
+            .heap
+            .into_iter()
+            .map(|Reverse((d, n, c))| (d, n, c.0))
+            .collect();
+        calls.sort_by_key(|&(d, n, _)| (Reverse(d), n));
+        calls.into_iter().map(|(_, _, c)| c).collect()
+    }
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    bytes
+        .get(at..at + 4)
+        .map_or(0, |b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..at + 8)
+        .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+}
+
+/// One outermost call's log as the kernel sent it (struct call_log, cut
+/// after its last record).
+fn parse_log(bytes: &[u8], functions: &[Function]) -> Option<KeptCall> {
+    if bytes.len() < LOG_HEADER {
+        return None;
+    }
+    let (tid, pid) = (u32_at(bytes, 0), u32_at(bytes, 4));
+    let calls = (u32_at(bytes, 8) as usize).min(MAX_LOG);
+    let truncated = u32_at(bytes, 12);
+    let comm_bytes = &bytes[24..40];
+    let comm_end = comm_bytes.iter().position(|&b| b == 0).unwrap_or(16);
+    let comm = String::from_utf8_lossy(&comm_bytes[..comm_end]).into_owned();
+    let logged = (0..calls)
+        .map(|i| LOG_HEADER + i * RECORD_BYTES)
+        .take_while(|at| at + RECORD_BYTES <= bytes.len())
+        .filter_map(|at| {
+            let function = functions.get((u32_at(bytes, at) as usize).checked_sub(1)?)?;
+            Some(LoggedCall {
+                frame: frame_of(function),
+                depth: u32_at(bytes, at + 4),
+                start_ns: u64_at(bytes, at + 8),
+                duration_ns: u64_at(bytes, at + 16),
+                ret: u64_at(bytes, at + 24),
+            })
+        })
+        .collect();
+    Some(KeptCall::new(pid, tid, comm, truncated, logged))
+}
+
+fn frame_of(function: &Function) -> crate::model::funcgraph::Frame {
+    crate::model::funcgraph::Frame {
+        function: function.name.clone(),
+        module: function.module.clone(),
+    }
+}
+
+/// Every path the kernel counted, largest total first.
+fn read_paths(skeleton: &FuncgraphSkel, functions: &[Function]) -> Result<Vec<PathTimes>> {
+    let map_error =
+        |e: libbpf_rs::Error| Error::failed(format!("cannot read the funcgraph paths ({e})"));
+    let mut paths = Vec::new();
+    for key in skeleton.maps.paths.keys() {
+        let Some(value) = skeleton
+            .maps
+            .paths
+            .lookup(&key, MapFlags::ANY)
+            .map_err(map_error)?
+        else {
+            continue;
+        };
+        let path: Option<Vec<_>> = key
+            .chunks_exact(4)
+            .map(|w| u32::from_ne_bytes(w.try_into().expect("4 bytes")))
+            .take_while(|&f| f != 0)
+            .map(|f| functions.get(f as usize - 1).map(frame_of))
+            .collect();
+        let Some(path) = path.filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        let buckets = |from: usize| -> Vec<u64> {
+            (0..BUCKETS).map(|i| u64_at(&value, from + 8 * i)).collect()
+        };
+        let counts = PathCounts {
+            count: u64_at(&value, 0),
+            total_ns: u64_at(&value, 8),
+            self_ns: u64_at(&value, 16),
+            min_ns: u64_at(&value, 24),
+            max_ns: u64_at(&value, 32),
+            errors: u64_at(&value, 40),
+            total_buckets: buckets(48),
+            self_buckets: buckets(48 + 8 * BUCKETS),
+        };
+        if counts.count > 0 {
+            paths.push(PathTimes::new(path, &counts));
+        }
+    }
+    paths.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.path.cmp(&b.path)));
+    Ok(paths)
+}
+
+/// Calls entered whose return was never seen: the threads' shadow stacks
+/// once the probes are gone (each entry's first word is its depth).
+fn open_calls(skeleton: &FuncgraphSkel) -> u64 {
+    let shadows = &skeleton.maps.shadows;
+    shadows
+        .keys()
+        .filter_map(|key| shadows.lookup(&key, MapFlags::ANY).ok().flatten())
+        .map(|value| u32_at(&value, 0) as u64)
+        .sum()
+}
+
+/// The kernel's counters of what did not pair up or could not be kept
+/// (enum counter in the program), summed over the CPUs.
+fn read_counters(skeleton: &FuncgraphSkel) -> Result<Unpaired> {
+    let mut values = [0u64; 9];
+    for (index, value) in values.iter_mut().enumerate() {
+        let per_cpu = skeleton
+            .maps
+            .counters
+            .lookup_percpu(&(index as u32).to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| Error::failed(format!("cannot read the funcgraph counters ({e})")))?;
+        *value = per_cpu
+            .unwrap_or_default()
+            .iter()
+            .map(|v| u64_at(v, 0))
+            .sum();
+    }
+    let [no_thread_room, no_path_room, no_entry, no_return, too_deep, recursive, log_truncated, no_log_room, log_lost] =
+        values;
+    Ok(Unpaired {
+        no_entry,
+        still_running: 0,
+        no_return,
+        too_deep,
+        recursive,
+        no_thread_room,
+        no_path_room,
+        log_truncated,
+        no_log_room,
+        log_lost,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn function(name: &str) -> Function {
+        Function {
+            name: name.into(),
+            module: None,
+            address: 0,
+        }
+    }
+
+    fn log_bytes(records: &[(u32, u32, u64, u64, u64)]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for word in [7u32, 8, records.len() as u32, 0, 0, 0] {
+            bytes.extend(word.to_ne_bytes());
+        }
+        bytes.extend(b"ping\0\0\0\0\0\0\0\0\0\0\0\0");
+        for &(func, depth, start, duration, ret) in records {
+            bytes.extend(func.to_ne_bytes());
+            bytes.extend(depth.to_ne_bytes());
+            for word in [start, duration, ret] {
+                bytes.extend(word.to_ne_bytes());
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_log_from_the_kernel_becomes_a_call_tree() {
+        let functions = [function("outer"), function("inner")];
+        let bytes = log_bytes(&[(2, 1, 110, 5, 0), (1, 0, 100, 50, 3)]);
+        let call = parse_log(&bytes, &functions).unwrap();
+        assert_eq!((call.pid, call.tid, call.comm.as_str()), (8, 7, "ping"));
+        let tree: Vec<(&str, u32, u64)> = call
+            .calls
+            .iter()
+            .map(|c| (c.function.as_str(), c.depth, c.start_ns))
+            .collect();
+        assert_eq!(tree, vec![("outer", 0, 0), ("inner", 1, 10)]);
+        // A cut log keeps the records it has; a bad function index is
+        // left out.
+        let short = &bytes[..bytes.len() - 4];
+        assert_eq!(parse_log(short, &functions).unwrap().calls.len(), 1);
+        let unknown = log_bytes(&[(9, 0, 1, 1, 0)]);
+        assert!(parse_log(&unknown, &functions).unwrap().calls.is_empty());
+        assert!(parse_log(&bytes[..10], &functions).is_none());
+    }
+
+    #[test]
+    fn the_slowest_are_kept_and_raise_the_bar() {
+        let call = |ns: u64| {
+            let logged = vec![LoggedCall {
+                frame: frame_of(&function("f")),
+                depth: 0,
+                start_ns: 0,
+                duration_ns: ns,
+                ret: 0,
+            }];
+            Some(KeptCall::new(1, 1, "x".into(), 0, logged))
+        };
+        let mut slowest = Slowest::new(2);
+        slowest.offer(call(5));
+        assert_eq!(slowest.bar(), None);
+        for ns in [9, 1, 7] {
+            slowest.offer(call(ns));
+        }
+        assert_eq!(slowest.bar(), Some(7));
+        let kept: Vec<u64> = slowest
+            .into_sorted()
+            .iter()
+            .map(|c| c.duration_ns)
+            .collect();
+        assert_eq!(kept, vec![9, 7]);
+    }
+}
