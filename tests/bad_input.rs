@@ -206,6 +206,8 @@ fn probes_on_a_kernel_without_kprobes_say_what_still_works() {
             "--duration",
             "0.1",
         ],
+        vec!["latency", "tcp_sendmsg", "--duration", "0.1"],
+        vec!["funcgraph", "tcp_*", "--duration", "0.1"],
     ] {
         let out = netprof(&args);
         assert_error(

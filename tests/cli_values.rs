@@ -17,6 +17,7 @@ fn durations_are_finite_positive_and_bounded() {
         &["record", "--duration"][..],
         &["bpf", "--duration"][..],
         &["latency", "f", "--duration"][..],
+        &["funcgraph", "f", "--duration"][..],
     ] {
         for bad in ["inf", "nan", "-1", "0", "1e30", "1.8e19", "1e19", "soon"] {
             let mut args = command.to_vec();
@@ -74,6 +75,16 @@ fn bpf_sizes_and_intervals_are_bounded() {
         "give 1 to 1048576",
     );
     refused(&["bpf", "--interval", "5"], "from 10 to 60000");
+    refused(
+        &["funcgraph", "f", "--max-paths", "0"],
+        "give 1 to 1048576 (each path takes 9.3 KiB",
+    );
+    refused(&["funcgraph", "f", "--depth", "33"], "--depth");
+    refused(&["funcgraph", "f", "--slowest", "0"], "--slowest");
+    refused(
+        &["funcgraph", "f", "-p", "1", "--", "true"],
+        "-- CMD traces the command's calls, and -p those of other processes; pick one",
+    );
 }
 
 #[test]

@@ -6,7 +6,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use netprof::model::latency::{Bucket, FunctionLatency, LatencyReport};
+use netprof::model::funcgraph::{Frame, FuncGraphReport, PathCounts, PathTimes, Unpaired};
+use netprof::model::latency::{Bucket, FunctionLatency, LatencyReport, BUCKETS};
 
 /// `hsr` samples through HSR's receive path and `dd` samples reading
 /// /dev/zero, in one recording.
@@ -561,7 +562,7 @@ fn bad_inputs_are_one_line_errors() {
     assert_error(
         &netprof(&["diff", p(&rec), p(&lat)]),
         BadArgument,
-        "one side holds recordings and the other latency results",
+        "the sides hold results of different kinds",
     );
     let empty = Synth::new().write_in(dir.path(), "empty.data");
     assert_error(
@@ -591,5 +592,118 @@ fn bad_inputs_are_one_line_errors() {
         &netprof(&["diff", p(&missing), p(&rec)]),
         NotFound,
         "no such file",
+    );
+}
+
+/// A funcgraph result: `slow` calling `delay` (whose calls take
+/// `delay_ns`, spread over a few buckets) and `inner`, `calls` times.
+fn funcgraph_file(dir: &Path, name: &str, delay_ns: u64, calls: u64) -> PathBuf {
+    let frame = |name: &str| Frame {
+        function: format!("netprof_test_{name}"),
+        module: Some("netprof_test".into()),
+    };
+    // Calls spread over the bucket of `ns` and the next two.
+    let counts = |ns: u64| -> Vec<u64> {
+        let mut buckets = vec![0; BUCKETS];
+        let first = (0..BUCKETS)
+            .find(|&b| netprof::model::latency::bucket_bounds(b).1 > ns)
+            .unwrap();
+        for (i, share) in [(0, 2), (1, 2), (2, 1)] {
+            buckets[first + i] = calls * share / 5;
+        }
+        buckets
+    };
+    let path = |names: &[&str], total: u64, own: u64| {
+        PathTimes::new(
+            names.iter().map(|n| frame(n)).collect(),
+            &PathCounts {
+                count: calls,
+                errors: 0,
+                total_ns: calls * total,
+                self_ns: calls * own,
+                min_ns: total,
+                max_ns: total + total / 4,
+                total_buckets: counts(total),
+                self_buckets: counts(own),
+            },
+        )
+    };
+    let report = FuncGraphReport {
+        schema: netprof::model::funcgraph::SCHEMA.into(),
+        duration_s: 1.0,
+        probes: "kprobe.multi".into(),
+        functions: 3,
+        under: Vec::new(),
+        max_depth: 32,
+        unpaired: Unpaired::default(),
+        missed_returns: 0,
+        not_probed: Vec::new(),
+        paths: vec![
+            path(&["slow"], delay_ns + 6000, 5000),
+            path(&["slow", "delay"], delay_ns, delay_ns),
+            path(&["slow", "inner"], 1000, 1000),
+        ],
+        kept_calls: Vec::new(),
+    };
+    let file = dir.join(name);
+    std::fs::write(&file, serde_json::to_string(&report).unwrap()).unwrap();
+    file
+}
+
+#[test]
+fn funcgraph_results_compare_path_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = funcgraph_file(dir.path(), "before.json", 200_000, 100);
+    let after = funcgraph_file(dir.path(), "after.json", 400_000, 100);
+    let d = json(&["diff", p(&before), p(&after), "--json"]);
+    assert_eq!(d["schema"], "netprof-funcgraph-diff/1");
+    let first = &d["paths"][0];
+    assert_eq!(first["path"][1]["function"], "netprof_test_delay", "{d}");
+    assert_eq!(first["self"]["significant"], true, "{d}");
+    let relative = first["self"]["relative"].as_f64().unwrap();
+    assert!((0.9..1.1).contains(&relative), "the delay doubled: {d}");
+    // The unchanged child is not marked; its parent's total is.
+    for p in d["paths"].as_array().unwrap() {
+        let leaf = p["path"].as_array().unwrap().last().unwrap()["function"].clone();
+        match leaf.as_str().unwrap() {
+            "netprof_test_inner" => assert_eq!(p["total"]["significant"], false, "{p}"),
+            "netprof_test_slow" => {
+                assert_eq!(p["total"]["significant"], true, "{p}");
+                assert_eq!(p["self"]["significant"], false, "{p}");
+            }
+            _ => {}
+        }
+    }
+    let table = stdout(&netprof(&["diff", p(&before), p(&after)]));
+    let row = table.lines().find(|l| !l.starts_with('#')).unwrap();
+    assert!(
+        row.ends_with("netprof_test_slow [netprof_test];netprof_test_delay [netprof_test]")
+            && row.contains("us*"),
+        "{table}"
+    );
+    let same = json(&["diff", p(&before), p(&before), "--json"]);
+    assert!(same["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["self"]["significant"] == false && p["total"]["significant"] == false));
+    // Kinds do not mix; funcgraph results draw no differential flamegraph.
+    let lat = latency_file(dir.path(), "l.json", 1000, 10);
+    assert_error(
+        &netprof(&["diff", p(&before), p(&lat)]),
+        BadArgument,
+        "different kinds",
+    );
+    assert_error(
+        &netprof(&["diff", p(&before), p(&after), "--flame"]),
+        BadArgument,
+        "--flame and --folded need recordings",
+    );
+    let wrong = dir.path().join("wrong.json");
+    std::fs::write(&wrong, r#"{"schema": "netprof-funcgraph/9", "paths": []}"#).unwrap();
+    assert_error(
+        &netprof(&["diff", p(&wrong), p(&after)]),
+        CorruptInput,
+        "wrong.json is not a `netprof funcgraph --json` result",
     );
 }

@@ -12,6 +12,8 @@
 //! `cargo test --test guest_kernel '[6.1]'` boots 6.1 for all of its checks.
 
 mod common;
+#[path = "guest/funcgraph.rs"]
+mod funcgraph;
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -116,6 +118,20 @@ const CHECKS: &[(&str, Check)] = &[
     ("whole_module_glob", whole_module_glob),
     ("cross_kernel_workload", cross_kernel_workload),
     ("hsr_slow_node_table_diff", hsr_slow_node_table_diff),
+    ("funcgraph_module_paths", funcgraph::funcgraph_module_paths),
+    (
+        "funcgraph_slowest_and_errors",
+        funcgraph::funcgraph_slowest_and_errors,
+    ),
+    (
+        "funcgraph_diff_names_the_delay",
+        funcgraph::funcgraph_diff_names_the_delay,
+    ),
+    (
+        "funcgraph_leaves_nothing",
+        funcgraph::funcgraph_leaves_nothing,
+    ),
+    ("hsr_funcgraph_paths", funcgraph::hsr_funcgraph_paths),
 ];
 
 /// The running kernel's series as KERNELS names it: `6.1` for 6.1.0-56-amd64.

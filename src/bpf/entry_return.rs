@@ -118,6 +118,7 @@ pub fn attach(
         })
         .collect();
     let total = 2 * targets.len();
+    progress(Progress::OneByOne(targets.len()));
     let returns = kprobe_links::attach(programs.return_, &targets, true, stop, |done, _| {
         progress(Progress::Placed { done, total })
     })?;

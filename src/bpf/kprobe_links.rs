@@ -71,6 +71,9 @@ pub const SLOW_TO_REMOVE: usize = 100;
 /// How far placing or removing many probes has got, for a progress line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
+    /// This many functions are about to be probed one link each (their
+    /// program is loaded).
+    OneByOne(usize),
     /// `done` of `total` probes placed (or refused).
     Placed { done: usize, total: usize },
     /// This many probes are being removed now.

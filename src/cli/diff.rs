@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use netprof::analysis::diff::funcgraph;
 use netprof::analysis::diff::latency::{self, LatencyDiff};
 use netprof::analysis::diff::profiles::{
     diff_profiles, differential_folded, Counts, RunCounts, Selection,
@@ -21,8 +22,8 @@ use super::values;
 
 const DIFF_LONG_HELP: &str = "\
 Inputs: BEFORE AFTER, or -b FILE... -a FILE... for repeated runs; a directory stands for every file in \
-it. Both sides are recordings (netprof's or perf's perf.data) or both are `netprof latency --json` \
-results.
+it. Both sides are recordings (netprof's or perf's perf.data), both are `netprof latency --json` \
+results, or both are `netprof funcgraph --json` results.
 
 Recordings: functions are matched by name and module, never by address, so recordings of two kernel \
 builds or module versions compare. Each function has a self share (samples where it is the leaf) and \
@@ -50,6 +51,14 @@ of the Mann-Whitney U test (normal approximation; values in one histogram bucket
 marked * under the same Benjamini-Hochberg rule; rows beyond noise come first, then by the size of \
 the median's change.
 
+Funcgraph results: paths are matched by their functions' names and modules. Per path, the median \
+total and self time per call before and after and the change; with one result a side, the \
+Mann-Whitney U test on each side's histograms; with two or more on both sides, Welch's t-test on \
+each run's medians (which sees how much runs differ); Benjamini-Hochberg across all paths' tests, \
+and a change smaller than the histograms' resolution (1/16) is never marked. Rows beyond noise \
+first, then by the size of the change in self time (the path where time was added or removed), \
+then in total time. Paths timed on one side only are listed after the table.
+
 --flame FILE writes two differential flamegraphs (inferno), both sides weighed to the same total so \
 that colours compare shares: FILE with frames as wide as in AFTER (red where they grew, blue where \
 they shrank), and FILE with `.before` before its extension with frames as wide as in BEFORE, so \
@@ -63,19 +72,23 @@ functions: [{function, module, only_in: before|after|null (a kernel function the
 lacks), self: {before, after, delta, ci95, p_value, significant}, total: {...}}]} \
 with shares as fractions; netprof-latency-diff/1 {schema, method, before_runs, after_runs, functions: \
 [{function, module, before_calls, after_calls, before_median_ns, after_median_ns, median_change, \
-before_iqr_ns, after_iqr_ns, iqr_change_ns, p_value, significant}]}.
+before_iqr_ns, after_iqr_ns, iqr_change_ns, p_value, significant}]}; netprof-funcgraph-diff/1 \
+{schema, method, before_runs, after_runs, paths: [{path: [{function, module}], before_calls, \
+after_calls, total: {before_median_ns, after_median_ns, change_ns, relative, p_value, significant}, \
+self: {...}}], only_before: [path], only_after: [path]}.
 
 Examples:
   netprof diff before.data after.data --flame diff.svg
   netprof diff before.data after.data --module hsr --no-idle
   netprof diff -b base1.data base2.data base3.data -a patch1.data patch2.data patch3.data
   netprof diff base/ patched/
-  netprof diff before-latency.json after-latency.json";
+  netprof diff before-latency.json after-latency.json
+  netprof diff before-funcgraph.json after-funcgraph.json";
 
 #[derive(Args, Debug)]
 #[command(after_long_help = DIFF_LONG_HELP, after_help = "Examples:\n  netprof diff before.data after.data --flame diff.svg\n  netprof diff -b base1.data base2.data -a patch1.data patch2.data\n  netprof diff before-latency.json after-latency.json")]
 pub struct DiffArgs {
-    /// BEFORE and AFTER: recordings, latency results (--json), or directories of them
+    /// BEFORE and AFTER: recordings, latency or funcgraph results (--json), or directories of them
     #[arg(value_name = "FILE", num_args = 0..=2)]
     pub files: Vec<PathBuf>,
     /// Before the change: one or more recordings or latency results (repeated runs)
@@ -92,7 +105,8 @@ pub struct DiffArgs {
     /// Print the differential folded stacks (stack before after) instead of the table
     #[arg(long, conflicts_with = "json")]
     pub folded: bool,
-    /// JSON instead of the table (schemas netprof-diff/1, netprof-latency-diff/1)
+    /// JSON instead of the table (schemas netprof-diff/1, netprof-latency-diff/1,
+    /// netprof-funcgraph-diff/1)
     #[arg(long)]
     pub json: bool,
     /// Leave out functions whose self and total shares changed by less than this, in percentage points
@@ -119,15 +133,43 @@ pub fn run(args: DiffArgs) -> Result<()> {
     let kind = side_kind(&before)?;
     if side_kind(&after)? != kind {
         return Err(Error::bad_argument(format!(
-            "one side holds recordings and the other latency results ({} and {}); compare like with like",
+            "the sides hold results of different kinds ({} and {}: recordings, latency or funcgraph \
+             results); compare like with like",
             before[0].display(),
             after[0].display()
         )));
     }
     match kind {
         InputKind::Latency => latencies(&args, &before, &after),
+        InputKind::FuncGraph => funcgraphs(&args, &before, &after),
         InputKind::Recording => recordings(&args, &before, &after),
     }
+}
+
+fn funcgraphs(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<()> {
+    if args.flame.is_some() || args.folded {
+        return Err(Error::bad_argument(
+            "--flame and --folded need recordings; compare funcgraph results as a table or JSON \
+             (each result draws its own flamegraph: `netprof funcgraph --flame`)",
+        ));
+    }
+    let read = |files: &[PathBuf]| -> Result<Vec<_>> {
+        files.iter().map(|f| funcgraph::read(f)).collect()
+    };
+    let d = funcgraph::diff_funcgraphs(&read(before)?, &read(after)?)?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &d)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout))
+    } else {
+        let options = TableOptions {
+            percent_limit: args.percent_limit,
+            all: args.all,
+        };
+        diff_table::render_funcgraph_table(&d, options, &mut stdout)
+    }
+    .io_context(|| "cannot write the comparison")
 }
 
 fn latencies(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<()> {

@@ -67,7 +67,7 @@ pub struct FuncgraphArgs {
     /// Only functions of this module
     #[arg(short = 'm', long = "module")]
     pub module: Option<String>,
-    /// Trace calls from every process (the default)
+    /// Trace calls from every process (the default; with -- CMD, until the command exits)
     #[arg(short = 'a', long = "all-cpus", conflicts_with = "pids")]
     pub all_cpus: bool,
     /// Trace only calls made by these processes (comma-separated)
@@ -84,7 +84,7 @@ pub struct FuncgraphArgs {
     #[arg(long, value_name = "N", default_value_t = MAX_DEPTH, value_parser = clap::value_parser!(u32).range(1..=MAX_DEPTH as i64))]
     pub depth: u32,
     /// Room in the kernel for this many distinct paths (about 9.3 KiB each)
-    #[arg(long, value_name = "N", default_value = "2048", value_parser = values::map_entries)]
+    #[arg(long, value_name = "N", default_value = "2048", value_parser = values::path_entries)]
     pub max_paths: u32,
     /// Fold paths below this share of all time (percent) into one line
     #[arg(long, default_value = "0", value_parser = values::percent, allow_negative_numbers = true)]
@@ -120,9 +120,9 @@ pub struct FuncgraphArgs {
 const ERRORS_KEPT: usize = 10;
 
 pub fn run(args: FuncgraphArgs) -> Result<()> {
-    workload::check(&args.command, args.all_cpus, &args.pids, "traces")?;
+    workload::check(&args.command, &args.pids, "traces")?;
     let (functions, roots) = resolve(&args)?;
-    let mut workload = Workload::new(&args.command, &args.pids)?;
+    let mut workload = Workload::new(&args.command, args.all_cpus, &args.pids)?;
     let stop = signals::stop_flag();
     let keep = match (args.slowest, args.errors) {
         (None, false) => None,
@@ -141,7 +141,6 @@ pub fn run(args: FuncgraphArgs) -> Result<()> {
         roots,
         keep,
     };
-    workload::announce_attach(opts.attach, functions.len(), args.no_multi_kprobe);
     let count = functions.len();
     let until = workload.until(args.duration);
     let report = workload.run(
@@ -151,7 +150,7 @@ pub fn run(args: FuncgraphArgs) -> Result<()> {
                 &functions,
                 &opts,
                 stop,
-                workload::print_progress,
+                workload::progress_lines(args.no_multi_kprobe),
                 started,
                 finished,
             )

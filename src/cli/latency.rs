@@ -46,7 +46,7 @@ pub struct LatencyArgs {
     /// Only functions of this module
     #[arg(short = 'm', long = "module")]
     pub module: Option<String>,
-    /// Time calls from every process (the default)
+    /// Time calls from every process (the default; with -- CMD, until the command exits)
     #[arg(short = 'a', long = "all-cpus", conflicts_with = "pids")]
     pub all_cpus: bool,
     /// Time only calls made by these processes (comma-separated)
@@ -75,14 +75,14 @@ pub struct LatencyArgs {
 }
 
 pub fn run(args: LatencyArgs) -> Result<()> {
-    workload::check(&args.command, args.all_cpus, &args.pids, "times")?;
+    workload::check(&args.command, &args.pids, "times")?;
     let patterns: Vec<&str> = args.functions.iter().map(String::as_str).collect();
     let limit = Limit {
         max: MAX_BPF_FUNCTIONS,
         remedy: "",
     };
     let functions = Resolver::load()?.resolve(&patterns, args.module.as_deref(), Some(limit))?;
-    let mut workload = Workload::new(&args.command, &args.pids)?;
+    let mut workload = Workload::new(&args.command, args.all_cpus, &args.pids)?;
     let stop = signals::stop_flag();
     let opts = LatencyOptions {
         pids: workload.pids(),
@@ -97,7 +97,6 @@ pub fn run(args: LatencyArgs) -> Result<()> {
         },
         attach: Attach::choose(args.no_multi_kprobe),
     };
-    workload::announce_attach(opts.attach, functions.len(), args.no_multi_kprobe);
     let count = functions.len();
     let until = workload.until(args.duration);
     let report = workload.run(
@@ -107,7 +106,7 @@ pub fn run(args: LatencyArgs) -> Result<()> {
                 &functions,
                 &opts,
                 stop,
-                workload::print_progress,
+                workload::progress_lines(args.no_multi_kprobe),
                 started,
                 finished,
             )

@@ -98,6 +98,15 @@ pub fn map_entries(text: &str) -> Result<u32, String> {
     Ok(n as u32)
 }
 
+/// Room for call paths (`funcgraph --max-paths`): as many entries as a BPF
+/// map of netprof's may have; the memory they take is checked when the map
+/// is made.
+pub fn path_entries(text: &str) -> Result<u32, String> {
+    map_entries(text).map_err(|_| {
+        format!("give 1 to {MAX_MAP_ENTRIES} (each path takes 9.3 KiB of kernel memory)")
+    })
+}
+
 /// A statistics interval in milliseconds: 10 ms to one minute.
 pub fn interval_ms(text: &str) -> Result<Duration, String> {
     let ms: u64 = text

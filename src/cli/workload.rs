@@ -1,7 +1,8 @@
 //! Whose calls a timing command (`latency`, `funcgraph`) measures: every
 //! process, some (-p), or a command netprof runs (-- CMD, held until the
-//! probes are in place, followed into the processes it starts); and the
-//! progress lines of attaching many probes.
+//! probes are in place, followed into the processes it starts; with -a,
+//! every process's while it runs, as perf does); and the progress lines of
+//! attaching many probes.
 
 use std::time::Duration;
 
@@ -15,14 +16,17 @@ use netprof::Result;
 pub struct Workload {
     child: Option<HeldChild>,
     pids: Vec<u32>,
+    /// Every process's calls, even with a command.
+    system_wide: bool,
 }
 
 /// Checks the command line's choice of workload before anything is done:
-/// one of `-- CMD`, `-a`, `-p PIDS`, and processes that can be followed.
-pub fn check(command: &[String], all_cpus: bool, pids: &[u32], verb: &str) -> Result<()> {
-    if !command.is_empty() && (all_cpus || !pids.is_empty()) {
+/// `-- CMD` or `-p PIDS`, not both, and processes that can be followed.
+pub fn check(command: &[String], pids: &[u32], verb: &str) -> Result<()> {
+    if !command.is_empty() && !pids.is_empty() {
         return Err(Error::bad_argument(format!(
-            "-- CMD {verb} the command's calls, and -a or -p others'; pick one"
+            "-- CMD {verb} the command's calls, and -p those of other processes; pick one (-a -- CMD: \
+             every process's while the command runs)"
         )));
     }
     for &pid in pids {
@@ -33,8 +37,8 @@ pub fn check(command: &[String], all_cpus: bool, pids: &[u32], verb: &str) -> Re
 
 impl Workload {
     /// From the command line ([`check`]ed): `-- CMD` (started now, held),
-    /// `-p PIDS`, or every process.
-    pub fn new(command: &[String], pids: &[u32]) -> Result<Workload> {
+    /// `-p PIDS`, or every process (`-a`, also with a command).
+    pub fn new(command: &[String], all_cpus: bool, pids: &[u32]) -> Result<Workload> {
         // A command starts held, so that none of its calls is missed:
         // probes attach first.
         let child = match command.is_empty() {
@@ -44,20 +48,21 @@ impl Workload {
         Ok(Workload {
             child,
             pids: pids.to_vec(),
+            system_wide: all_cpus,
         })
     }
 
     /// The processes to measure (all when empty).
     pub fn pids(&self) -> Vec<u32> {
         match &self.child {
-            Some(c) => vec![c.pid as u32],
-            None => self.pids.clone(),
+            Some(c) if !self.system_wide => vec![c.pid as u32],
+            _ => self.pids.clone(),
         }
     }
 
     /// Whether the processes they start are measured too.
     pub fn follows_children(&self) -> bool {
-        self.child.is_some()
+        self.child.is_some() && !self.system_wide
     }
 
     /// "for 5.0s", "until the command exits", "until Ctrl-C".
@@ -104,19 +109,15 @@ impl Workload {
     }
 }
 
-/// Says how many probes go in one by one, and why.
-pub fn announce_attach(attach: Attach, functions: usize, no_multi_kprobe: bool) {
-    if attach == Attach::PerFunction && functions > 1 {
-        eprintln!(
+/// The progress lines of placing or removing many probes, one by one
+/// (`per_function_asked`: because --no-multi-kprobe says so).
+pub fn progress_lines(per_function_asked: bool) -> impl FnMut(Progress) {
+    move |progress| match progress {
+        Progress::OneByOne(functions) if functions > 1 => eprintln!(
             "netprof: attaching {functions} functions through a kprobe link pair each ({})",
-            Attach::why_per_function(no_multi_kprobe)
-        );
-    }
-}
-
-/// The progress line of placing or removing many probes.
-pub fn print_progress(progress: Progress) {
-    match progress {
+            Attach::why_per_function(per_function_asked)
+        ),
+        Progress::OneByOne(_) => {}
         Progress::Placed { done, total } => {
             eprintln!("netprof: attaching probes one by one: {done} of {total}")
         }

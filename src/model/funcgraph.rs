@@ -96,9 +96,14 @@ impl PathTimes {
 
     /// The frames' labels joined by `;`, as folded stacks write a path.
     pub fn folded_key(&self) -> String {
-        let labels: Vec<String> = self.path.iter().map(Frame::label).collect();
-        labels.join(";")
+        path_label(&self.path)
     }
+}
+
+/// `a;b [m];c` of a path's frames.
+pub fn path_label(path: &[Frame]) -> String {
+    let labels: Vec<String> = path.iter().map(Frame::label).collect();
+    labels.join(";")
 }
 
 /// Entries and returns that did not pair up, and what could not be kept.

@@ -2,7 +2,8 @@
 //! [`read`] and counted by [`aggregate`]), its kernel symbols and frame names
 //! ([`kernel_symbols`], [`symbolize`]), tracepoint fields
 //! ([`tracepoint_format`]), the filtered, named [`view`] every output is
-//! drawn from, and latency histograms ([`latency`]).
+//! drawn from, latency histograms ([`latency`]) and call paths
+//! ([`funcgraph`]).
 
 mod aggregate;
 pub mod funcgraph;

@@ -1,13 +1,16 @@
 //! The tables of `netprof diff`: recordings (shares before and after, the
 //! change with its confidence interval, `*` beyond noise) and latency
-//! results (medians, IQRs, p-values).
+//! results (medians, IQRs, p-values) and funcgraph results (per path, self
+//! and total time per call).
 
 use std::io::Write;
 
 use super::module_suffix;
 use super::units::human_ns;
+use crate::analysis::diff::funcgraph::{FuncGraphDiff, TimeChange};
 use crate::analysis::diff::latency::LatencyDiff;
 use crate::analysis::diff::profiles::{FunctionChange, ProfileDiff, ShareChange};
+use crate::model::funcgraph::path_label;
 
 /// Rows a table shows unless asked for all: a screenful.
 pub const SCREENFUL: usize = 40;
@@ -155,6 +158,75 @@ pub fn render_latency_table(diff: &LatencyDiff, out: &mut impl Write) -> std::io
     }
     if diff.functions.is_empty() {
         writeln!(out, "  (no function timed on both sides)")?;
+    }
+    Ok(())
+}
+
+/// The table of a comparison of funcgraph results: per path, the median
+/// self and total time per call before and after, the change, `*` beyond
+/// noise; beyond noise first, a screenful unless `all`.
+pub fn render_funcgraph_table(
+    diff: &FuncGraphDiff,
+    options: TableOptions,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "# netprof diff (funcgraph): before {} run(s), after {} run(s); per call, median \
+         before→after; * = more than noise ({})",
+        diff.before_runs, diff.after_runs, diff.method
+    )?;
+    writeln!(
+        out,
+        "# {:>12} {:>23} {:>12} {:>23} {:>15}  path",
+        "self change", "self before→after", "total change", "total before→after", "calls"
+    )?;
+    let shown = match options.all {
+        true => diff.paths.len(),
+        false => diff.paths.len().min(SCREENFUL),
+    };
+    let change = |c: &TimeChange| {
+        let sign = if c.change_ns < 0.0 { "-" } else { "+" };
+        format!(
+            "{sign}{}{}",
+            human_ns(c.change_ns.abs()),
+            if c.significant { "*" } else { " " }
+        )
+    };
+    let medians = |c: &TimeChange| {
+        format!(
+            "{} → {}",
+            human_ns(c.before_median_ns),
+            human_ns(c.after_median_ns)
+        )
+    };
+    for p in &diff.paths[..shown] {
+        writeln!(
+            out,
+            "  {:>12} {:>23} {:>12} {:>23} {:>15}  {}",
+            change(&p.self_time),
+            medians(&p.self_time),
+            change(&p.total),
+            medians(&p.total),
+            format!("{} → {}", p.before_calls, p.after_calls),
+            path_label(&p.path)
+        )?;
+    }
+    if diff.paths.is_empty() {
+        writeln!(out, "  (no path timed on both sides)")?;
+    } else if shown < diff.paths.len() {
+        let hidden = &diff.paths[shown..];
+        writeln!(
+            out,
+            "# {} more paths, {} beyond noise; --all shows every row",
+            hidden.len(),
+            hidden.iter().filter(|p| p.significant()).count()
+        )?;
+    }
+    for (side, paths) in [("BEFORE", &diff.only_before), ("AFTER", &diff.only_after)] {
+        for path in paths {
+            writeln!(out, "# only in {side}: {}", path_label(path))?;
+        }
     }
     Ok(())
 }

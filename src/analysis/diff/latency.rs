@@ -71,21 +71,61 @@ pub fn read(path: &Path) -> Result<LatencyReport> {
 }
 
 /// Bucket bounds [low, high) in ns -> calls.
-type Histogram = BTreeMap<(u64, u64), u64>;
+pub(super) type Histogram = BTreeMap<(u64, u64), u64>;
 
-/// One function's calls on one side, every run pooled.
-struct Pooled {
-    histogram: Histogram,
+/// One function's (or path's) calls on one side, every run pooled.
+pub(super) struct Pooled {
+    pub(super) histogram: Histogram,
     min_ns: u64,
     max_ns: u64,
 }
 
 impl Pooled {
-    fn calls(&self) -> u64 {
+    pub(super) fn new() -> Pooled {
+        Pooled {
+            histogram: BTreeMap::new(),
+            min_ns: u64::MAX,
+            max_ns: 0,
+        }
+    }
+
+    /// Adds one run's histogram of `what`'s calls (at least one), with
+    /// their exact extremes when known. Counts no real measurement reaches (their sum
+    /// overflows) mean a corrupt result.
+    pub(super) fn add(
+        &mut self,
+        histogram: &[Bucket],
+        extremes: Option<(u64, u64)>,
+        what: &str,
+    ) -> Result<()> {
+        let overflow = || {
+            Error::corrupt_input(format!(
+                "a result counts more calls of {what} than can be added up; it is corrupt, measure again"
+            ))
+        };
+        for b in histogram {
+            let count = self.histogram.entry((b.low_ns, b.high_ns)).or_default();
+            *count = count.checked_add(b.count).ok_or_else(overflow)?;
+        }
+        self.histogram
+            .values()
+            .try_fold(0u64, |sum, &n| sum.checked_add(n))
+            .ok_or_else(overflow)?;
+        if let Some((min, max)) = extremes {
+            self.min_ns = self.min_ns.min(min);
+            self.max_ns = self.max_ns.max(max);
+        } else {
+            self.min_ns = 0;
+            self.max_ns = u64::MAX - 1;
+        }
+        Ok(())
+    }
+
+    pub(super) fn calls(&self) -> u64 {
         self.histogram.values().sum()
     }
 
-    fn quantile(&self, p: f64) -> f64 {
+    pub(super) fn quantile(&self, p: f64) -> f64 {
         let buckets: Vec<Bucket> = self
             .histogram
             .iter()
@@ -100,38 +140,16 @@ impl Pooled {
 }
 
 /// Each function's histogram by (name, module), pooled over the runs (and
-/// CPUs or processes). Counts no real measurement reaches (their sum
-/// overflows) mean a corrupt result.
+/// CPUs or processes).
 fn pooled(side: &[LatencyReport]) -> Result<BTreeMap<(String, Option<String>), Pooled>> {
-    let overflow = |f: &str| {
-        Error::corrupt_input(format!(
-            "a latency result counts more calls of {f} than can be added up; it is corrupt, measure again"
-        ))
-    };
     let mut out: BTreeMap<_, Pooled> = BTreeMap::new();
     for report in side {
         for f in &report.functions {
-            let entry = out
+            let pooled = out
                 .entry((f.function.clone(), f.module.clone()))
-                .or_insert_with(|| Pooled {
-                    histogram: BTreeMap::new(),
-                    min_ns: u64::MAX,
-                    max_ns: 0,
-                });
-            for b in &f.histogram {
-                let count = entry.histogram.entry((b.low_ns, b.high_ns)).or_default();
-                *count = count
-                    .checked_add(b.count)
-                    .ok_or_else(|| overflow(&f.function))?;
-            }
-            entry
-                .histogram
-                .values()
-                .try_fold(0u64, |sum, &n| sum.checked_add(n))
-                .ok_or_else(|| overflow(&f.function))?;
+                .or_insert_with(Pooled::new);
             if f.count > 0 {
-                entry.min_ns = entry.min_ns.min(f.min_ns);
-                entry.max_ns = entry.max_ns.max(f.max_ns);
+                pooled.add(&f.histogram, Some((f.min_ns, f.max_ns)), &f.function)?;
             }
         }
     }

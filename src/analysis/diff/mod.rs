@@ -4,9 +4,11 @@
 //! Recordings are compared function by function, matched by name and module
 //! (not address), so recordings from two kernel builds or module versions
 //! compare ([`profiles`]). Latency results (`netprof latency --json`) are
-//! compared function by function on their histograms ([`latency`]). This
-//! module reads the inputs of either side.
+//! compared function by function on their histograms ([`latency`]), and
+//! call-path results (`netprof funcgraph --json`) path by path
+//! ([`funcgraph`]). This module tells the inputs apart.
 
+pub mod funcgraph;
 pub mod latency;
 pub mod profiles;
 
@@ -22,6 +24,7 @@ pub const FDR: f64 = 0.05;
 pub enum InputKind {
     Recording,
     Latency,
+    FuncGraph,
 }
 
 /// The files of one side: given one by one, or every file of a directory.
@@ -50,7 +53,8 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Recording (perf.data) or latency result (netprof-latency JSON).
+/// Recording (perf.data), latency result (netprof-latency JSON) or
+/// call-path result (netprof-funcgraph JSON, told by its schema).
 pub fn input_kind(path: &Path) -> Result<InputKind> {
     use std::io::Read;
     let mut head = [0u8; 8];
@@ -62,12 +66,30 @@ pub fn input_kind(path: &Path) -> Result<InputKind> {
         return Ok(InputKind::Recording);
     }
     if head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        return Ok(InputKind::Latency);
+        let mut text = head[..n].to_vec();
+        file.read_to_end(&mut text)
+            .io_context(|| format!("cannot read {}", path.display()))?;
+        return Ok(json_kind(&text));
     }
     Err(Error::corrupt_input(format!(
-        "{} is neither a recording (perf.data) nor a `netprof latency --json` result",
+        "{} is neither a recording (perf.data) nor a `netprof latency --json` or `netprof \
+         funcgraph --json` result",
         path.display()
     )))
+}
+
+/// A JSON result's kind by its schema; latency unless it says funcgraph
+/// (reading it as a latency result then names what is wrong with it).
+fn json_kind(text: &[u8]) -> InputKind {
+    #[derive(serde::Deserialize)]
+    struct Schema {
+        schema: String,
+    }
+    let schema = serde_json::from_slice::<Schema>(text).ok();
+    match schema {
+        Some(s) if s.schema.starts_with("netprof-funcgraph/") => InputKind::FuncGraph,
+        _ => InputKind::Latency,
+    }
 }
 
 /// One side's kind; all its files must agree.
@@ -76,7 +98,7 @@ pub fn side_kind(files: &[PathBuf]) -> Result<InputKind> {
     for f in &files[1..] {
         if input_kind(f)? != first {
             return Err(Error::bad_argument(format!(
-                "{} and {} are of different kinds (a recording and a latency result); compare like with like",
+                "{} and {} are of different kinds (recording, latency or funcgraph result); compare like with like",
                 files[0].display(),
                 f.display()
             )));
