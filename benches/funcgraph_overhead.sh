@@ -7,8 +7,11 @@
 #       module's hsr_* functions, the way net-perf traces HSR
 #   (c) netprof funcgraph -m hsr 'hsr_*' (the same functions)
 # For each: pings per second (the flood sends the next ping when the reply
-# is in, so the tracers' cost per frame slows it), the tracer process's own
-# CPU time, and the lines of output a person has to read.
+# is in, so the tracers' cost per frame slows it), the time it takes to get
+# the result (netprof's process's CPU time, from attaching to printing its
+# tree; for function_graph, reading its trace buffer), and the lines a person then has
+# to read (function_graph: one line per event it recorded, counted from its
+# per-CPU buffer statistics, overwritten ones included).
 #
 # Conditions alternate over ROUNDS rounds (default 3); each figure is the
 # median of its rounds. Needs a kernel with HSR as a module, kprobes and
@@ -58,10 +61,6 @@ flood() {
     | awk -v s="$seconds" '/packets transmitted/ { printf "%.0f\n", $1 / s }'
 }
 
-# CPU seconds (user + system) of a finished process, from /proc/PID/stat
-# read before it is reaped: ticks.
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
 # One measurement: prints "pings-per-second tracer-cpu-seconds output-lines".
 run() { # condition
   local rate cpu=0 lines=0
@@ -72,30 +71,33 @@ run() { # condition
       echo function_graph > $tracing/current_tracer
       echo > $tracing/trace
       rate=$(flood)
-      echo nop > $tracing/current_tracer
+      echo 0 > $tracing/tracing_on
+      # Events recorded, those the buffer overwrote included.
+      lines=$(cat $tracing/per_cpu/cpu*/stats | awk '/^(entries|overrun):/ { n += $2 } END { print n }')
       # function_graph's output is the trace buffer: read it, as a user would.
-      local start=$SECONDS
-      lines=$(wc -l < $tracing/trace)
+      local start end
+      start=$(date +%s.%N)
+      cat $tracing/trace > "$work/trace"
+      end=$(date +%s.%N)
+      cpu=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }')
+      echo nop > $tracing/current_tracer
       echo > $tracing/set_ftrace_filter
-      echo > $tracing/trace
-      cpu=$((SECONDS - start))
+      echo 1 > $tracing/tracing_on
       ;;
     c)
-      "$netprof" funcgraph -m hsr 'hsr_*' > "$work/tree" 2>/dev/null &
-      local tracer=$!
-      # Attached once it says so; the tree comes at Ctrl-C.
+      # bash's time keyword gives the tracer's own user + system time.
+      ( TIMEFORMAT='%U %S'; time "$netprof" funcgraph -m hsr 'hsr_*' > "$work/tree" 2>/dev/null ) \
+        2> "$work/time" &
+      local timed=$!
+      # Attached once its programs run; the tree comes at Ctrl-C.
       for _ in $(seq 100); do
-        grep -q 'funcgraph_entry' <("$netprof" bpf 2>/dev/null) && break
+        "$netprof" bpf 2>/dev/null | grep -q 'funcgraph_entry' && break
         sleep 0.2
       done
       rate=$(flood)
-      kill -INT $tracer
-      # Its CPU time includes attaching, reading the maps and printing.
-      local clk
-      clk=$(getconf CLK_TCK)
-      while [ -e /proc/$tracer ] && ! grep -q '^State:.*Z' /proc/$tracer/status; do sleep 0.05; done
-      cpu=$(awk -v t="$(ticks $tracer)" -v c="$clk" 'BEGIN { printf "%.2f", t / c }')
-      wait $tracer || true
+      pkill -INT -P $timed -f 'funcgraph -m hsr'
+      wait $timed || true
+      cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$work/time")
       lines=$(wc -l < "$work/tree")
       ;;
   esac
@@ -114,7 +116,7 @@ done
 column() { awk -v n="$2" '{ print $n }' "$work/$1" | median; }
 base=$(column a 1)
 echo "# HSR ring, ping flood for ${seconds}s, median of $rounds rounds ($(uname -r))"
-echo "| tracing | pings/s | vs none | tracer CPU s | lines of output |"
+echo "| tracing | pings/s | vs none | getting the result, s | lines to read |"
 echo "|---|---|---|---|---|"
 for c in a b c; do
   case $c in

@@ -993,6 +993,15 @@ fn hsr_ring_down() {
     sh("ip netns del hsra; ip netns del hsrb");
 }
 
+/// Runs `f` with an HSR ring up (`extra_nodes` learned ahead of the peer)
+/// and takes the ring down after it, whatever happens.
+fn with_hsr_ring<T>(extra_nodes: u16, f: impl FnOnce() -> T) -> T {
+    hsr_ring_up(extra_nodes);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    hsr_ring_down();
+    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// Records `event` system-wide, with stacks, while namespace `netns` sends
 /// 5 pings to `address`.
 fn record_pings(event: &str, data: &Path, netns: &str, address: &str) -> std::process::Output {
@@ -1022,10 +1031,7 @@ fn record_pings(event: &str, data: &Path, netns: &str, address: &str) -> std::pr
 
 /// Records `event` system-wide while 5 pings cross the HSR ring.
 fn record_ping_across_hsr(event: &str, data: &Path) -> std::process::Output {
-    hsr_ring_up(0);
-    let out = record_pings(event, data, "hsra", "192.0.2.2");
-    hsr_ring_down();
-    out
+    with_hsr_ring(0, || record_pings(event, data, "hsra", "192.0.2.2"))
 }
 
 fn hsr_ring(work: &Path) {
@@ -1594,12 +1600,7 @@ fn hsr_slow_node_table_diff(work: &Path) {
     let normal = work.join("normal.data");
     let slow = work.join("slow.data");
     for (data, extra_nodes) in [(&normal, 0), (&slow, 1000)] {
-        hsr_ring_up(extra_nodes);
-        let result = std::panic::catch_unwind(|| record_hsr_flood(data));
-        hsr_ring_down();
-        if let Err(panic) = result {
-            std::panic::resume_unwind(panic);
-        }
+        with_hsr_ring(extra_nodes, || record_hsr_flood(data));
     }
     let (before, after) = (slow.to_str().unwrap(), normal.to_str().unwrap());
     // The fix, as a user would compare it: slow before, normal after.

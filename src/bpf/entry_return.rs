@@ -6,10 +6,12 @@
 //!
 //! Return probes go in before entry probes and come out after them, so
 //! that no call is seen entering but never leaving while probes come and
-//! go.
+//! go. Also the measurement's course both share: following a command's
+//! forks, and waiting for the duration, Ctrl-C or the command's end.
 
 use std::os::fd::AsFd;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use libbpf_rs::{KprobeMultiOpts, Link, ProgramMut};
 
@@ -17,16 +19,20 @@ use super::kprobe_links::{self, Attach, Progress, Target};
 use crate::error::{Error, Result};
 use crate::probe::Function;
 
-/// A program's two pairs of entry points; only the pair used is loaded.
+/// A program's two pairs of entry points (only the pair used is loaded),
+/// and its fork follower when children are followed.
 pub struct Programs<'p, 'obj> {
     pub entry_multi: &'p ProgramMut<'obj>,
     pub return_multi: &'p ProgramMut<'obj>,
     pub entry: &'p ProgramMut<'obj>,
     pub return_: &'p ProgramMut<'obj>,
+    pub follow_fork: Option<&'p ProgramMut<'obj>>,
 }
 
 /// The probes in place; [`Probes::remove`] (or dropping them) removes them.
 pub struct Probes {
+    /// Dropped first: no new process is followed once measuring ends.
+    follow: Option<Link>,
     entries: Placed,
     returns: Placed,
     /// Functions the kernel would not probe (with a link pair per function).
@@ -60,8 +66,12 @@ impl Probes {
     /// there are many to remove one by one (slow on some kernels).
     pub fn remove(self, mut progress: impl FnMut(Progress)) {
         let Probes {
-            entries, returns, ..
+            follow,
+            entries,
+            returns,
+            ..
         } = self;
+        drop(follow);
         let one_by_one = |p: &Placed| match p {
             Placed::PerFunction(links) => links.len(),
             Placed::Multi(_) => 0,
@@ -75,11 +85,56 @@ impl Probes {
     }
 }
 
-/// Probes the entry and the return of every function; `cookies[i]` is what
-/// `functions[i]`'s hits carry. With a link pair per function, reports its
-/// `progress` and leaves out (and names) functions the kernel refuses;
-/// Ctrl-C (`stop`) gives up those not yet reached.
+/// Probes the entry and the return of every function, and follows forks
+/// when the programs do; `cookies[i]` is what `functions[i]`'s hits carry.
+/// With a link pair per function, reports its `progress` and leaves out
+/// (and names) functions the kernel refuses. Ctrl-C (`stop`) while
+/// attaching ends in an error saying nothing was `measured` ("timed"): a
+/// table of partly probed functions would read as calls not made.
 pub fn attach(
+    programs: &Programs<'_, '_>,
+    functions: &[Function],
+    cookies: &[u64],
+    attach: Attach,
+    stop: &AtomicBool,
+    measured: &str,
+    progress: impl FnMut(Progress),
+) -> Result<Probes> {
+    let mut probes = attach_pairs(programs, functions, cookies, attach, stop, progress)?;
+    if let Some(program) = programs.follow_fork {
+        probes.follow = Some(super::follow_pids::follow_forks(program)?);
+    }
+    if stop.load(Ordering::SeqCst) {
+        return Err(Error::failed(format!(
+            "interrupted while attaching probes: nothing was {measured}"
+        )));
+    }
+    Ok(probes)
+}
+
+/// Waits for `duration` (forever when absent), until `stop` is set or
+/// `finished()` says so, calling `tick` with how long it may wait each
+/// time (at most 100 ms); returns how long it measured.
+pub fn measure_until(
+    duration: Option<Duration>,
+    stop: &AtomicBool,
+    mut finished: impl FnMut() -> bool,
+    mut tick: impl FnMut(Duration),
+) -> Duration {
+    let start = Instant::now();
+    while !stop.load(Ordering::SeqCst)
+        && duration.is_none_or(|d| start.elapsed() < d)
+        && !finished()
+    {
+        let left = duration.map_or(Duration::from_millis(100), |d| {
+            d.saturating_sub(start.elapsed())
+        });
+        tick(left.min(Duration::from_millis(100)));
+    }
+    start.elapsed()
+}
+
+fn attach_pairs(
     programs: &Programs<'_, '_>,
     functions: &[Function],
     cookies: &[u64],
@@ -102,6 +157,7 @@ pub fn attach(
         let returns = multi(programs.return_multi, true)?;
         let entries = multi(programs.entry_multi, false)?;
         return Ok(Probes {
+            follow: None,
             entries: Placed::Multi(entries),
             returns: Placed::Multi(returns),
             refused: Vec::new(),
@@ -137,6 +193,7 @@ pub fn attach(
     })?;
     refused.extend(entries.refused);
     Ok(Probes {
+        follow: None,
         entries: Placed::PerFunction(entries.links),
         returns: Placed::PerFunction(returns.links),
         refused,

@@ -11,11 +11,10 @@
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
-use procfs::Current;
 
 use super::entry_return::{self, Programs};
 use super::follow_pids;
@@ -27,6 +26,7 @@ use crate::model::funcgraph::{
 };
 use crate::model::latency::BUCKETS;
 use crate::probe::Function;
+use crate::sys::limits::check_kernel_memory;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/funcgraph.skel.rs"));
@@ -44,8 +44,13 @@ pub const MAX_DEPTH: u32 = 32;
 /// Calls one kept call tree holds (MAX_LOG).
 const MAX_LOG: usize = 256;
 
-/// Bytes of one path's statistics (struct path_stats).
-const PATH_BYTES: u64 = 8 * (6 + 2 * BUCKETS as u64);
+/// Bytes of one path's statistics (struct path_stats): six counters, the
+/// path's length and functions, two histograms.
+const PATH_BYTES: u64 = 8 * 7 + 4 * MAX_DEPTH as u64 + 16 * BUCKETS as u64;
+/// Where the path's length, functions and histograms lie in it.
+const PATH_DEPTH_AT: usize = 48;
+const PATH_FUNCS_AT: usize = 56;
+const PATH_BUCKETS_AT: usize = PATH_FUNCS_AT + 4 * MAX_DEPTH as usize;
 /// Bytes of one thread's log header and one logged call (struct call_log).
 const LOG_HEADER: usize = 40;
 const RECORD_BYTES: usize = 32;
@@ -91,7 +96,7 @@ pub fn measure(
     stop: &AtomicBool,
     mut progress: impl FnMut(Progress),
     on_start: impl FnOnce(&str) -> Result<()>,
-    mut finished: impl FnMut() -> bool,
+    finished: impl FnMut() -> bool,
 ) -> Result<FuncGraphReport> {
     let mut skeleton = load(opts, functions.len())?;
     let cookies: Vec<u64> = (0..functions.len())
@@ -102,6 +107,7 @@ pub fn measure(
         return_multi: &skeleton.progs.funcgraph_return_multi,
         entry: &skeleton.progs.funcgraph_entry,
         return_: &skeleton.progs.funcgraph_return,
+        follow_fork: opts.follow_children.then_some(&skeleton.progs.follow_fork),
     };
     let probes = entry_return::attach(
         &programs,
@@ -109,19 +115,10 @@ pub fn measure(
         &cookies,
         opts.attach,
         stop,
+        "traced",
         &mut progress,
     )?;
-    let follow = match opts.follow_children {
-        true => Some(follow_pids::follow_forks(&skeleton.progs.follow_fork)?),
-        false => None,
-    };
-    if stop.load(Ordering::SeqCst) {
-        return Err(Error::failed(
-            "interrupted while attaching probes: nothing was traced",
-        ));
-    }
     on_start(probes.kind)?;
-    let start = Instant::now();
     let kept = RefCell::new(Vec::new());
     let mut best = Slowest::new(opts.keep.map_or(0, |k| k.slowest));
     let ring = match opts.keep {
@@ -141,16 +138,9 @@ pub fn measure(
         }
         None => None,
     };
-    while !stop.load(Ordering::SeqCst)
-        && opts.duration.is_none_or(|d| start.elapsed() < d)
-        && !finished()
-    {
-        let left = opts.duration.map_or(Duration::from_millis(100), |d| {
-            d.saturating_sub(start.elapsed())
-        });
-        let wait = left.min(Duration::from_millis(100));
+    let measured = entry_return::measure_until(opts.duration, stop, finished, |wait| {
         match &ring {
-            // Interrupted by a signal: the loop's test decides.
+            // Interrupted by a signal: measure_until's test decides.
             Some(ring) => drop(ring.poll(wait)),
             None => std::thread::sleep(wait),
         }
@@ -160,12 +150,10 @@ pub fn measure(
         if let (Some(bar), Some(bss)) = (best.bar(), skeleton.maps.bss_data.as_deref_mut()) {
             bss.keep_threshold_ns = bar;
         }
-    }
-    let duration_s = start.elapsed().as_secs_f64();
+    });
     let missed_returns = probes.missed_returns();
     let not_probed = probes.refused.clone();
     // Detach before reading: the paths no longer move.
-    drop(follow);
     probes.remove(progress);
     if let Some(ring) = &ring {
         drop(ring.consume());
@@ -175,20 +163,22 @@ pub fn measure(
         best.offer(parse_log(&bytes, functions));
     }
     let roots = opts.roots.iter().map(|&i| functions[i].label()).collect();
+    let paths = read_paths(&skeleton, functions)?;
     Ok(FuncGraphReport {
         schema: SCHEMA.into(),
-        duration_s,
+        duration_s: measured.as_secs_f64(),
         probes: probes_kind(opts.attach).into(),
         functions: functions.len(),
         under: roots,
         max_depth: opts.max_depth,
         unpaired: Unpaired {
             still_running: open_calls(&skeleton),
+            recursive: recursive_calls(&paths),
             ..read_counters(&skeleton)?
         },
         missed_returns,
         not_probed,
-        paths: read_paths(&skeleton, functions)?,
+        paths,
         kept_calls: best.into_sorted(),
     })
 }
@@ -204,7 +194,13 @@ fn probes_kind(attach: Attach) -> &'static str {
 /// maps sized for the options.
 fn load(opts: &FuncGraphOptions, functions: usize) -> Result<FuncgraphSkel<'static>> {
     let mut open = skeleton::open(FuncgraphSkelBuilder::default(), &ROLE)?;
-    check_memory(opts.max_paths as u64 * PATH_BYTES, opts.max_paths)?;
+    let paths = opts.max_paths;
+    check_kernel_memory(paths as u64 * PATH_BYTES, |needed, available| {
+        Error::bad_argument(format!(
+            "room for {paths} paths needs {needed} MiB of kernel memory, more than half of the \
+             {available} MiB available; give a smaller --max-paths"
+        ))
+    })?;
     let sized = |map: &mut libbpf_rs::OpenMapMut, entries: u32| {
         map.set_max_entries(entries)
             .map_err(|e| Error::failed(format!("cannot size the funcgraph maps ({e})")))
@@ -251,23 +247,6 @@ fn page_size() -> u32 {
         size as u32
     } else {
         4096
-    }
-}
-
-/// Refuses path statistics that would take more than half the available
-/// memory.
-fn check_memory(bytes: u64, paths: u32) -> Result<()> {
-    let available = procfs::Meminfo::current()
-        .ok()
-        .and_then(|m| m.mem_available);
-    match available {
-        Some(available) if bytes > available / 2 => Err(Error::bad_argument(format!(
-            "room for {paths} paths needs {} MiB of kernel memory, more than half of the {} MiB \
-             available; give a smaller --max-paths",
-            bytes >> 20,
-            available >> 20
-        ))),
-        _ => Ok(()),
     }
 }
 
@@ -400,11 +379,12 @@ fn read_paths(skeleton: &FuncgraphSkel, functions: &[Function]) -> Result<Vec<Pa
         else {
             continue;
         };
-        let path: Option<Vec<_>> = key
+        let depth = (u32_at(&value, PATH_DEPTH_AT) as usize).min(MAX_DEPTH as usize);
+        let path: Option<Vec<_>> = value[PATH_FUNCS_AT..PATH_BUCKETS_AT]
             .chunks_exact(4)
-            .map(|w| u32::from_ne_bytes(w.try_into().expect("4 bytes")))
-            .take_while(|&f| f != 0)
-            .map(|f| functions.get(f as usize - 1).map(frame_of))
+            .take(depth)
+            .map(|w| u32::from_ne_bytes(w.try_into().expect("4 bytes")) as usize)
+            .map(|f| functions.get(f.checked_sub(1)?).map(frame_of))
             .collect();
         let Some(path) = path.filter(|p| !p.is_empty()) else {
             continue;
@@ -419,8 +399,8 @@ fn read_paths(skeleton: &FuncgraphSkel, functions: &[Function]) -> Result<Vec<Pa
             min_ns: u64_at(&value, 24),
             max_ns: u64_at(&value, 32),
             errors: u64_at(&value, 40),
-            total_buckets: buckets(48),
-            self_buckets: buckets(48 + 8 * BUCKETS),
+            total_buckets: buckets(PATH_BUCKETS_AT),
+            self_buckets: buckets(PATH_BUCKETS_AT + 8 * BUCKETS),
         };
         if counts.count > 0 {
             paths.push(PathTimes::new(path, &counts));
@@ -428,6 +408,19 @@ fn read_paths(skeleton: &FuncgraphSkel, functions: &[Function]) -> Result<Vec<Pa
     }
     paths.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.path.cmp(&b.path)));
     Ok(paths)
+}
+
+/// Calls of a function already on their thread's path: those of the paths
+/// whose last function is also higher up.
+fn recursive_calls(paths: &[PathTimes]) -> u64 {
+    paths
+        .iter()
+        .filter(|p| match p.path.split_last() {
+            Some((last, above)) => above.contains(last),
+            None => false,
+        })
+        .map(|p| p.count)
+        .sum()
 }
 
 /// Calls entered whose return was never seen: the threads' shadow stacks
@@ -444,7 +437,7 @@ fn open_calls(skeleton: &FuncgraphSkel) -> u64 {
 /// The kernel's counters of what did not pair up or could not be kept
 /// (enum counter in the program), summed over the CPUs.
 fn read_counters(skeleton: &FuncgraphSkel) -> Result<Unpaired> {
-    let mut values = [0u64; 9];
+    let mut values = [0u64; 8];
     for (index, value) in values.iter_mut().enumerate() {
         let per_cpu = skeleton
             .maps
@@ -457,14 +450,14 @@ fn read_counters(skeleton: &FuncgraphSkel) -> Result<Unpaired> {
             .map(|v| u64_at(v, 0))
             .sum();
     }
-    let [no_thread_room, no_path_room, no_entry, no_return, too_deep, recursive, log_truncated, no_log_room, log_lost] =
+    let [no_thread_room, no_path_room, no_entry, no_return, too_deep, log_truncated, no_log_room, log_lost] =
         values;
     Ok(Unpaired {
         no_entry,
         still_running: 0,
         no_return,
         too_deep,
-        recursive,
+        recursive: 0,
         no_thread_room,
         no_path_room,
         log_truncated,
@@ -520,6 +513,29 @@ mod tests {
         let unknown = log_bytes(&[(9, 0, 1, 1, 0)]);
         assert!(parse_log(&unknown, &functions).unwrap().calls.is_empty());
         assert!(parse_log(&bytes[..10], &functions).is_none());
+    }
+
+    #[test]
+    fn recursive_calls_are_those_below_their_own_function() {
+        let path = |names: &[&str], count: u64| {
+            let counts = PathCounts {
+                count,
+                total_buckets: vec![0; BUCKETS],
+                self_buckets: vec![0; BUCKETS],
+                ..PathCounts::default()
+            };
+            PathTimes::new(
+                names.iter().map(|n| frame_of(&function(n))).collect(),
+                &counts,
+            )
+        };
+        let paths = [
+            path(&["r"], 3),
+            path(&["r", "r"], 3),
+            path(&["r", "r", "inner"], 3),
+            path(&["r", "x", "r"], 2),
+        ];
+        assert_eq!(recursive_calls(&paths), 5);
     }
 
     #[test]

@@ -8,11 +8,10 @@
 //! and the program belong to this process's descriptors: nothing stays
 //! attached after netprof ends, however it ends.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapFlags};
-use procfs::Current;
 
 use super::entry_return::{self, Programs};
 use super::follow_pids;
@@ -21,6 +20,7 @@ use super::skeleton::{self, Role};
 use crate::error::{Error, Result};
 use crate::model::latency::{CallTimes, FunctionLatency, LatencyReport, BUCKETS, SCHEMA};
 use crate::probe::Function;
+use crate::sys::limits::check_kernel_memory;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/latency.skel.rs"));
@@ -65,7 +65,7 @@ pub fn measure(
     stop: &AtomicBool,
     mut progress: impl FnMut(kprobe_links::Progress),
     on_start: impl FnOnce(&str) -> Result<()>,
-    mut finished: impl FnMut() -> bool,
+    finished: impl FnMut() -> bool,
 ) -> Result<LatencyReport> {
     let skeleton = load(opts, opts.attach == Attach::Multi, functions.len())?;
     let programs = Programs {
@@ -73,6 +73,7 @@ pub fn measure(
         return_multi: &skeleton.progs.latency_return_multi,
         entry: &skeleton.progs.latency_entry,
         return_: &skeleton.progs.latency_return,
+        follow_fork: opts.follow_children.then_some(&skeleton.progs.follow_fork),
     };
     let cookies: Vec<u64> = (0..functions.len() as u64).collect();
     let probes = entry_return::attach(
@@ -81,33 +82,14 @@ pub fn measure(
         &cookies,
         opts.attach,
         stop,
+        "timed",
         &mut progress,
     )?;
-    let follow = match opts.follow_children {
-        true => Some(follow_pids::follow_forks(&skeleton.progs.follow_fork)?),
-        false => None,
-    };
-    // Ctrl-C while probes were placed one by one: the rest were given up,
-    // and a table of partly probed functions would read as calls not made.
-    if stop.load(Ordering::SeqCst) {
-        return Err(Error::failed(
-            "interrupted while attaching probes: nothing was timed",
-        ));
-    }
     on_start(probes.kind)?;
-    let start = Instant::now();
-    while !stop.load(Ordering::SeqCst)
-        && opts.duration.is_none_or(|d| start.elapsed() < d)
-        && !finished()
-    {
-        let left = opts.duration.map_or(Duration::from_millis(100), |d| {
-            d.saturating_sub(start.elapsed())
-        });
-        std::thread::sleep(left.min(Duration::from_millis(100)));
-    }
+    let measured = entry_return::measure_until(opts.duration, stop, finished, std::thread::sleep);
     let mut report = LatencyReport {
         schema: SCHEMA.into(),
-        duration_s: start.elapsed().as_secs_f64(),
+        duration_s: measured.as_secs_f64(),
         probes: probes.kind.into(),
         dropped: 0,
         missed_returns: probes.missed_returns(),
@@ -115,7 +97,6 @@ pub fn measure(
         functions: Vec::new(),
     };
     // Detach before reading: the histograms no longer move.
-    drop(follow);
     probes.remove(progress);
     read_histograms(&skeleton, functions, opts.breakdown, &mut report)?;
     Ok(report)
@@ -132,7 +113,12 @@ fn load(opts: &LatencyOptions, multi: bool, functions: usize) -> Result<LatencyS
         // One histogram per function, allocated up front (see the map's
         // comment in bpf/latency.bpf.c).
         let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1) as u64;
-        check_histogram_memory(functions as u64 * cpus * HIST_BYTES, functions, cpus)?;
+        check_kernel_memory(functions as u64 * cpus * HIST_BYTES, |needed, available| {
+            Error::failed(format!(
+                "timing {functions} functions on {cpus} CPUs needs {needed} MiB of kernel memory for \
+                 their histograms, more than half of the {available} MiB available; time fewer functions"
+            ))
+        })?;
         let hists = &mut open.maps.hists;
         hists
             .set_map_flags(0)
@@ -164,22 +150,6 @@ fn load(opts: &LatencyOptions, multi: bool, functions: usize) -> Result<LatencyS
     let skeleton = skeleton::load(open, &ROLE)?;
     follow_pids::fill(&skeleton.maps.pids, &opts.pids)?;
     Ok(skeleton)
-}
-
-/// Refuses histograms that would take more than half the available memory.
-fn check_histogram_memory(bytes: u64, functions: usize, cpus: u64) -> Result<()> {
-    let available = procfs::Meminfo::current()
-        .ok()
-        .and_then(|m| m.mem_available);
-    match available {
-        Some(available) if bytes > available / 2 => Err(Error::failed(format!(
-            "timing {functions} functions on {cpus} CPUs needs {} MiB of kernel memory for their \
-             histograms, more than half of the {} MiB available; time fewer functions",
-            bytes >> 20,
-            available >> 20
-        ))),
-        _ => Ok(()),
-    }
 }
 
 /// Reads every histogram (per function, and per CPU or process with a

@@ -157,19 +157,16 @@ fn funcgraphs(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<
         files.iter().map(|f| funcgraph::read(f)).collect()
     };
     let d = funcgraph::diff_funcgraphs(&read(before)?, &read(after)?)?;
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &d)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(stdout))
-    } else {
-        let options = TableOptions {
-            percent_limit: args.percent_limit,
-            all: args.all,
-        };
-        diff_table::render_funcgraph_table(&d, options, &mut stdout)
+    super::print_result(args.json, &d, "the comparison", |out| {
+        diff_table::render_funcgraph_table(&d, table_options(args), out)
+    })
+}
+
+fn table_options(args: &DiffArgs) -> TableOptions {
+    TableOptions {
+        percent_limit: args.percent_limit,
+        all: args.all,
     }
-    .io_context(|| "cannot write the comparison")
 }
 
 fn latencies(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<()> {
@@ -189,15 +186,9 @@ fn latencies(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<(
             .collect()
     };
     let d: LatencyDiff = latency::diff_latencies(&read(before)?, &read(after)?)?;
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &d)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(stdout))
-    } else {
-        diff_table::render_latency_table(&d, &mut stdout)
-    }
-    .io_context(|| "cannot write the comparison")
+    super::print_result(args.json, &d, "the comparison", |out| {
+        diff_table::render_latency_table(&d, out)
+    })
 }
 
 fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<()> {
@@ -227,26 +218,17 @@ fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<
     if let Some(path) = &args.flame {
         write_flamegraphs(path, &b, &a)?;
     }
-    let mut stdout = std::io::stdout().lock();
     if args.folded {
+        let mut stdout = std::io::stdout().lock();
         for line in differential_folded(&b, &a, Counts::Normalized)? {
             writeln!(stdout, "{line}").io_context(|| "cannot write the folded stacks")?;
         }
         return Ok(());
     }
     let d = diff_profiles(&b, &a);
-    if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &d)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(stdout))
-    } else {
-        let options = TableOptions {
-            percent_limit: args.percent_limit,
-            all: args.all,
-        };
-        diff_table::render_profile_table(&d, options, &mut stdout)
-    }
-    .io_context(|| "cannot write the comparison")
+    super::print_result(args.json, &d, "the comparison", |out| {
+        diff_table::render_profile_table(&d, table_options(args), out)
+    })
 }
 
 /// The two views: AFTER's widths in `path`, BEFORE's beside it (not for a

@@ -2,13 +2,12 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 
 use netprof::bpf::funcgraph::{self, FuncGraphOptions, Keep, MAX_DEPTH};
 use netprof::bpf::kprobe_links::{self, Attach};
-use netprof::error::{Error, IoContext};
+use netprof::error::Error;
 use netprof::model::funcgraph::FuncGraphReport;
 use netprof::outfile::write_atomically;
 use netprof::probe::resolve::{Limit, Resolver, MAX_BPF_FUNCTIONS};
@@ -16,7 +15,7 @@ use netprof::probe::Function;
 use netprof::render::funcgraph::{self as render, TreeOptions};
 use netprof::Result;
 
-use super::workload::{self, Workload};
+use super::workload::{self, Workload, WorkloadArgs};
 use super::{signals, values};
 
 const FUNCGRAPH_LONG_HELP: &str = "\
@@ -64,18 +63,8 @@ pub struct FuncgraphArgs {
     /// Functions to trace: names or globs (several at once)
     #[arg(required = true, value_name = "FUNC")]
     pub functions: Vec<String>,
-    /// Only functions of this module
-    #[arg(short = 'm', long = "module")]
-    pub module: Option<String>,
-    /// Trace calls from every process (the default; with -- CMD, until the command exits)
-    #[arg(short = 'a', long = "all-cpus", conflicts_with = "pids")]
-    pub all_cpus: bool,
-    /// Trace only calls made by these processes (comma-separated)
-    #[arg(short = 'p', long = "pid", value_delimiter = ',')]
-    pub pids: Vec<u32>,
-    /// Stop after this many seconds (default: at Ctrl-C; at most 31 days)
-    #[arg(long, value_name = "SECONDS", value_parser = values::seconds, allow_negative_numbers = true)]
-    pub duration: Option<Duration>,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
     /// Only calls made, directly or not, under these functions (names or globs; traced too, as the
     /// top of every path), like ftrace's set_graph_function
     #[arg(long, value_name = "FUNC")]
@@ -106,23 +95,15 @@ pub struct FuncgraphArgs {
     /// JSON instead of the tree (schema netprof-funcgraph/1)
     #[arg(long)]
     pub json: bool,
-    /// Attach through a kprobe link pair per function, as on kernels without multi-kprobe links
-    /// (fprobe), even where the kernel has them
-    #[arg(long)]
-    pub no_multi_kprobe: bool,
-    /// Command to run (after --): its calls, and those of the processes it starts, are traced until
-    /// it exits
-    #[arg(last = true)]
-    pub command: Vec<String>,
 }
 
 /// Calls kept by --errors without --slowest.
 const ERRORS_KEPT: usize = 10;
 
 pub fn run(args: FuncgraphArgs) -> Result<()> {
-    workload::check(&args.command, &args.pids, "traces")?;
+    workload::check(&args.workload, "traces")?;
     let (functions, roots) = resolve(&args)?;
-    let mut workload = Workload::new(&args.command, args.all_cpus, &args.pids)?;
+    let mut workload = Workload::new(&args.workload)?;
     let stop = signals::stop_flag();
     let keep = match (args.slowest, args.errors) {
         (None, false) => None,
@@ -134,15 +115,15 @@ pub fn run(args: FuncgraphArgs) -> Result<()> {
     let opts = FuncGraphOptions {
         pids: workload.pids(),
         follow_children: workload.follows_children(),
-        duration: args.duration,
-        attach: Attach::choose(args.no_multi_kprobe),
+        duration: args.workload.duration,
+        attach: Attach::choose(args.workload.no_multi_kprobe),
         max_depth: args.depth,
         max_paths: args.max_paths,
         roots,
         keep,
     };
     let count = functions.len();
-    let until = workload.until(args.duration);
+    let until = workload.until(args.workload.duration);
     let report = workload.run(
         |probes| eprintln!("netprof: tracing {count} functions ({probes}) {until}"),
         |started, finished| {
@@ -150,7 +131,7 @@ pub fn run(args: FuncgraphArgs) -> Result<()> {
                 &functions,
                 &opts,
                 stop,
-                workload::progress_lines(args.no_multi_kprobe),
+                workload::progress_lines(args.workload.no_multi_kprobe),
                 started,
                 finished,
             )
@@ -167,24 +148,20 @@ pub fn run(args: FuncgraphArgs) -> Result<()> {
             path.display()
         );
     }
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &report)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(stdout))
-    } else if args.folded {
-        render::folded_lines(&report)
-            .iter()
-            .try_for_each(|line| writeln!(stdout, "{line}"))
-    } else if args.flame.is_some() {
-        Ok(())
-    } else {
-        let opts = TreeOptions {
-            percent_limit: args.percent_limit,
-        };
-        render::render_text(&report, &opts, &mut stdout)
-    }
-    .io_context(|| "cannot write the result")
+    super::print_result(args.json, &report, "the result", |out| {
+        if args.folded {
+            render::folded_lines(&report)
+                .iter()
+                .try_for_each(|line| writeln!(out, "{line}"))
+        } else if args.flame.is_some() {
+            Ok(())
+        } else {
+            let opts = TreeOptions {
+                percent_limit: args.percent_limit,
+            };
+            render::render_text(&report, &opts, out)
+        }
+    })
 }
 
 /// The functions to trace and, with --under, which of them (by index)
@@ -197,11 +174,12 @@ fn resolve(args: &FuncgraphArgs) -> Result<(Vec<Function>, Vec<usize>)> {
         remedy: "",
     };
     let patterns: Vec<&str> = args.functions.iter().map(String::as_str).collect();
-    let mut functions = resolver.resolve(&patterns, args.module.as_deref(), Some(limit))?;
+    let mut functions =
+        resolver.resolve(&patterns, args.workload.module.as_deref(), Some(limit))?;
     let mut roots = Vec::new();
     for pattern in &args.under {
         // In the module given, else anywhere.
-        let found = match args.module.as_deref() {
+        let found = match args.workload.module.as_deref() {
             Some(m) => resolver
                 .resolve(&[pattern.as_str()], Some(m), Some(limit))
                 .or_else(|_| resolver.resolve(&[pattern.as_str()], None, Some(limit)))?,

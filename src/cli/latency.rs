@@ -1,20 +1,16 @@
 //! `netprof latency`.
 
-use std::io::Write;
-use std::time::Duration;
-
 use clap::Args;
 
 use netprof::bpf::kprobe_links::{self, Attach};
 use netprof::bpf::latency::{self, Breakdown, LatencyOptions};
-use netprof::error::IoContext;
 use netprof::model::latency::LatencyReport;
 use netprof::probe::resolve::{Limit, Resolver, MAX_BPF_FUNCTIONS};
 use netprof::render;
 use netprof::Result;
 
-use super::workload::{self, Workload};
-use super::{signals, values};
+use super::signals;
+use super::workload::{self, Workload, WorkloadArgs};
 
 const LATENCY_LONG_HELP: &str = "\
 Each call is timed from a probe at the function's entry to one at its return (kprobe and kretprobe; \
@@ -43,51 +39,34 @@ pub struct LatencyArgs {
     /// Functions to time: names or globs (several at once)
     #[arg(required = true, value_name = "FUNC")]
     pub functions: Vec<String>,
-    /// Only functions of this module
-    #[arg(short = 'm', long = "module")]
-    pub module: Option<String>,
-    /// Time calls from every process (the default; with -- CMD, until the command exits)
-    #[arg(short = 'a', long = "all-cpus", conflicts_with = "pids")]
-    pub all_cpus: bool,
-    /// Time only calls made by these processes (comma-separated)
-    #[arg(short = 'p', long = "pid", value_delimiter = ',')]
-    pub pids: Vec<u32>,
-    /// Stop after this many seconds (default: at Ctrl-C; at most 31 days)
-    #[arg(long, value_name = "SECONDS", value_parser = values::seconds, allow_negative_numbers = true)]
-    pub duration: Option<Duration>,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
     /// One histogram per CPU
     #[arg(long, conflicts_with = "per_pid")]
     pub per_cpu: bool,
     /// One histogram per process
     #[arg(long)]
     pub per_pid: bool,
-    /// Attach through a kprobe link pair per function, as on kernels without multi-kprobe links
-    /// (fprobe), even where the kernel has them
-    #[arg(long)]
-    pub no_multi_kprobe: bool,
     /// JSON instead of text (schema netprof-latency/1)
     #[arg(long)]
     pub json: bool,
-    /// Command to run (after --): its calls, and those of the processes it starts, are timed until
-    /// it exits
-    #[arg(last = true)]
-    pub command: Vec<String>,
 }
 
 pub fn run(args: LatencyArgs) -> Result<()> {
-    workload::check(&args.command, &args.pids, "times")?;
+    workload::check(&args.workload, "times")?;
     let patterns: Vec<&str> = args.functions.iter().map(String::as_str).collect();
     let limit = Limit {
         max: MAX_BPF_FUNCTIONS,
         remedy: "",
     };
-    let functions = Resolver::load()?.resolve(&patterns, args.module.as_deref(), Some(limit))?;
-    let mut workload = Workload::new(&args.command, args.all_cpus, &args.pids)?;
+    let functions =
+        Resolver::load()?.resolve(&patterns, args.workload.module.as_deref(), Some(limit))?;
+    let mut workload = Workload::new(&args.workload)?;
     let stop = signals::stop_flag();
     let opts = LatencyOptions {
         pids: workload.pids(),
         follow_children: workload.follows_children(),
-        duration: args.duration,
+        duration: args.workload.duration,
         breakdown: if args.per_cpu {
             Breakdown::PerCpu
         } else if args.per_pid {
@@ -95,10 +74,10 @@ pub fn run(args: LatencyArgs) -> Result<()> {
         } else {
             Breakdown::None
         },
-        attach: Attach::choose(args.no_multi_kprobe),
+        attach: Attach::choose(args.workload.no_multi_kprobe),
     };
     let count = functions.len();
-    let until = workload.until(args.duration);
+    let until = workload.until(args.workload.duration);
     let report = workload.run(
         |probes| eprintln!("netprof: timing {count} functions ({probes}) {until}"),
         |started, finished| {
@@ -106,7 +85,7 @@ pub fn run(args: LatencyArgs) -> Result<()> {
                 &functions,
                 &opts,
                 stop,
-                workload::progress_lines(args.no_multi_kprobe),
+                workload::progress_lines(args.workload.no_multi_kprobe),
                 started,
                 finished,
             )
@@ -116,15 +95,9 @@ pub fn run(args: LatencyArgs) -> Result<()> {
     if let Some(note) = kprobe_links::refused_note(&report.not_probed) {
         eprintln!("netprof: {note}");
     }
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &report)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(stdout))
-    } else {
-        render::latency::render_text(&report, &mut stdout)
-    }
-    .io_context(|| "cannot write the result")
+    super::print_result(args.json, &report, "the result", |out| {
+        render::latency::render_text(&report, out)
+    })
 }
 
 /// Calls the kernel did not time, said on stderr whatever the output.

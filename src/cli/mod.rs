@@ -107,6 +107,25 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
+/// Prints a result on stdout: as JSON (pretty, one value) when `json`,
+/// else as `text` writes it; `what` names it in the error ("the result").
+fn print_result<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    what: &str,
+    text: impl FnOnce(&mut std::io::StdoutLock) -> std::io::Result<()>,
+) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match json {
+        true => serde_json::to_writer_pretty(&mut stdout, value)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout)),
+        false => text(&mut stdout),
+    }
+    .io_context(|| format!("cannot write {what}"))
+}
+
 /// One page for netprof and one per visible subcommand.
 fn write_man_pages(dir: &Path) -> Result<()> {
     let root = Cli::command();

@@ -6,11 +6,42 @@
 
 use std::time::Duration;
 
+use clap::Args;
+
 use netprof::bpf::kprobe_links::{Attach, Progress};
 use netprof::command::{CommandOutput, HeldChild};
 use netprof::error::Error;
 use netprof::sys::processes;
 use netprof::Result;
+
+use super::values;
+
+/// The options of the commands that probe functions and measure their
+/// calls (`latency`, `funcgraph`): where the functions are, whose calls,
+/// for how long, how the probes attach.
+#[derive(Args, Debug)]
+pub struct WorkloadArgs {
+    /// Only functions of this module
+    #[arg(short = 'm', long = "module")]
+    pub module: Option<String>,
+    /// Calls of every process (the default; with -- CMD, until the command exits)
+    #[arg(short = 'a', long = "all-cpus", conflicts_with = "pids")]
+    pub all_cpus: bool,
+    /// Only calls made by these processes (comma-separated)
+    #[arg(short = 'p', long = "pid", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Stop after this many seconds (default: at Ctrl-C; at most 31 days)
+    #[arg(long, value_name = "SECONDS", value_parser = values::seconds, allow_negative_numbers = true)]
+    pub duration: Option<Duration>,
+    /// Attach through a kprobe link pair per function, as on kernels without multi-kprobe links
+    /// (fprobe), even where the kernel has them
+    #[arg(long)]
+    pub no_multi_kprobe: bool,
+    /// Command to run (after --): its calls, and those of the processes it starts, are measured
+    /// until it exits (with -a: every process's)
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
 
 /// What a measurement waits for.
 pub struct Workload {
@@ -22,7 +53,8 @@ pub struct Workload {
 
 /// Checks the command line's choice of workload before anything is done:
 /// `-- CMD` or `-p PIDS`, not both, and processes that can be followed.
-pub fn check(command: &[String], pids: &[u32], verb: &str) -> Result<()> {
+pub fn check(args: &WorkloadArgs, verb: &str) -> Result<()> {
+    let (command, pids) = (&args.command, &args.pids);
     if !command.is_empty() && !pids.is_empty() {
         return Err(Error::bad_argument(format!(
             "-- CMD {verb} the command's calls, and -p those of other processes; pick one (-a -- CMD: \
@@ -38,17 +70,17 @@ pub fn check(command: &[String], pids: &[u32], verb: &str) -> Result<()> {
 impl Workload {
     /// From the command line ([`check`]ed): `-- CMD` (started now, held),
     /// `-p PIDS`, or every process (`-a`, also with a command).
-    pub fn new(command: &[String], all_cpus: bool, pids: &[u32]) -> Result<Workload> {
+    pub fn new(args: &WorkloadArgs) -> Result<Workload> {
         // A command starts held, so that none of its calls is missed:
         // probes attach first.
-        let child = match command.is_empty() {
+        let child = match args.command.is_empty() {
             true => None,
-            false => Some(HeldChild::spawn(command, CommandOutput::ToStderr)?),
+            false => Some(HeldChild::spawn(&args.command, CommandOutput::ToStderr)?),
         };
         Ok(Workload {
             child,
-            pids: pids.to_vec(),
-            system_wide: all_cpus,
+            pids: args.pids.clone(),
+            system_wide: args.all_cpus,
         })
     }
 

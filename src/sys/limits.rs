@@ -1,8 +1,24 @@
 //! The process's own resource limits, raised where a job needs more than
 //! the default allows. Limits belong to the process and end with it, so
-//! raising them changes nothing for anyone else.
+//! raising them changes nothing for anyone else. And the machine's memory,
+//! which kernel maps netprof sizes must leave most of to others.
+
+use procfs::Current;
 
 use crate::error::{Error, Result};
+
+/// Refuses `bytes` of kernel memory (maps allocated up front) when they are
+/// more than half of what is available; `refusal(needed_mib,
+/// available_mib)` is the error, saying what to do instead.
+pub fn check_kernel_memory(bytes: u64, refusal: impl FnOnce(u64, u64) -> Error) -> Result<()> {
+    let available = procfs::Meminfo::current()
+        .ok()
+        .and_then(|m| m.mem_available);
+    match available {
+        Some(available) if bytes > available / 2 => Err(refusal(bytes >> 20, available >> 20)),
+        _ => Ok(()),
+    }
+}
 
 /// Descriptors kept free for everything else netprof opens (the output,
 /// per-CPU buffers, maps, tracefs files).

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::common::*;
-use super::{has_fprobe, hsr_ring_down, hsr_ring_up, netprof_ok, sh};
+use super::{has_fprobe, netprof_ok, sh, with_hsr_ring};
 
 /// The test module's functions the checks trace (not its proc handlers,
 /// so that each trigger's calls are outermost).
@@ -408,8 +408,10 @@ pub fn funcgraph_diff_names_the_delay(work: &Path) {
         .iter()
         .find(|p| label(p) == "slow")
         .unwrap();
+    // slow's total holds the delay. (Its own few microseconds may move
+    // too: on an emulated CPU they grow with the delay's length.)
     assert_eq!(slow["total"]["significant"], true, "{d}");
-    assert_eq!(slow["self"]["significant"], false, "{d}");
+    assert!(f(&slow["self"], "change_ns").abs() < 50_000.0, "{d}");
     let table = netprof_ok(&["diff", &base[0], &slower]);
     let first_row = table.lines().find(|l| !l.starts_with('#')).unwrap();
     assert!(
@@ -563,10 +565,7 @@ fn hsr_funcgraph(args: &[&str], count: &str) -> Value {
 }
 
 pub fn hsr_funcgraph_paths(work: &Path) {
-    hsr_ring_up(0);
-    let result = std::panic::catch_unwind(|| hsr_funcgraph(&[], "200"));
-    hsr_ring_down();
-    let v = result.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    let v = with_hsr_ring(0, || hsr_funcgraph(&[], "200"));
     let label = |p: &Value| -> Vec<String> {
         p["path"]
             .as_array()
@@ -621,10 +620,7 @@ pub fn hsr_funcgraph_paths(work: &Path) {
     let normal = work.join("normal.json");
     let slow = work.join("slow.json");
     for (file, extra_nodes) in [(&normal, 0), (&slow, 1000)] {
-        hsr_ring_up(extra_nodes);
-        let result = std::panic::catch_unwind(|| hsr_funcgraph(&[], "500"));
-        hsr_ring_down();
-        let v = result.unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let v = with_hsr_ring(extra_nodes, || hsr_funcgraph(&[], "500"));
         std::fs::write(file, v.to_string()).unwrap();
     }
     let table = netprof_ok(&["diff", normal.to_str().unwrap(), slow.to_str().unwrap()]);

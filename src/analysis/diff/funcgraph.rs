@@ -12,15 +12,14 @@
 //! value wide) is never marked.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
 
 use super::latency::Pooled;
-use super::FDR;
+use super::{read_result, JsonResult, FDR};
 use crate::analysis::stats::{benjamini_hochberg, mann_whitney, welch};
-use crate::error::{Error, IoContext, Result};
+use crate::error::Result;
 use crate::model::funcgraph::{Frame, FuncGraphReport, SCHEMA};
 
 /// Relative changes of a median below this are within the histograms'
@@ -70,32 +69,22 @@ pub struct FuncGraphDiff {
     pub only_after: Vec<Vec<Frame>>,
 }
 
+impl JsonResult for FuncGraphReport {
+    const SCHEMA: &'static str = SCHEMA;
+    const WRITER: &'static str = "netprof funcgraph --json";
+
+    fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    fn has_calls(&self) -> bool {
+        self.paths.iter().any(|p| p.count > 0)
+    }
+}
+
 /// Reads a `netprof funcgraph --json` result.
 pub fn read(path: &Path) -> Result<FuncGraphReport> {
-    let mut text = String::new();
-    crate::infile::open_regular(path)?
-        .read_to_string(&mut text)
-        .io_context(|| format!("cannot read {}", path.display()))?;
-    let report: FuncGraphReport = serde_json::from_str(&text).map_err(|e| {
-        Error::corrupt_input(format!(
-            "{} is not a `netprof funcgraph --json` result ({e})",
-            path.display()
-        ))
-    })?;
-    if report.schema != SCHEMA {
-        return Err(Error::corrupt_input(format!(
-            "{} has schema '{}'; this netprof reads {SCHEMA}",
-            path.display(),
-            report.schema
-        )));
-    }
-    if report.paths.iter().all(|p| p.count == 0) {
-        return Err(Error::corrupt_input(format!(
-            "{} holds no timed calls; run the workload while netprof funcgraph runs",
-            path.display()
-        )));
-    }
-    Ok(report)
+    read_result(path)
 }
 
 /// One path on one side: every run pooled, and each run's medians.

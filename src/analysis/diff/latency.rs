@@ -5,14 +5,13 @@
 //! across functions.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::FDR;
+use super::{read_result, JsonResult, FDR};
 use crate::analysis::stats::{benjamini_hochberg, mann_whitney};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::model::latency::{quantile, Bucket, LatencyReport, SCHEMA};
 
 /// One function's latency, before and after.
@@ -42,32 +41,22 @@ pub struct LatencyDiff {
     pub functions: Vec<LatencyChange>,
 }
 
+impl JsonResult for LatencyReport {
+    const SCHEMA: &'static str = SCHEMA;
+    const WRITER: &'static str = "netprof latency --json";
+
+    fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    fn has_calls(&self) -> bool {
+        self.functions.iter().any(|f| f.count > 0)
+    }
+}
+
 /// Reads a `netprof latency --json` result.
 pub fn read(path: &Path) -> Result<LatencyReport> {
-    let mut text = String::new();
-    crate::infile::open_regular(path)?
-        .read_to_string(&mut text)
-        .io_context(|| format!("cannot read {}", path.display()))?;
-    let report: LatencyReport = serde_json::from_str(&text).map_err(|e| {
-        Error::corrupt_input(format!(
-            "{} is not a `netprof latency --json` result ({e})",
-            path.display()
-        ))
-    })?;
-    if report.schema != SCHEMA {
-        return Err(Error::corrupt_input(format!(
-            "{} has schema '{}'; this netprof reads {SCHEMA}",
-            path.display(),
-            report.schema
-        )));
-    }
-    if report.functions.iter().all(|f| f.count == 0) {
-        return Err(Error::corrupt_input(format!(
-            "{} holds no timed calls; run the workload while netprof latency runs",
-            path.display()
-        )));
-    }
-    Ok(report)
+    read_result(path)
 }
 
 /// Bucket bounds [low, high) in ns -> calls.

@@ -16,6 +16,49 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 
+/// A result netprof writes with --json and diff reads back.
+pub(super) trait JsonResult: serde::de::DeserializeOwned {
+    /// The schema this netprof reads.
+    const SCHEMA: &'static str;
+    /// The command that writes it: `netprof latency --json`.
+    const WRITER: &'static str;
+    fn schema(&self) -> &str;
+    /// Whether it holds any timed call.
+    fn has_calls(&self) -> bool;
+}
+
+/// Reads a result, refusing another schema or one without a timed call.
+pub(super) fn read_result<T: JsonResult>(path: &Path) -> Result<T> {
+    use std::io::Read;
+    let mut text = String::new();
+    crate::infile::open_regular(path)?
+        .read_to_string(&mut text)
+        .io_context(|| format!("cannot read {}", path.display()))?;
+    let result: T = serde_json::from_str(&text).map_err(|e| {
+        Error::corrupt_input(format!(
+            "{} is not a `{}` result ({e})",
+            path.display(),
+            T::WRITER
+        ))
+    })?;
+    if result.schema() != T::SCHEMA {
+        return Err(Error::corrupt_input(format!(
+            "{} has schema '{}'; this netprof reads {}",
+            path.display(),
+            result.schema(),
+            T::SCHEMA
+        )));
+    }
+    if !result.has_calls() {
+        return Err(Error::corrupt_input(format!(
+            "{} holds no timed calls; run the workload while `{}` runs",
+            path.display(),
+            T::WRITER
+        )));
+    }
+    Ok(result)
+}
+
 /// False discovery rate of the significance marks.
 pub const FDR: f64 = 0.05;
 
