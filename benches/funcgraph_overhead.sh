@@ -8,8 +8,9 @@
 #   (c) netprof funcgraph -m hsr 'hsr_*' (the same functions)
 # For each: pings per second (the flood sends the next ping when the reply
 # is in, so the tracers' cost per frame slows it), the time it takes to get
-# the result (netprof's process's CPU time, from attaching to printing its
-# tree; for function_graph, reading its trace buffer), and the lines a person then has
+# the result (netprof's process's CPU time, from loading its program, which
+# the kernel verifies, to printing its tree; for function_graph, reading its
+# trace buffer), and the lines a person then has
 # to read (function_graph: one line per event it recorded, counted from its
 # per-CPU buffer statistics, overwritten ones included).
 #
@@ -86,13 +87,14 @@ run() { # condition
       ;;
     c)
       # bash's time keyword gives the tracer's own user + system time.
-      ( TIMEFORMAT='%U %S'; time "$netprof" funcgraph -m hsr 'hsr_*' > "$work/tree" 2>/dev/null ) \
+      ( TIMEFORMAT='%U %S'; time "$netprof" funcgraph -m hsr 'hsr_*' > "$work/tree" 2> "$work/said" ) \
         2> "$work/time" &
       local timed=$!
-      # Attached once its programs run; the tree comes at Ctrl-C.
-      for _ in $(seq 100); do
-        "$netprof" bpf 2>/dev/null | grep -q 'funcgraph_entry' && break
-        sleep 0.2
+      # The probes are in place once it says it is tracing; the tree comes
+      # at Ctrl-C.
+      for _ in $(seq 300); do
+        grep -q 'netprof: tracing' "$work/said" 2>/dev/null && break
+        sleep 0.1
       done
       rate=$(flood)
       pkill -INT -P $timed -f 'funcgraph -m hsr'

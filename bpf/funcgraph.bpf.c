@@ -31,11 +31,15 @@
  * ring buffer when that call is slow enough (and, with --errors, when a
  * call in it returned an errno).
  *
- * Two pairs of entry points: kprobe.multi (where the kernel has fprobe)
- * and plain kprobes (one link per function); netprof loads the pair it
- * uses. Built with -mcpu=v3: the statistics are shared by all CPUs and
+ * Three ways in: one kprobe.session program (kernel 6.10 and later: one
+ * fprobe runs it at entry and at return, where two links would stack two
+ * fprobes on every function), a kprobe.multi pair (fprobe without
+ * sessions), or a plain kprobe pair (one link per function); netprof loads
+ * the one it uses. An entry returns 1 when the call is not traced, which
+ * spares a session the call's return. Built with -mcpu=v3: the statistics are shared by all CPUs and
  * updated with atomics (compare-and-exchange for the minimum and maximum).
  */
+#include <stdbool.h>
 #include <linux/bpf.h>
 #include <asm/ptrace.h>
 #include <bpf/bpf_helpers.h>
@@ -312,6 +316,7 @@ static __always_inline void start_log(__u64 pid_tgid)
 	bpf_get_current_comm(log->comm, sizeof(log->comm));
 }
 
+/* 0: the return is wanted; 1: the call is not traced. */
 static __always_inline int on_entry(void *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
@@ -323,22 +328,22 @@ static __always_inline int on_entry(void *ctx)
 	__u32 d;
 
 	if (!measured(pid_tgid >> 32))
-		return 0;
+		return 1;
 	s = bpf_map_lookup_elem(&shadows, &tid);
 	if (!s) {
 		if (under_roots && !root)
-			return 0;
+			return 1;
 		if (bpf_map_update_elem(&shadows, &tid, &empty_shadow, BPF_NOEXIST)) {
 			count(NO_THREAD_ROOM, 1);
-			return 0;
+			return 1;
 		}
 		s = bpf_map_lookup_elem(&shadows, &tid);
 		if (!s)
-			return 0;
+			return 1;
 	}
 	d = s->depth;
 	if (d == 0 && under_roots && !root)
-		return 0;
+		return 1;
 	if (s->skipped || d >= max_depth || d >= MAX_DEPTH) {
 		s->skipped += 1;
 		count(TOO_DEEP, 1);
@@ -422,10 +427,21 @@ static __always_inline int on_return(struct pt_regs *ctx)
 	return 0;
 }
 
+extern bool bpf_session_is_return(void) __ksym __weak;
+
+SEC("kprobe.session")
+int funcgraph_session(struct pt_regs *ctx)
+{
+	if (bpf_session_is_return())
+		return on_return(ctx);
+	return on_entry(ctx);
+}
+
 SEC("kprobe.multi")
 int funcgraph_entry_multi(struct pt_regs *ctx)
 {
-	return on_entry(ctx);
+	on_entry(ctx);
+	return 0;
 }
 
 SEC("kretprobe.multi")
@@ -437,7 +453,8 @@ int funcgraph_return_multi(struct pt_regs *ctx)
 SEC("kprobe")
 int funcgraph_entry(struct pt_regs *ctx)
 {
-	return on_entry(ctx);
+	on_entry(ctx);
+	return 0;
 }
 
 SEC("kretprobe")

@@ -1570,15 +1570,9 @@ fn inject_hsr_nodes(netns: &str, dev: &str, count: u16) {
     });
 }
 
-/// Records the whole machine while hsra floods hsrb with pings.
-fn record_hsr_flood(data: &Path) {
-    netprof_ok(&[
-        "record",
-        "-a",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
+/// The command that has hsra flood hsrb with `count` pings.
+fn hsr_flood(count: &str) -> [&str; 10] {
+    [
         "ip",
         "netns",
         "exec",
@@ -1587,9 +1581,16 @@ fn record_hsr_flood(data: &Path) {
         "-q",
         "-f",
         "-c",
-        "1500",
+        count,
         "192.0.2.2",
-    ]);
+    ]
+}
+
+/// Records the whole machine while hsra floods hsrb with pings.
+fn record_hsr_flood(data: &Path) {
+    let mut args = vec!["record", "-a", "-g", "-o", data.to_str().unwrap(), "--"];
+    args.extend_from_slice(&hsr_flood("1500"));
+    netprof_ok(&args);
 }
 
 fn hsr_slow_node_table_diff(work: &Path) {

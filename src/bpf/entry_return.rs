@@ -1,7 +1,8 @@
 //! An entry and a return program on many functions at once, the probes
-//! `latency` and `funcgraph` time calls with: through one multi-kprobe link
-//! pair where the kernel has fprobe, else (or when asked) one kprobe link
-//! pair per function ([`super::kprobe_links`]), each function's hits
+//! `latency` and `funcgraph` time calls with: through one session
+//! multi-kprobe link (one program at entry and return) or a multi-kprobe
+//! link pair where the kernel has fprobe, else (or when asked) one kprobe
+//! link pair per function ([`super::kprobe_links`]), each function's hits
 //! carrying its cookie.
 //!
 //! Return probes go in before entry probes and come out after them, so
@@ -9,19 +10,36 @@
 //! go. Also the measurement's course both share: following a command's
 //! forks, and waiting for the duration, Ctrl-C or the command's end.
 
-use std::os::fd::AsFd;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use libbpf_rs::{KprobeMultiOpts, Link, ProgramMut};
+use libbpf_rs::{libbpf_sys, KprobeMultiOpts, Link, ProgramMut};
 
 use super::kprobe_links::{self, Attach, Progress, Target};
 use crate::error::{Error, Result};
 use crate::probe::Function;
 
-/// A program's two pairs of entry points (only the pair used is loaded),
+/// Whose calls a timing program measures, for how long, and how its
+/// probes attach: what `latency` and `funcgraph` share.
+#[derive(Clone, Debug)]
+pub struct MeasureOptions {
+    /// Only calls made by these processes (all when empty).
+    pub pids: Vec<u32>,
+    /// Also the processes they start from now on (a command netprof runs).
+    pub follow_children: bool,
+    /// Until `stop` is set when absent.
+    pub duration: Option<Duration>,
+    /// Through multi-kprobe links, or a link pair per function.
+    pub attach: Attach,
+}
+
+/// A program's entry points (only those used are loaded): a session
+/// program when the program has one and the kernel runs it, else a pair;
 /// and its fork follower when children are followed.
 pub struct Programs<'p, 'obj> {
+    pub session: Option<&'p ProgramMut<'obj>>,
     pub entry_multi: &'p ProgramMut<'obj>,
     pub return_multi: &'p ProgramMut<'obj>,
     pub entry: &'p ProgramMut<'obj>,
@@ -43,17 +61,22 @@ pub struct Probes {
 
 enum Placed {
     Multi(Link),
+    /// A session link: entries and returns in one.
+    Session(OwnedFd),
     PerFunction(kprobe_links::Links),
+    None,
 }
 
 impl Probes {
     /// Returns the kernel skipped for want of kretprobe instances
     /// (multi-kprobe links report them; 0 where the kernel does not say).
     pub fn missed_returns(&self) -> u64 {
-        let Placed::Multi(link) = &self.returns else {
-            return 0;
+        let fd = match &self.returns {
+            Placed::Multi(link) => link.as_fd(),
+            Placed::Session(fd) => fd.as_fd(),
+            _ => return 0,
         };
-        match libbpf_rs::query::LinkInfo::from_fd(link.as_fd()) {
+        match libbpf_rs::query::LinkInfo::from_fd(fd) {
             Ok(info) => match info.info {
                 libbpf_rs::query::LinkTypeInfo::KprobeMulti(k) => k.missed,
                 _ => 0,
@@ -74,7 +97,7 @@ impl Probes {
         drop(follow);
         let one_by_one = |p: &Placed| match p {
             Placed::PerFunction(links) => links.len(),
-            Placed::Multi(_) => 0,
+            _ => 0,
         };
         let count = one_by_one(&entries) + one_by_one(&returns);
         if count > kprobe_links::SLOW_TO_REMOVE {
@@ -142,6 +165,15 @@ fn attach_pairs(
     stop: &AtomicBool,
     mut progress: impl FnMut(Progress),
 ) -> Result<Probes> {
+    if let (Attach::Multi, Some(program)) = (attach, programs.session) {
+        return Ok(Probes {
+            follow: None,
+            entries: Placed::None,
+            returns: Placed::Session(attach_session(program, functions, cookies)?),
+            refused: Vec::new(),
+            kind: "kprobe.session",
+        });
+    }
     if attach == Attach::Multi {
         let names: Vec<String> = functions.iter().map(|f| f.name.clone()).collect();
         let multi = |program: &ProgramMut, retprobe: bool| {
@@ -199,6 +231,45 @@ fn attach_pairs(
         refused,
         kind: "kprobe",
     })
+}
+
+/// One session multi-kprobe link on every function (libbpf-rs has no
+/// option for it: the link is made as libbpf would, by name).
+fn attach_session(
+    program: &ProgramMut,
+    functions: &[Function],
+    cookies: &[u64],
+) -> Result<OwnedFd> {
+    let names: Vec<CString> = functions
+        .iter()
+        .map(|f| CString::new(f.name.as_str()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::bad_argument("a function name holds a NUL byte"))?;
+    let mut pointers: Vec<*const std::os::raw::c_char> = names.iter().map(|n| n.as_ptr()).collect();
+    let mut opts = libbpf_sys::bpf_link_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
+        ..Default::default()
+    };
+    opts.__bindgen_anon_1.kprobe_multi.cnt = names.len() as u32;
+    opts.__bindgen_anon_1.kprobe_multi.syms = pointers.as_mut_ptr();
+    opts.__bindgen_anon_1.kprobe_multi.cookies = cookies.as_ptr();
+    // SAFETY: the program is loaded; `opts` is a sized, zeroed libbpf
+    // options struct whose name and cookie arrays (`cnt` long) outlive the
+    // call.
+    let fd = unsafe {
+        libbpf_sys::bpf_link_create(
+            program.as_fd().as_raw_fd(),
+            0,
+            libbpf_sys::BPF_TRACE_KPROBE_SESSION,
+            &opts,
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::from_raw_os_error(-fd);
+        return Err(refused(libbpf_rs::Error::from(e), names.len()));
+    }
+    // SAFETY: bpf_link_create returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn refused(e: libbpf_rs::Error, functions: usize) -> Error {

@@ -12,11 +12,10 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
 
-use super::entry_return::{self, Programs};
+use super::entry_return::{self, MeasureOptions, Programs};
 use super::follow_pids;
 use super::kprobe_links::{Attach, Progress};
 use super::skeleton::{self, Role};
@@ -68,14 +67,8 @@ pub struct Keep {
 
 #[derive(Clone, Debug)]
 pub struct FuncGraphOptions {
-    /// Only calls made by these processes (all when empty).
-    pub pids: Vec<u32>,
-    /// Also the processes they start from now on (a command netprof runs).
-    pub follow_children: bool,
-    /// Until `stop` is set when absent.
-    pub duration: Option<Duration>,
-    /// Through one multi-kprobe link pair, or a link pair per function.
-    pub attach: Attach,
+    /// Whose calls, for how long, attached how.
+    pub measure: MeasureOptions,
     /// Calls deeper than this many traced functions are not timed.
     pub max_depth: u32,
     /// Room for this many distinct paths.
@@ -98,22 +91,27 @@ pub fn measure(
     on_start: impl FnOnce(&str) -> Result<()>,
     finished: impl FnMut() -> bool,
 ) -> Result<FuncGraphReport> {
-    let mut skeleton = load(opts, functions.len())?;
+    let session = opts.measure.attach == Attach::Multi && crate::sys::kconfig::has_kprobe_session();
+    let mut skeleton = load(opts, session)?;
     let cookies: Vec<u64> = (0..functions.len())
         .map(|i| i as u64 | ((opts.roots.contains(&i) as u64) << 32))
         .collect();
     let programs = Programs {
+        session: session.then_some(&skeleton.progs.funcgraph_session),
         entry_multi: &skeleton.progs.funcgraph_entry_multi,
         return_multi: &skeleton.progs.funcgraph_return_multi,
         entry: &skeleton.progs.funcgraph_entry,
         return_: &skeleton.progs.funcgraph_return,
-        follow_fork: opts.follow_children.then_some(&skeleton.progs.follow_fork),
+        follow_fork: opts
+            .measure
+            .follow_children
+            .then_some(&skeleton.progs.follow_fork),
     };
     let probes = entry_return::attach(
         &programs,
         functions,
         &cookies,
-        opts.attach,
+        opts.measure.attach,
         stop,
         "traced",
         &mut progress,
@@ -138,7 +136,7 @@ pub fn measure(
         }
         None => None,
     };
-    let measured = entry_return::measure_until(opts.duration, stop, finished, |wait| {
+    let measured = entry_return::measure_until(opts.measure.duration, stop, finished, |wait| {
         match &ring {
             // Interrupted by a signal: measure_until's test decides.
             Some(ring) => drop(ring.poll(wait)),
@@ -152,6 +150,7 @@ pub fn measure(
         }
     });
     let missed_returns = probes.missed_returns();
+    let kind = probes.kind;
     let not_probed = probes.refused.clone();
     // Detach before reading: the paths no longer move.
     probes.remove(progress);
@@ -167,7 +166,7 @@ pub fn measure(
     Ok(FuncGraphReport {
         schema: SCHEMA.into(),
         duration_s: measured.as_secs_f64(),
-        probes: probes_kind(opts.attach).into(),
+        probes: kind.into(),
         functions: functions.len(),
         under: roots,
         max_depth: opts.max_depth,
@@ -183,16 +182,10 @@ pub fn measure(
     })
 }
 
-fn probes_kind(attach: Attach) -> &'static str {
-    match attach {
-        Attach::Multi => "kprobe.multi",
-        Attach::PerFunction => "kprobe",
-    }
-}
-
-/// Loads the program with the entry points this kernel can attach and its
-/// maps sized for the options.
-fn load(opts: &FuncGraphOptions, functions: usize) -> Result<FuncgraphSkel<'static>> {
+/// Loads the program with the entry points this kernel can attach (one
+/// session program where it runs them) and its maps sized for the
+/// options.
+fn load(opts: &FuncGraphOptions, session: bool) -> Result<FuncgraphSkel<'static>> {
     let mut open = skeleton::open(FuncgraphSkelBuilder::default(), &ROLE)?;
     let paths = opts.max_paths;
     check_kernel_memory(paths as u64 * PATH_BYTES, |needed, available| {
@@ -213,14 +206,15 @@ fn load(opts: &FuncGraphOptions, functions: usize) -> Result<FuncgraphSkel<'stat
     } else {
         sized(&mut open.maps.kept, KEPT_BUFFER)?;
     }
-    let multi = opts.attach == Attach::Multi;
+    let multi = opts.measure.attach == Attach::Multi;
     let progs = &mut open.progs;
-    progs.funcgraph_entry_multi.set_autoload(multi);
-    progs.funcgraph_return_multi.set_autoload(multi);
+    progs.funcgraph_session.set_autoload(session);
+    progs.funcgraph_entry_multi.set_autoload(multi && !session);
+    progs.funcgraph_return_multi.set_autoload(multi && !session);
     progs.funcgraph_entry.set_autoload(!multi);
     progs.funcgraph_return.set_autoload(!multi);
-    progs.follow_fork.set_autoload(opts.follow_children);
-    let child_pid_offset = match opts.follow_children {
+    progs.follow_fork.set_autoload(opts.measure.follow_children);
+    let child_pid_offset = match opts.measure.follow_children {
         true => follow_pids::fork_child_offset()?,
         false => 0,
     };
@@ -228,15 +222,14 @@ fn load(opts: &FuncGraphOptions, functions: usize) -> Result<FuncgraphSkel<'stat
         open.maps.rodata_data.as_deref_mut().ok_or_else(|| {
             Error::failed("internal error: the BPF program has no read-only data")
         })?;
-    rodata.filter_pids = !opts.pids.is_empty() as u8;
+    rodata.filter_pids = !opts.measure.pids.is_empty() as u8;
     rodata.child_pid_offset = child_pid_offset;
     rodata.max_depth = opts.max_depth.clamp(1, MAX_DEPTH);
     rodata.under_roots = !opts.roots.is_empty() as u8;
     rodata.keep_calls = opts.keep.is_some() as u8;
     rodata.errors_only = opts.keep.is_some_and(|k| k.errors_only) as u8;
-    debug_assert!(functions < u32::MAX as usize);
     let skeleton = skeleton::load(open, &ROLE)?;
-    follow_pids::fill(&skeleton.maps.pids, &opts.pids)?;
+    follow_pids::fill(&skeleton.maps.pids, &opts.measure.pids)?;
     Ok(skeleton)
 }
 

@@ -9,11 +9,10 @@
 //! attached after netprof ends, however it ends.
 
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapFlags};
 
-use super::entry_return::{self, Programs};
+use super::entry_return::{self, MeasureOptions, Programs};
 use super::follow_pids;
 use super::kprobe_links::{self, Attach};
 use super::skeleton::{self, Role};
@@ -43,15 +42,9 @@ pub enum Breakdown {
 
 #[derive(Clone, Debug)]
 pub struct LatencyOptions {
-    /// Only calls made by these processes (all when empty).
-    pub pids: Vec<u32>,
-    /// Also the processes they start from now on (a command netprof runs).
-    pub follow_children: bool,
-    /// Until `stop` is set when absent.
-    pub duration: Option<Duration>,
+    /// Whose calls, for how long, attached how.
+    pub measure: MeasureOptions,
     pub breakdown: Breakdown,
-    /// Through one multi-kprobe link pair, or a link pair per function.
-    pub attach: Attach,
 }
 
 /// Probes `functions`, waits for the duration, until `stop` is set, or
@@ -67,26 +60,31 @@ pub fn measure(
     on_start: impl FnOnce(&str) -> Result<()>,
     finished: impl FnMut() -> bool,
 ) -> Result<LatencyReport> {
-    let skeleton = load(opts, opts.attach == Attach::Multi, functions.len())?;
+    let skeleton = load(opts, opts.measure.attach == Attach::Multi, functions.len())?;
     let programs = Programs {
+        session: None,
         entry_multi: &skeleton.progs.latency_entry_multi,
         return_multi: &skeleton.progs.latency_return_multi,
         entry: &skeleton.progs.latency_entry,
         return_: &skeleton.progs.latency_return,
-        follow_fork: opts.follow_children.then_some(&skeleton.progs.follow_fork),
+        follow_fork: opts
+            .measure
+            .follow_children
+            .then_some(&skeleton.progs.follow_fork),
     };
     let cookies: Vec<u64> = (0..functions.len() as u64).collect();
     let probes = entry_return::attach(
         &programs,
         functions,
         &cookies,
-        opts.attach,
+        opts.measure.attach,
         stop,
         "timed",
         &mut progress,
     )?;
     on_start(probes.kind)?;
-    let measured = entry_return::measure_until(opts.duration, stop, finished, std::thread::sleep);
+    let measured =
+        entry_return::measure_until(opts.measure.duration, stop, finished, std::thread::sleep);
     let mut report = LatencyReport {
         schema: SCHEMA.into(),
         duration_s: measured.as_secs_f64(),
@@ -130,8 +128,8 @@ fn load(opts: &LatencyOptions, multi: bool, functions: usize) -> Result<LatencyS
     progs.latency_return_multi.set_autoload(multi);
     progs.latency_entry.set_autoload(!multi);
     progs.latency_return.set_autoload(!multi);
-    progs.follow_fork.set_autoload(opts.follow_children);
-    let child_pid_offset = if opts.follow_children {
+    progs.follow_fork.set_autoload(opts.measure.follow_children);
+    let child_pid_offset = if opts.measure.follow_children {
         follow_pids::fork_child_offset()?
     } else {
         0
@@ -140,7 +138,7 @@ fn load(opts: &LatencyOptions, multi: bool, functions: usize) -> Result<LatencyS
         open.maps.rodata_data.as_deref_mut().ok_or_else(|| {
             Error::failed("internal error: the BPF program has no read-only data")
         })?;
-    rodata.filter_pids = !opts.pids.is_empty() as u8;
+    rodata.filter_pids = !opts.measure.pids.is_empty() as u8;
     rodata.child_pid_offset = child_pid_offset;
     rodata.breakdown = match opts.breakdown {
         Breakdown::None => 0,
@@ -148,7 +146,7 @@ fn load(opts: &LatencyOptions, multi: bool, functions: usize) -> Result<LatencyS
         Breakdown::PerProcess => 2,
     };
     let skeleton = skeleton::load(open, &ROLE)?;
-    follow_pids::fill(&skeleton.maps.pids, &opts.pids)?;
+    follow_pids::fill(&skeleton.maps.pids, &opts.measure.pids)?;
     Ok(skeleton)
 }
 

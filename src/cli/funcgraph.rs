@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use netprof::bpf::funcgraph::{self, FuncGraphOptions, Keep, MAX_DEPTH};
-use netprof::bpf::kprobe_links::{self, Attach};
+use netprof::bpf::kprobe_links;
 use netprof::error::Error;
 use netprof::model::funcgraph::FuncGraphReport;
 use netprof::outfile::write_atomically;
@@ -89,7 +89,7 @@ pub struct FuncgraphArgs {
     /// Print folded stacks weighted by wall time in ns instead of the tree
     #[arg(long, conflicts_with = "json")]
     pub folded: bool,
-    /// Write a flamegraph of wall time to FILE (default netprof-funcgraph.svg)
+    /// Also write a flamegraph of wall time to FILE (default netprof-funcgraph.svg)
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof-funcgraph.svg")]
     pub flame: Option<PathBuf>,
     /// JSON instead of the tree (schema netprof-funcgraph/1)
@@ -113,10 +113,7 @@ pub fn run(args: FuncgraphArgs) -> Result<()> {
         }),
     };
     let opts = FuncGraphOptions {
-        pids: workload.pids(),
-        follow_children: workload.follows_children(),
-        duration: args.workload.duration,
-        attach: Attach::choose(args.workload.no_multi_kprobe),
+        measure: workload.measure_options(&args.workload),
         max_depth: args.depth,
         max_paths: args.max_paths,
         roots,
@@ -153,8 +150,6 @@ pub fn run(args: FuncgraphArgs) -> Result<()> {
             render::folded_lines(&report)
                 .iter()
                 .try_for_each(|line| writeln!(out, "{line}"))
-        } else if args.flame.is_some() {
-            Ok(())
         } else {
             let opts = TreeOptions {
                 percent_limit: args.percent_limit,

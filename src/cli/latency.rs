@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use netprof::bpf::kprobe_links::{self, Attach};
+use netprof::bpf::kprobe_links;
 use netprof::bpf::latency::{self, Breakdown, LatencyOptions};
 use netprof::model::latency::LatencyReport;
 use netprof::probe::resolve::{Limit, Resolver, MAX_BPF_FUNCTIONS};
@@ -64,9 +64,7 @@ pub fn run(args: LatencyArgs) -> Result<()> {
     let mut workload = Workload::new(&args.workload)?;
     let stop = signals::stop_flag();
     let opts = LatencyOptions {
-        pids: workload.pids(),
-        follow_children: workload.follows_children(),
-        duration: args.workload.duration,
+        measure: workload.measure_options(&args.workload),
         breakdown: if args.per_cpu {
             Breakdown::PerCpu
         } else if args.per_pid {
@@ -74,7 +72,6 @@ pub fn run(args: LatencyArgs) -> Result<()> {
         } else {
             Breakdown::None
         },
-        attach: Attach::choose(args.workload.no_multi_kprobe),
     };
     let count = functions.len();
     let until = workload.until(args.workload.duration);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use netprof::bpf::entry_return::MeasureOptions;
 use netprof::bpf::kprobe_links::{Attach, Progress};
 use netprof::command::{CommandOutput, HeldChild};
 use netprof::error::Error;
@@ -84,17 +85,19 @@ impl Workload {
         })
     }
 
-    /// The processes to measure (all when empty).
-    pub fn pids(&self) -> Vec<u32> {
-        match &self.child {
-            Some(c) if !self.system_wide => vec![c.pid as u32],
-            _ => self.pids.clone(),
+    /// Whose calls to measure (all when no process is named; a command's
+    /// and its children's), for how long, attached how.
+    pub fn measure_options(&self, args: &WorkloadArgs) -> MeasureOptions {
+        let follows_command = self.child.is_some() && !self.system_wide;
+        MeasureOptions {
+            pids: match &self.child {
+                Some(c) if follows_command => vec![c.pid as u32],
+                _ => self.pids.clone(),
+            },
+            follow_children: follows_command,
+            duration: args.duration,
+            attach: Attach::choose(args.no_multi_kprobe),
         }
-    }
-
-    /// Whether the processes they start are measured too.
-    pub fn follows_children(&self) -> bool {
-        self.child.is_some() && !self.system_wide
     }
 
     /// "for 5.0s", "until the command exits", "until Ctrl-C".

@@ -16,3 +16,15 @@ pub fn enabled(option: &str) -> Option<bool> {
 pub fn has_fprobe() -> bool {
     enabled("CONFIG_FPROBE").unwrap_or(false)
 }
+
+/// Whether BPF session kprobes exist (kernel 6.10 and later): one program
+/// run at a function's entry and at its return by a single fprobe. Told by
+/// the kernel's BTF naming their kfunc, which a backport brings along too.
+pub fn has_kprobe_session() -> bool {
+    let Ok(btf) = std::fs::read("/sys/kernel/btf/vmlinux") else {
+        return false;
+    };
+    // BTF's names are NUL-terminated strings; one pass over them.
+    btf.split(|&b| b == 0)
+        .any(|name| name == b"bpf_session_is_return")
+}
