@@ -60,9 +60,11 @@ pub fn measure(
     on_start: impl FnOnce(&str) -> Result<()>,
     finished: impl FnMut() -> bool,
 ) -> Result<LatencyReport> {
-    let skeleton = load(opts, opts.measure.attach == Attach::Multi, functions.len())?;
+    let multi = opts.measure.attach == Attach::Multi;
+    let session = multi && crate::sys::kconfig::has_kprobe_session();
+    let skeleton = load(opts, multi, session, functions.len())?;
     let programs = Programs {
-        session: None,
+        session: session.then_some(&skeleton.progs.latency_session),
         entry_multi: &skeleton.progs.latency_entry_multi,
         return_multi: &skeleton.progs.latency_return_multi,
         entry: &skeleton.progs.latency_entry,
@@ -103,9 +105,15 @@ pub fn measure(
 /// Bytes of one function's histogram on one CPU (struct hist).
 const HIST_BYTES: u64 = 8 * (4 + BUCKETS as u64);
 
-/// Loads the program with the entry points this kernel can attach, and
-/// room for `functions` histograms.
-fn load(opts: &LatencyOptions, multi: bool, functions: usize) -> Result<LatencySkel<'static>> {
+/// Loads the program with the entry points this kernel can attach (one
+/// session program where it runs them), and room for `functions`
+/// histograms.
+fn load(
+    opts: &LatencyOptions,
+    multi: bool,
+    session: bool,
+    functions: usize,
+) -> Result<LatencySkel<'static>> {
     let mut open = skeleton::open(LatencySkelBuilder::default(), &ROLE)?;
     if opts.breakdown != Breakdown::PerProcess {
         // One histogram per function, allocated up front (see the map's
@@ -124,8 +132,9 @@ fn load(opts: &LatencyOptions, multi: bool, functions: usize) -> Result<LatencyS
             .map_err(|e| Error::failed(format!("cannot size the latency histograms ({e})")))?;
     }
     let progs = &mut open.progs;
-    progs.latency_entry_multi.set_autoload(multi);
-    progs.latency_return_multi.set_autoload(multi);
+    progs.latency_session.set_autoload(session);
+    progs.latency_entry_multi.set_autoload(multi && !session);
+    progs.latency_return_multi.set_autoload(multi && !session);
     progs.latency_entry.set_autoload(!multi);
     progs.latency_return.set_autoload(!multi);
     progs.follow_fork.set_autoload(opts.measure.follow_children);

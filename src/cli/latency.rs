@@ -14,7 +14,8 @@ use super::workload::{self, Workload, WorkloadArgs};
 
 const LATENCY_LONG_HELP: &str = "\
 Each call is timed from a probe at the function's entry to one at its return (kprobe and kretprobe; \
-all functions in one multi-kprobe link pair where the kernel has fprobe; else, or with \
+all functions in one session multi-kprobe link where the kernel has them (6.10 and later), else \
+in a multi-kprobe link pair where it has fprobe; else, or with \
 --no-multi-kprobe, a link pair per function, placed by address, with a progress line; functions the \
 kernel will not probe are left out and named). The times go into a \
 histogram in the kernel: exact below 32 ns, then 16 buckets per power of two, so no bucket is wider \
