@@ -1132,6 +1132,16 @@ fn check_sees_the_kernel(_: &Path) {
             "{out}"
         );
     }
+    // Session kprobes came with 6.10: 6.12 has them, 6.1 does not.
+    let sessions = out
+        .lines()
+        .find(|l| l[5..].starts_with("kprobe sessions"))
+        .unwrap_or_else(|| panic!("kprobe sessions missing:\n{out}"));
+    assert_eq!(
+        sessions.starts_with("yes"),
+        kernel_series() == "6.12",
+        "{sessions}"
+    );
     // In the suite's log: what this kernel offers.
     for line in out.lines() {
         eprintln!("guest: {line}");

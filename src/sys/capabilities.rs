@@ -70,6 +70,7 @@ fn probing(tracing: Option<&Path>) -> Vec<Capability> {
         && function_tracer
         && kernel_config("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS").unwrap_or(true);
     let fprobe = kernel_config("CONFIG_FPROBE");
+    let session = super::kconfig::has_kprobe_session();
     vec![
         Capability {
             name: "kprobes",
@@ -98,6 +99,17 @@ fn probing(tracing: Option<&Path>) -> Vec<Capability> {
             detail: fprobe.map_or("kernel config not readable".into(), |b| yes_no(b, "CONFIG_FPROBE=y", "CONFIG_FPROBE off")),
             why: "attaching a glob of hundreds of functions at once",
             without: "one BPF link per function, with a progress line: slower to attach and to remove",
+        },
+        Capability {
+            name: "kprobe sessions",
+            available: fprobe.unwrap_or(false) && session,
+            detail: match (fprobe.unwrap_or(false), session) {
+                (false, _) => "needs multi-kprobe (fprobe)".into(),
+                (true, true) => "the session kfuncs are in the kernel's BTF".into(),
+                (true, false) => "no session kfuncs (before 6.10)".into(),
+            },
+            why: "latency and funcgraph time calls with one probe at entry and return on each function",
+            without: "an entry and a return probe on each function (two multi-kprobe links, or a link pair each without fprobe): slower calls",
         },
         Capability {
             name: "loadable modules",
