@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use libbpf_rs::{libbpf_sys, KprobeMultiOpts, Link, ProgramMut};
+use libbpf_rs::{libbpf_sys, KprobeMultiOpts, Link, OpenProgramMut, ProgramMut};
 
 use super::kprobe_links::{self, Attach, Progress, Target};
 use crate::error::{Error, Result};
@@ -35,11 +35,56 @@ pub struct MeasureOptions {
     pub attach: Attach,
 }
 
-/// A program's entry points (only those used are loaded): a session
-/// program when the program has one and the kernel runs it, else a pair;
-/// and its fork follower when children are followed.
+/// How a measurement's probes go in, chosen once from [`Attach`] and the
+/// kernel: it says which of a program's entry points are loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryPoints {
+    /// One session program at entry and return (kernel 6.10 and later).
+    Session,
+    /// An entry and a return multi-kprobe program.
+    MultiPair,
+    /// An entry and a return kprobe program, one link pair per function.
+    PerFunction,
+}
+
+impl EntryPoints {
+    pub fn choose(attach: Attach) -> EntryPoints {
+        match attach {
+            Attach::Multi if crate::sys::kconfig::has_kprobe_session() => EntryPoints::Session,
+            Attach::Multi => EntryPoints::MultiPair,
+            Attach::PerFunction => EntryPoints::PerFunction,
+        }
+    }
+}
+
+/// A program's entry points before it loads, and its fork follower.
+pub struct OpenPrograms<'a, 'obj> {
+    pub session: &'a mut OpenProgramMut<'obj>,
+    pub entry_multi: &'a mut OpenProgramMut<'obj>,
+    pub return_multi: &'a mut OpenProgramMut<'obj>,
+    pub entry: &'a mut OpenProgramMut<'obj>,
+    pub return_: &'a mut OpenProgramMut<'obj>,
+    pub follow_fork: &'a mut OpenProgramMut<'obj>,
+}
+
+impl OpenPrograms<'_, '_> {
+    /// Loads only the entry points `way` uses, and the fork follower when
+    /// children are followed.
+    pub fn load_only(self, way: EntryPoints, follow_children: bool) {
+        self.session.set_autoload(way == EntryPoints::Session);
+        self.entry_multi.set_autoload(way == EntryPoints::MultiPair);
+        self.return_multi
+            .set_autoload(way == EntryPoints::MultiPair);
+        self.entry.set_autoload(way == EntryPoints::PerFunction);
+        self.return_.set_autoload(way == EntryPoints::PerFunction);
+        self.follow_fork.set_autoload(follow_children);
+    }
+}
+
+/// A program's entry points once loaded (only those [`EntryPoints`] chose
+/// are), and its fork follower when children are followed.
 pub struct Programs<'p, 'obj> {
-    pub session: Option<&'p ProgramMut<'obj>>,
+    pub session: &'p ProgramMut<'obj>,
     pub entry_multi: &'p ProgramMut<'obj>,
     pub return_multi: &'p ProgramMut<'obj>,
     pub entry: &'p ProgramMut<'obj>,
@@ -116,14 +161,14 @@ impl Probes {
 /// table of partly probed functions would read as calls not made.
 pub fn attach(
     programs: &Programs<'_, '_>,
+    way: EntryPoints,
     functions: &[Function],
     cookies: &[u64],
-    attach: Attach,
     stop: &AtomicBool,
     measured: &str,
     progress: impl FnMut(Progress),
 ) -> Result<Probes> {
-    let mut probes = attach_pairs(programs, functions, cookies, attach, stop, progress)?;
+    let mut probes = attach_entry_points(programs, way, functions, cookies, stop, progress)?;
     if let Some(program) = programs.follow_fork {
         probes.follow = Some(super::follow_pids::follow_forks(program)?);
     }
@@ -157,24 +202,24 @@ pub fn measure_until(
     start.elapsed()
 }
 
-fn attach_pairs(
+fn attach_entry_points(
     programs: &Programs<'_, '_>,
+    way: EntryPoints,
     functions: &[Function],
     cookies: &[u64],
-    attach: Attach,
     stop: &AtomicBool,
     mut progress: impl FnMut(Progress),
 ) -> Result<Probes> {
-    if let (Attach::Multi, Some(program)) = (attach, programs.session) {
+    if way == EntryPoints::Session {
         return Ok(Probes {
             follow: None,
             entries: Placed::None,
-            returns: Placed::Session(attach_session(program, functions, cookies)?),
+            returns: Placed::Session(attach_session(programs.session, functions, cookies)?),
             refused: Vec::new(),
             kind: "kprobe.session",
         });
     }
-    if attach == Attach::Multi {
+    if way == EntryPoints::MultiPair {
         let names: Vec<String> = functions.iter().map(|f| f.name.clone()).collect();
         let multi = |program: &ProgramMut, retprobe: bool| {
             program

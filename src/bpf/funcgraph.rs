@@ -10,14 +10,13 @@
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::atomic::AtomicBool;
 
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
 
-use super::entry_return::{self, MeasureOptions, Programs};
+use super::entry_return::{self, EntryPoints, MeasureOptions, OpenPrograms, Programs};
 use super::follow_pids;
-use super::kprobe_links::{Attach, Progress};
+use super::kprobe_links::Progress;
 use super::skeleton::{self, Role};
 use crate::error::{Error, Result};
 use crate::model::funcgraph::{
@@ -91,13 +90,13 @@ pub fn measure(
     on_start: impl FnOnce(&str) -> Result<()>,
     finished: impl FnMut() -> bool,
 ) -> Result<FuncGraphReport> {
-    let session = opts.measure.attach == Attach::Multi && crate::sys::kconfig::has_kprobe_session();
-    let mut skeleton = load(opts, session)?;
+    let way = EntryPoints::choose(opts.measure.attach);
+    let mut skeleton = load(opts, way)?;
     let cookies: Vec<u64> = (0..functions.len())
         .map(|i| i as u64 | ((opts.roots.contains(&i) as u64) << 32))
         .collect();
     let programs = Programs {
-        session: session.then_some(&skeleton.progs.funcgraph_session),
+        session: &skeleton.progs.funcgraph_session,
         entry_multi: &skeleton.progs.funcgraph_entry_multi,
         return_multi: &skeleton.progs.funcgraph_return_multi,
         entry: &skeleton.progs.funcgraph_entry,
@@ -109,9 +108,9 @@ pub fn measure(
     };
     let probes = entry_return::attach(
         &programs,
+        way,
         functions,
         &cookies,
-        opts.measure.attach,
         stop,
         "traced",
         &mut progress,
@@ -185,7 +184,7 @@ pub fn measure(
 /// Loads the program with the entry points this kernel can attach (one
 /// session program where it runs them) and its maps sized for the
 /// options.
-fn load(opts: &FuncGraphOptions, session: bool) -> Result<FuncgraphSkel<'static>> {
+fn load(opts: &FuncGraphOptions, way: EntryPoints) -> Result<FuncgraphSkel<'static>> {
     let mut open = skeleton::open(FuncgraphSkelBuilder::default(), &ROLE)?;
     let paths = opts.max_paths;
     check_kernel_memory(paths as u64 * PATH_BYTES, |needed, available| {
@@ -206,14 +205,16 @@ fn load(opts: &FuncGraphOptions, session: bool) -> Result<FuncgraphSkel<'static>
     } else {
         sized(&mut open.maps.kept, KEPT_BUFFER)?;
     }
-    let multi = opts.measure.attach == Attach::Multi;
     let progs = &mut open.progs;
-    progs.funcgraph_session.set_autoload(session);
-    progs.funcgraph_entry_multi.set_autoload(multi && !session);
-    progs.funcgraph_return_multi.set_autoload(multi && !session);
-    progs.funcgraph_entry.set_autoload(!multi);
-    progs.funcgraph_return.set_autoload(!multi);
-    progs.follow_fork.set_autoload(opts.measure.follow_children);
+    OpenPrograms {
+        session: &mut progs.funcgraph_session,
+        entry_multi: &mut progs.funcgraph_entry_multi,
+        return_multi: &mut progs.funcgraph_return_multi,
+        entry: &mut progs.funcgraph_entry,
+        return_: &mut progs.funcgraph_return,
+        follow_fork: &mut progs.follow_fork,
+    }
+    .load_only(way, opts.measure.follow_children);
     let child_pid_offset = match opts.measure.follow_children {
         true => follow_pids::fork_child_offset()?,
         false => 0,
@@ -243,70 +244,51 @@ fn page_size() -> u32 {
     }
 }
 
-/// The slowest kept calls so far, at most `capacity` of them.
+/// The slowest kept calls so far, at most `capacity` of them (at most a
+/// thousand: a scan for the fastest costs less than keeping a heap).
 struct Slowest {
     capacity: usize,
-    /// Min-heap on duration; the sequence number keeps equal durations
-    /// apart.
-    heap: BinaryHeap<Reverse<(u64, u64, HeapCall)>>,
-    offered: u64,
-}
-
-/// A kept call in the heap, ordered by nothing of its own.
-struct HeapCall(KeptCall);
-
-impl PartialEq for HeapCall {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for HeapCall {}
-impl PartialOrd for HeapCall {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for HeapCall {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
+    /// In the order they came.
+    calls: Vec<KeptCall>,
 }
 
 impl Slowest {
     fn new(capacity: usize) -> Slowest {
         Slowest {
             capacity,
-            heap: BinaryHeap::new(),
-            offered: 0,
+            calls: Vec::new(),
         }
+    }
+
+    /// Where the fastest kept call is (of equals, the first that came: the
+    /// one to go).
+    fn fastest(&self) -> Option<usize> {
+        (0..self.calls.len()).min_by_key(|&i| (self.calls[i].duration_ns, i))
     }
 
     fn offer(&mut self, call: Option<KeptCall>) {
         let Some(call) = call else { return };
-        self.offered += 1;
-        self.heap
-            .push(Reverse((call.duration_ns, self.offered, HeapCall(call))));
-        if self.heap.len() > self.capacity {
-            self.heap.pop();
+        self.calls.push(call);
+        if self.calls.len() > self.capacity {
+            if let Some(at) = self.fastest() {
+                self.calls.remove(at);
+            }
         }
     }
 
     /// How slow a call must be to be kept, once there are enough.
     fn bar(&self) -> Option<u64> {
-        (self.heap.len() >= self.capacity && self.capacity > 0)
-            .then(|| self.heap.peek().map(|r| r.0 .0))
-            .flatten()
+        match self.capacity > 0 && self.calls.len() >= self.capacity {
+            true => self.fastest().map(|at| self.calls[at].duration_ns),
+            false => None,
+        }
     }
 
     /// Slowest first.
-    fn into_sorted(self) -> Vec<KeptCall> {
-        let mut calls: Vec<(u64, u64, KeptCall)> = self
-            .heap
-            .into_iter()
-            .map(|Reverse((d, n, c))| (d, n, c.0))
-            .collect();
-        calls.sort_by_key(|&(d, n, _)| (Reverse(d), n));
-        calls.into_iter().map(|(_, _, c)| c).collect()
+    fn into_sorted(mut self) -> Vec<KeptCall> {
+        // Stable: equal durations keep the order they came in.
+        self.calls.sort_by_key(|c| Reverse(c.duration_ns));
+        self.calls
     }
 }
 

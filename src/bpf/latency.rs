@@ -12,9 +12,9 @@ use std::sync::atomic::AtomicBool;
 
 use libbpf_rs::{MapCore, MapFlags};
 
-use super::entry_return::{self, MeasureOptions, Programs};
+use super::entry_return::{self, EntryPoints, MeasureOptions, OpenPrograms, Programs};
 use super::follow_pids;
-use super::kprobe_links::{self, Attach};
+use super::kprobe_links;
 use super::skeleton::{self, Role};
 use crate::error::{Error, Result};
 use crate::model::latency::{CallTimes, FunctionLatency, LatencyReport, BUCKETS, SCHEMA};
@@ -60,11 +60,10 @@ pub fn measure(
     on_start: impl FnOnce(&str) -> Result<()>,
     finished: impl FnMut() -> bool,
 ) -> Result<LatencyReport> {
-    let multi = opts.measure.attach == Attach::Multi;
-    let session = multi && crate::sys::kconfig::has_kprobe_session();
-    let skeleton = load(opts, multi, session, functions.len())?;
+    let way = EntryPoints::choose(opts.measure.attach);
+    let skeleton = load(opts, way, functions.len())?;
     let programs = Programs {
-        session: session.then_some(&skeleton.progs.latency_session),
+        session: &skeleton.progs.latency_session,
         entry_multi: &skeleton.progs.latency_entry_multi,
         return_multi: &skeleton.progs.latency_return_multi,
         entry: &skeleton.progs.latency_entry,
@@ -77,9 +76,9 @@ pub fn measure(
     let cookies: Vec<u64> = (0..functions.len() as u64).collect();
     let probes = entry_return::attach(
         &programs,
+        way,
         functions,
         &cookies,
-        opts.measure.attach,
         stop,
         "timed",
         &mut progress,
@@ -108,12 +107,7 @@ const HIST_BYTES: u64 = 8 * (4 + BUCKETS as u64);
 /// Loads the program with the entry points this kernel can attach (one
 /// session program where it runs them), and room for `functions`
 /// histograms.
-fn load(
-    opts: &LatencyOptions,
-    multi: bool,
-    session: bool,
-    functions: usize,
-) -> Result<LatencySkel<'static>> {
+fn load(opts: &LatencyOptions, way: EntryPoints, functions: usize) -> Result<LatencySkel<'static>> {
     let mut open = skeleton::open(LatencySkelBuilder::default(), &ROLE)?;
     if opts.breakdown != Breakdown::PerProcess {
         // One histogram per function, allocated up front (see the map's
@@ -132,12 +126,15 @@ fn load(
             .map_err(|e| Error::failed(format!("cannot size the latency histograms ({e})")))?;
     }
     let progs = &mut open.progs;
-    progs.latency_session.set_autoload(session);
-    progs.latency_entry_multi.set_autoload(multi && !session);
-    progs.latency_return_multi.set_autoload(multi && !session);
-    progs.latency_entry.set_autoload(!multi);
-    progs.latency_return.set_autoload(!multi);
-    progs.follow_fork.set_autoload(opts.measure.follow_children);
+    OpenPrograms {
+        session: &mut progs.latency_session,
+        entry_multi: &mut progs.latency_entry_multi,
+        return_multi: &mut progs.latency_return_multi,
+        entry: &mut progs.latency_entry,
+        return_: &mut progs.latency_return,
+        follow_fork: &mut progs.follow_fork,
+    }
+    .load_only(way, opts.measure.follow_children);
     let child_pid_offset = if opts.measure.follow_children {
         follow_pids::fork_child_offset()?
     } else {
