@@ -1,9 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Counts call stacks in the kernel (`netprof record --bpf`): each sample
- * (cpu-clock tick, tracepoint hit, kprobe hit) adds one to the count of its
- * (task, CPU, kernel stack, user stack) instead of copying the stack to user
- * space. User space drains the counts every second.
+ * Counts call stacks in the kernel, for two kinds of recording:
+ *
+ * - `netprof record --bpf`: each sample (cpu-clock tick, tracepoint hit,
+ *   kprobe hit) adds one to the count of its (task, CPU, kernel stack,
+ *   user stack) instead of copying the stack to user space.
+ * - `netprof record --off-cpu`: on sched_switch, a thread leaving the CPU
+ *   has its stacks and state noted; when it comes back, the time it was
+ *   away is added to the count of (task, state, stacks). With --wakeups,
+ *   sched_waking notes the kernel stack of whoever woke it, and the time is
+ *   also counted under (waker stack, blocked stack).
+ *
+ * User space drains the counts every second.
  *
  * Stacks are stored by a 64-bit hash of their frames rather than in a
  * BPF_MAP_TYPE_STACK_TRACE map: stack-trace maps drop a stack whenever two
@@ -20,6 +28,9 @@
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#include "follow_pids.h"
 
 #define MAX_FRAMES 127
 #define TASK_COMM_LEN 16
@@ -32,13 +43,34 @@ struct stack {
 	__u64 frames[MAX_FRAMES];
 };
 
+/*
+ * What a count is of: a sample (0), or off-CPU time in one of the states
+ * below, or that time by waker (WAKER_COUNT | state), whose key then holds
+ * the waker's kernel stack in place of the user stack.
+ */
+#define SAMPLE_COUNT 0
+#define OFF_CPU_COUNT 0x100
+#define WAKER_COUNT 0x200
+
+/* Why a thread left the CPU, as ps(1) letters; bit n of state_mask is state n. */
+enum off_cpu_state {
+	STATE_RUNNABLE,      /* R: preempted or yielded, waiting for a CPU */
+	STATE_SLEEPING,      /* S: interruptible sleep */
+	STATE_DISK,          /* D: uninterruptible sleep */
+	STATE_IDLE,          /* I: an idle kernel thread (D without load) */
+	STATE_STOPPED,       /* T */
+	STATE_TRACED,        /* t */
+	STATE_PARKED,        /* P: a parked kernel thread */
+	STATE_NONE,          /* exiting: never comes back */
+};
+
 struct count_key {
 	__u32 pid;
 	__u32 tid;
 	__u32 cpu;
-	__u32 pad;
+	__u32 what;         /* SAMPLE_COUNT, or OFF_CPU_COUNT / WAKER_COUNT | state */
 	__u64 kernel_stack; /* hash, 0: none */
-	__u64 user_stack;   /* hash, 0: none */
+	__u64 user_stack;   /* hash, 0: none; the waker's kernel stack for WAKER_COUNT */
 	char comm[TASK_COMM_LEN];
 };
 
@@ -70,10 +102,19 @@ struct {
 	__type(value, struct stack);
 } scratch SEC(".maps");
 
-/* Samples that found no room: [0] in a stacks map, [1] in a counts map. */
+/*
+ * What could not be counted: [0] samples or blocks with no room in the
+ * stacks map, [1] in a counts map, [2] blocks with no room in `blocked`;
+ * [3] blocks shorter than min_block_ns, left out, and [4] their time.
+ */
+#define DROPPED_STACKS 0
+#define DROPPED_COUNTS 1
+#define DROPPED_BLOCKED 2
+#define SHORT_BLOCKS 3
+#define SHORT_BLOCKS_NS 4
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 5);
 	__type(key, __u32);
 	__type(value, __u64);
 } dropped SEC(".maps");
@@ -90,12 +131,17 @@ const volatile __u32 max_frames = MAX_FRAMES;
 const volatile __u8 filter_cpus = 0;
 const volatile __u64 cpu_mask[16] = {};
 
-static __always_inline void count_drop(__u32 reason)
+static __always_inline void count_drop_by(__u32 reason, __u64 amount)
 {
 	__u64 *n = bpf_map_lookup_elem(&dropped, &reason);
 
 	if (n)
-		*n += 1;
+		*n += amount;
+}
+
+static __always_inline void count_drop(__u32 reason)
+{
+	count_drop_by(reason, 1);
 }
 
 /*
@@ -128,20 +174,51 @@ static __always_inline __u64 save_stack(void *ctx, __u64 flags)
 		return hash;
 	/* Another CPU may store the same stack meanwhile: EEXIST is fine. */
 	if (bpf_map_update_elem(&stacks, &hash, s, BPF_NOEXIST) && !bpf_map_lookup_elem(&stacks, &hash)) {
-		count_drop(0);
+		count_drop(DROPPED_STACKS);
 		return 1;
 	}
 	return hash;
 }
 
-static __always_inline void count(void *ctx, void *counts)
+static __always_inline void add_to_count_in(void *counts, struct count_key *key, __u64 amount)
+{
+	__u64 *n = bpf_map_lookup_elem(counts, key);
+
+	if (n) {
+		__sync_fetch_and_add(n, amount);
+		return;
+	}
+	if (bpf_map_update_elem(counts, key, &amount, BPF_NOEXIST)) {
+		/* Another CPU may have created it meanwhile. */
+		n = bpf_map_lookup_elem(counts, key);
+		if (n)
+			__sync_fetch_and_add(n, amount);
+		else
+			count_drop(DROPPED_COUNTS);
+	}
+}
+
+/* Adds `amount` to the count of `key` in the current generation. */
+static __always_inline void add_to_count(struct count_key *key, __u64 amount)
+{
+	if (generation & 1)
+		add_to_count_in(&counts1, key, amount);
+	else
+		add_to_count_in(&counts0, key, amount);
+}
+
+static __always_inline int cpu_selected(__u32 cpu)
+{
+	return !filter_cpus || (cpu_mask[(cpu / 64) & 15] & (1ULL << (cpu % 64)));
+}
+
+static __always_inline void count_current(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct count_key key = {};
-	__u64 one = 1, *n;
 
 	key.cpu = bpf_get_smp_processor_id();
-	if (filter_cpus && !(cpu_mask[(key.cpu / 64) & 15] & (1ULL << (key.cpu % 64))))
+	if (!cpu_selected(key.cpu))
 		return;
 	key.pid = pid_tgid >> 32;
 	key.tid = (__u32)pid_tgid;
@@ -152,28 +229,7 @@ static __always_inline void count(void *ctx, void *counts)
 		key.user_stack = save_stack(ctx, BPF_F_USER_STACK);
 	if (key.kernel_stack == 1 || key.user_stack == 1)
 		return;
-
-	n = bpf_map_lookup_elem(counts, &key);
-	if (n) {
-		__sync_fetch_and_add(n, 1);
-		return;
-	}
-	if (bpf_map_update_elem(counts, &key, &one, BPF_NOEXIST)) {
-		/* Another CPU may have created it meanwhile. */
-		n = bpf_map_lookup_elem(counts, &key);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-		else
-			count_drop(1);
-	}
-}
-
-static __always_inline void count_current(void *ctx)
-{
-	if (generation & 1)
-		count(ctx, &counts1);
-	else
-		count(ctx, &counts0);
+	add_to_count(&key, 1);
 }
 
 /*
@@ -207,6 +263,162 @@ int count_kprobe(struct pt_regs *ctx)
 {
 	count_current(ctx);
 	return 1;
+}
+
+/* Only the fields read, found in the running kernel's BTF by libbpf. */
+struct task_struct {
+	int pid;
+	int tgid;
+} __attribute__((preserve_access_index));
+
+/* A thread off the CPU: since when, why, where, and who woke it. */
+struct blocked {
+	__u64 start;
+	__u64 kernel_stack;
+	__u64 user_stack;
+	__u64 waker_stack; /* 0 until woken (with --wakeups) */
+	__u32 pid;
+	__u32 state;
+	char comm[TASK_COMM_LEN];
+};
+
+/* By thread id; sized by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct blocked);
+} blocked SEC(".maps");
+
+/* Set before loading: which states to count, the shortest block counted,
+ * whether to note wakers, and netprof's own process, left out. */
+const volatile __u32 state_mask = ~0U;
+const volatile __u64 min_block_ns = 0;
+const volatile __u8 note_wakers = 0;
+const volatile __u32 self_pid = 0;
+
+/*
+ * The kernel's task states (include/linux/sched.h), stable since 4.14, and
+ * what sched_switch's prev_state argument holds: the task's __state.
+ */
+#define TASK_INTERRUPTIBLE 0x1
+#define TASK_UNINTERRUPTIBLE 0x2
+#define TASK_STOPPED 0x4
+#define TASK_TRACED 0x8
+#define TASK_DEAD 0x80
+#define TASK_NOLOAD 0x400
+#define TASK_PARKED 0x40
+
+static __always_inline __u32 state_of(__u64 preempt, __u32 state)
+{
+	if (preempt || state == 0)
+		return STATE_RUNNABLE;
+	if (state & TASK_DEAD)
+		return STATE_NONE;
+	if (state & TASK_INTERRUPTIBLE)
+		return STATE_SLEEPING;
+	if (state & TASK_UNINTERRUPTIBLE)
+		return (state & TASK_NOLOAD) ? STATE_IDLE : STATE_DISK;
+	if (state & TASK_STOPPED)
+		return STATE_STOPPED;
+	if (state & TASK_TRACED)
+		return STATE_TRACED;
+	if (state & TASK_PARKED)
+		return STATE_PARKED;
+	return STATE_NONE;
+}
+
+/* The thread leaving the CPU (the current one): note its stacks and state. */
+static __always_inline void switch_out(__u64 *ctx, struct task_struct *prev, __u32 cpu)
+{
+	__u32 tid = BPF_CORE_READ(prev, pid);
+	__u32 pid = BPF_CORE_READ(prev, tgid);
+	struct blocked b = {};
+
+	/* The idle task is never blocked; netprof does not watch itself. */
+	if (tid == 0 || pid == self_pid || !measured(pid) || !cpu_selected(cpu))
+		return;
+	b.state = state_of(ctx[0], (__u32)ctx[3]);
+	if (b.state >= STATE_NONE || !(state_mask & (1U << b.state)))
+		return;
+	b.pid = pid;
+	b.kernel_stack = save_stack(ctx, 0);
+	if (max_frames > 1)
+		b.user_stack = save_stack(ctx, BPF_F_USER_STACK);
+	if (b.kernel_stack == 1 || b.user_stack == 1)
+		return;
+	bpf_get_current_comm(b.comm, sizeof(b.comm));
+	b.start = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&blocked, &tid, &b, BPF_ANY))
+		count_drop(DROPPED_BLOCKED);
+}
+
+/* The thread coming back: count the time it was away. */
+static __always_inline void switch_in(struct task_struct *next, __u32 cpu)
+{
+	__u32 tid = BPF_CORE_READ(next, pid);
+	struct blocked *b;
+	struct count_key key = {};
+	__u64 away, waker_stack;
+
+	if (tid == 0)
+		return;
+	b = bpf_map_lookup_elem(&blocked, &tid);
+	if (!b)
+		return;
+	away = bpf_ktime_get_ns() - b->start;
+	key.pid = b->pid;
+	key.tid = tid;
+	key.cpu = cpu;
+	key.what = OFF_CPU_COUNT | b->state;
+	key.kernel_stack = b->kernel_stack;
+	key.user_stack = b->user_stack;
+	__builtin_memcpy(key.comm, b->comm, sizeof(key.comm));
+	waker_stack = b->waker_stack;
+	bpf_map_delete_elem(&blocked, &tid);
+	if (away < min_block_ns) {
+		count_drop(SHORT_BLOCKS);
+		count_drop_by(SHORT_BLOCKS_NS, away);
+		return;
+	}
+	add_to_count(&key, away);
+	if (waker_stack > 1) {
+		key.what = WAKER_COUNT | (key.what & 0xff);
+		key.user_stack = waker_stack;
+		add_to_count(&key, away);
+	}
+}
+
+/*
+ * A raw tracepoint: the program gets the scheduler's own arguments
+ * (preempt, prev, next, prev_state), costs no trace record, and has no
+ * return value that could hide the event from other perf or BPF users.
+ */
+SEC("raw_tp/sched_switch")
+int off_cpu_switch(__u64 *ctx)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	switch_out(ctx, (struct task_struct *)ctx[1], cpu);
+	switch_in((struct task_struct *)ctx[2], cpu);
+	return 0;
+}
+
+/* Someone (the current task, or an interrupt) wakes a blocked thread. */
+SEC("raw_tp/sched_waking")
+int off_cpu_waking(__u64 *ctx)
+{
+	__u32 tid = BPF_CORE_READ((struct task_struct *)ctx[0], pid);
+	struct blocked *b;
+
+	if (!note_wakers)
+		return 0;
+	b = bpf_map_lookup_elem(&blocked, &tid);
+	/* The first waker is the one that ended the wait. */
+	if (!b || b->waker_stack)
+		return 0;
+	b->waker_stack = save_stack(ctx, 0);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

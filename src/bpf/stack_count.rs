@@ -1,22 +1,29 @@
-//! Stack counts kept in the kernel (`record --bpf`): bpf/stack_count.bpf.c
-//! adds one to the count of each sample's (task, CPU, kernel stack, user
-//! stack) instead of copying every stack to a ring buffer; netprof drains
-//! the counts every second and at the end.
+//! Stack counts kept in the kernel: bpf/stack_count.bpf.c adds one to the
+//! count of each sample's (task, CPU, kernel stack, user stack) instead of
+//! copying every stack to a ring buffer (`record --bpf`), or the time a
+//! thread spent off the CPU to the count of its (task, state, stacks)
+//! (`record --off-cpu`); netprof drains the counts every second and at the
+//! end.
 //!
-//! The program is attached to perf events netprof opened (cpu-clock ticks,
-//! tracepoints, kprobes) through perf-event-open's `attach_bpf`
-//! (PERF_EVENT_IOC_SET_BPF), so it lives exactly as long as those file
-//! descriptors: nothing stays loaded after netprof ends, however it ends.
+//! The sample counter is attached to perf events netprof opened (cpu-clock
+//! ticks, tracepoints, kprobes) through perf-event-open's `attach_bpf`
+//! (PERF_EVENT_IOC_SET_BPF), the off-CPU one to the scheduler's raw
+//! tracepoints through BPF links: either lives exactly as long as its file
+//! descriptors, so nothing stays loaded after netprof ends, however it ends.
 
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use libbpf_rs::{MapCore, MapFlags};
+use libbpf_rs::{Link, MapCore, MapFlags};
 use perf_event_open::count::Counter;
 
+use super::follow_pids;
 use super::skeleton::{self, Role};
 use crate::error::{Error, Result};
+use crate::model::kernel_symbols::KernelSymbols;
+use crate::model::off_cpu::{OffCpuState, StateSelection};
+use crate::sys::kallsyms;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/stack_count.skel.rs"));
@@ -37,13 +44,56 @@ pub const MAX_FRAMES: u32 = 127;
 const GENERATION_GRACE: Duration = Duration::from_millis(5);
 
 /// Which kind of perf event a program is attached to (each kind needs its
-/// own BPF program type).
+/// own BPF program type), or the scheduler's tracepoints for off-CPU time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttachKind {
     /// cpu-clock and other software or hardware sampling events.
     PerfEvent,
     Tracepoint,
     Kprobe,
+    /// sched_switch (and sched_waking), through raw tracepoint links.
+    OffCpu,
+}
+
+/// What `record --off-cpu` counts, besides [`CountOptions`].
+#[derive(Clone, Debug)]
+pub struct OffCpuOptions {
+    /// The thread states whose blocked time is counted.
+    pub states: StateSelection,
+    /// Shorter blocks are left out (and counted as such).
+    pub min_block: Duration,
+    /// Note the kernel stack of whoever ends each wait.
+    pub wakers: bool,
+    /// Only threads of these processes; every thread when empty.
+    pub pids: Vec<u32>,
+    /// Also the processes they start from now on.
+    pub follow_children: bool,
+    /// Threads off the CPU at once that can be followed.
+    pub blocked_entries: u32,
+}
+
+/// What a count is of (the `what` of bpf/stack_count.bpf.c's count key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CountOf {
+    /// Samples: the count is how many.
+    Samples,
+    /// Nanoseconds off the CPU in this state.
+    OffCpu(OffCpuState),
+    /// The same nanoseconds by waker: the count's user stack is the
+    /// waker's kernel stack.
+    Waker(OffCpuState),
+}
+
+impl CountOf {
+    fn parse(what: u32) -> Option<CountOf> {
+        let state = || OffCpuState::from_index(what & 0xff);
+        match what >> 8 {
+            0 => Some(CountOf::Samples),
+            1 => state().map(CountOf::OffCpu),
+            2 => state().map(CountOf::Waker),
+            _ => None,
+        }
+    }
 }
 
 /// What the kernel side counts and how much room it has.
@@ -60,30 +110,47 @@ pub struct CountOptions {
     pub stacks_entries: u32,
 }
 
-/// One drained count: how many samples had this task, CPU and stacks.
-/// Stacks are by hash; [`StackCounter::stack`] gives their frames.
+/// One drained count: how many samples had this task, CPU and stacks (or
+/// how long the task was off the CPU with them). Stacks are by hash;
+/// [`StackCounter::stack`] gives their frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StackCount {
     pub pid: u32,
     pub tid: u32,
     pub cpu: u32,
+    pub of: CountOf,
     pub kernel_stack: u64,
     pub user_stack: u64,
     pub count: u64,
 }
 
-/// Samples the kernel side could not count, since the start.
+/// Samples (or blocks) the kernel side could not count, since the start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Dropped {
     /// No room left in the stacks map.
     pub stacks_full: u64,
     /// No room left in the counts map.
     pub counts_full: u64,
+    /// Off-CPU: more threads blocked at once than the map follows.
+    pub blocked_full: u64,
+    /// Off-CPU: blocks shorter than `--min-block`, left out on purpose.
+    pub short_blocks: u64,
+    /// Their time, in nanoseconds.
+    pub short_blocks_ns: u64,
 }
 
 impl Dropped {
+    /// What was lost for want of room (short blocks are left out by choice).
     pub fn total(&self) -> u64 {
-        self.stacks_full + self.counts_full
+        self.stacks_full + self.counts_full + self.blocked_full
+    }
+
+    pub fn add(&mut self, other: &Dropped) {
+        self.stacks_full += other.stacks_full;
+        self.counts_full += other.counts_full;
+        self.blocked_full += other.blocked_full;
+        self.short_blocks += other.short_blocks;
+        self.short_blocks_ns += other.short_blocks_ns;
     }
 }
 
@@ -97,12 +164,60 @@ pub struct StackCounter {
     stacks_capacity: usize,
     /// Stacks read from the map since it was last emptied of them.
     read_since_cleanup: usize,
+    /// Off-CPU: the scheduler tracepoints' links (and fork following).
+    links: Vec<Link>,
+    /// Off-CPU: the kernel's symbols, to cut the tracing machinery off the
+    /// leaf end of each stack (see [`trim_tracing_frames`]).
+    kernel_symbols: Option<KernelSymbols>,
 }
 
 impl StackCounter {
     /// Loads the program for one kind of event (only that entry point: the
     /// verifier's time is most of the start-up cost).
     pub fn load(opts: &CountOptions, kind: AttachKind) -> Result<StackCounter> {
+        Self::load_with(opts, kind, None)
+    }
+
+    /// Loads the off-CPU programs and attaches them to the scheduler's
+    /// tracepoints: counting starts at once.
+    pub fn load_off_cpu(opts: &CountOptions, off_cpu: &OffCpuOptions) -> Result<StackCounter> {
+        let mut counter = Self::load_with(opts, AttachKind::OffCpu, Some(off_cpu))?;
+        counter.kernel_symbols = kallsyms::code_symbols_text().ok().map(KernelSymbols::parse);
+        let maps = &counter.skeleton.maps;
+        follow_pids::fill(&maps.pids, &off_cpu.pids)?;
+        let progs = &counter.skeleton.progs;
+        let refused = |e: libbpf_rs::Error| {
+            Error::kernel_refused(format!(
+                "the kernel refuses netprof's sched_switch program ({e}); record without --off-cpu"
+            ))
+        };
+        if !off_cpu.pids.is_empty() && off_cpu.follow_children {
+            counter
+                .links
+                .push(follow_pids::follow_forks(&progs.follow_fork)?);
+        }
+        if off_cpu.wakers {
+            counter.links.push(
+                progs
+                    .off_cpu_waking
+                    .attach_raw_tracepoint("sched_waking")
+                    .map_err(refused)?,
+            );
+        }
+        counter.links.push(
+            progs
+                .off_cpu_switch
+                .attach_raw_tracepoint("sched_switch")
+                .map_err(refused)?,
+        );
+        Ok(counter)
+    }
+
+    fn load_with(
+        opts: &CountOptions,
+        kind: AttachKind,
+        off_cpu: Option<&OffCpuOptions>,
+    ) -> Result<StackCounter> {
         let mut open = skeleton::open(StackCountSkelBuilder::default(), &ROLE)?;
         let progs = &mut open.progs;
         progs
@@ -112,9 +227,27 @@ impl StackCounter {
             .count_tracepoint
             .set_autoload(kind == AttachKind::Tracepoint);
         progs.count_kprobe.set_autoload(kind == AttachKind::Kprobe);
+        progs.off_cpu_switch.set_autoload(off_cpu.is_some());
+        progs
+            .off_cpu_waking
+            .set_autoload(off_cpu.is_some_and(|o| o.wakers));
+        let follow_children = off_cpu.is_some_and(|o| !o.pids.is_empty() && o.follow_children);
+        progs.follow_fork.set_autoload(follow_children);
+        let child_pid_offset = match follow_children {
+            true => follow_pids::fork_child_offset()?,
+            false => 0,
+        };
         let rodata = open.maps.rodata_data.as_deref_mut().ok_or_else(|| {
             Error::failed("internal error: the BPF program has no read-only data")
         })?;
+        if let Some(o) = off_cpu {
+            rodata.state_mask = o.states.mask();
+            rodata.min_block_ns = o.min_block.as_nanos().min(u64::MAX as u128) as u64;
+            rodata.note_wakers = o.wakers as u8;
+            rodata.self_pid = std::process::id();
+            rodata.filter_pids = !o.pids.is_empty() as u8;
+            rodata.child_pid_offset = child_pid_offset;
+        }
         rodata.max_frames = opts.max_frames.clamp(1, MAX_FRAMES);
         if let Some(cpus) = &opts.cpus {
             rodata.filter_cpus = 1;
@@ -137,6 +270,10 @@ impl StackCounter {
             .stacks
             .set_max_entries(opts.stacks_entries)
             .map_err(sizing)?;
+        open.maps
+            .blocked
+            .set_max_entries(off_cpu.map_or(1, |o| o.blocked_entries.max(1)))
+            .map_err(sizing)?;
         let skeleton = skeleton::load(open, &ROLE)?;
         Ok(StackCounter {
             skeleton,
@@ -144,7 +281,15 @@ impl StackCounter {
             stacks: HashMap::new(),
             stacks_capacity: opts.stacks_entries as usize,
             read_since_cleanup: 0,
+            links: Vec::new(),
+            kernel_symbols: None,
         })
+    }
+
+    /// Off-CPU: detaches from the scheduler, so that what the maps hold
+    /// stops changing (the last drains and [`Self::still_blocked`] follow).
+    pub fn detach(&mut self) {
+        self.links.clear();
     }
 
     pub fn kind(&self) -> AttachKind {
@@ -162,11 +307,15 @@ impl StackCounter {
     /// user of that tracepoint still get the hit (see bpf/stack_count.bpf.c).
     pub fn attach(&self, event: &Counter) -> Result<()> {
         let progs = &self.skeleton.progs;
-        let prog = match self.kind {
-            AttachKind::PerfEvent => &progs.count_perf_event,
-            AttachKind::Tracepoint => &progs.count_tracepoint,
-            AttachKind::Kprobe => &progs.count_kprobe,
-        };
+        let prog =
+            match self.kind {
+                AttachKind::PerfEvent => &progs.count_perf_event,
+                AttachKind::Tracepoint => &progs.count_tracepoint,
+                AttachKind::Kprobe => &progs.count_kprobe,
+                AttachKind::OffCpu => return Err(Error::failed(
+                    "internal error: the off-CPU counter attaches to the scheduler, not to events",
+                )),
+            };
         let program = prog
             .as_fd()
             .try_clone_to_owned()
@@ -202,13 +351,62 @@ impl StackCounter {
             .lookup_and_delete_batch(4096, MapFlags::ANY, MapFlags::ANY)
             .map_err(|e| map_error("counts", &e))?
             .collect();
-        let hash =
-            |key: &[u8], at: usize| u64::from_ne_bytes(key[at..at + 8].try_into().expect("u64"));
-        // Only stacks not seen before are read: a busy datapath repeats its
-        // stacks, and reading each of them every second would cost as much
-        // as copying the samples.
-        for (key, _) in &entries {
-            for h in [hash(key, 16), hash(key, 24)] {
+        let drained: Vec<StackCount> = entries
+            .into_iter()
+            .filter_map(|(key, value)| {
+                Some(StackCount {
+                    pid: word(&key, 0),
+                    tid: word(&key, 4),
+                    cpu: word(&key, 8),
+                    of: CountOf::parse(word(&key, 12))?,
+                    kernel_stack: dword(&key, 16),
+                    user_stack: dword(&key, 24),
+                    count: dword(&value, 0),
+                })
+            })
+            .collect();
+        self.read_stacks(&drained)?;
+        Ok(drained)
+    }
+
+    /// Off-CPU, once detached: the threads still away, each counted for
+    /// the time until now (`now` in CLOCK_MONOTONIC nanoseconds, the BPF
+    /// clock); a thread blocked for the whole recording is the answer to
+    /// "why does it wait", not noise.
+    pub fn still_blocked(&mut self, now: u64) -> Result<Vec<StackCount>> {
+        let map = &self.skeleton.maps.blocked;
+        let mut away = Vec::new();
+        for key in map.keys() {
+            let Some(value) = map
+                .lookup(&key, MapFlags::ANY)
+                .map_err(|e| map_error("blocked threads", &e))?
+            else {
+                continue;
+            };
+            let Some(state) = OffCpuState::from_index(word(&value, 36)) else {
+                continue;
+            };
+            away.push(StackCount {
+                pid: word(&value, 32),
+                tid: word(&key, 0),
+                cpu: 0,
+                of: CountOf::OffCpu(state),
+                kernel_stack: dword(&value, 8),
+                user_stack: dword(&value, 16),
+                count: now.saturating_sub(dword(&value, 0)),
+            });
+        }
+        self.read_stacks(&away)?;
+        Ok(away)
+    }
+
+    /// Reads the frames of the counts' stacks not seen before: a busy
+    /// datapath repeats its stacks, and reading each of them every second
+    /// would cost as much as copying the samples.
+    fn read_stacks(&mut self, counts: &[StackCount]) -> Result<()> {
+        let maps = &self.skeleton.maps;
+        for c in counts {
+            for h in [c.kernel_stack, c.user_stack] {
                 if h < 2 || self.stacks.contains_key(&h) {
                     continue;
                 }
@@ -217,7 +415,11 @@ impl StackCounter {
                     .lookup(&h.to_ne_bytes(), MapFlags::ANY)
                     .map_err(|e| map_error("stacks", &e))?
                 {
-                    self.stacks.insert(h, parse_stack(&value));
+                    let mut frames = parse_stack(&value);
+                    if let Some(symbols) = &self.kernel_symbols {
+                        trim_tracing_frames(&mut frames, symbols);
+                    }
+                    self.stacks.insert(h, frames);
                     self.read_since_cleanup += 1;
                 }
             }
@@ -228,33 +430,19 @@ impl StackCounter {
             let read: Vec<Vec<u8>> = maps
                 .stacks
                 .keys()
-                .filter(|k| self.stacks.contains_key(&hash(k, 0)))
+                .filter(|k| self.stacks.contains_key(&dword(k, 0)))
                 .collect();
             for key in read {
                 let _ = maps.stacks.delete(&key);
             }
             self.read_since_cleanup = 0;
         }
-        let drained = entries
-            .into_iter()
-            .map(|(key, value)| {
-                let word = |at: usize| u32::from_ne_bytes(key[at..at + 4].try_into().expect("u32"));
-                StackCount {
-                    pid: word(0),
-                    tid: word(4),
-                    cpu: word(8),
-                    kernel_stack: hash(&key, 16),
-                    user_stack: hash(&key, 24),
-                    count: u64::from_ne_bytes(value[..8].try_into().expect("u64 count")),
-                }
-            })
-            .collect();
-        Ok(drained)
+        Ok(())
     }
 
     /// Samples dropped for want of room, since the start.
     pub fn dropped(&self) -> Result<Dropped> {
-        let mut totals = [0u64; 2];
+        let mut totals = [0u64; 5];
         for (reason, total) in totals.iter_mut().enumerate() {
             let per_cpu = self
                 .skeleton
@@ -271,6 +459,9 @@ impl StackCounter {
         Ok(Dropped {
             stacks_full: totals[0],
             counts_full: totals[1],
+            blocked_full: totals[2],
+            short_blocks: totals[3],
+            short_blocks_ns: totals[4],
         })
     }
 }
@@ -289,6 +480,32 @@ fn parse_stack(value: &[u8]) -> Vec<u64> {
         .copied()
         .filter(|&w| w < crate::perfdata::PERF_CONTEXT_MAX)
         .collect()
+}
+
+/// Off-CPU stacks are taken inside the scheduler's tracepoint: their first
+/// frames are netprof's program and the tracepoint's machinery
+/// (`bpf_prog_*`, `bpf_trace_run*`, `__traceiter_*`, `__bpf_trace_*`),
+/// which say nothing of why the thread waits. They are cut, whatever the
+/// kernel calls them in between, so that stacks end in `__schedule` (or
+/// `try_to_wake_up` for a waker).
+fn trim_tracing_frames(frames: &mut Vec<u64>, symbols: &KernelSymbols) {
+    const TRACING: &[&str] = &["bpf_prog_", "bpf_trace_run", "__traceiter_", "__bpf_trace_"];
+    let tracing = |addr: &u64| {
+        symbols
+            .lookup(*addr)
+            .is_some_and(|s| TRACING.iter().any(|p| s.name.starts_with(p)))
+    };
+    let cut = frames.iter().take_while(|a| tracing(a)).count();
+    frames.drain(..cut);
+}
+
+/// The native-endian u32 and u64 at `at` of a map key or value.
+fn word(bytes: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("u32"))
+}
+
+fn dword(bytes: &[u8], at: usize) -> u64 {
+    u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("u64"))
 }
 
 fn map_error(map: &str, e: &libbpf_rs::Error) -> Error {

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use netprof::model::off_cpu::StateSelection;
 use netprof::record::event::EventRequest;
-use netprof::record::{self, Progress, RecordOptions};
+use netprof::record::{self, OffCpuRequest, Progress, RecordOptions};
 use netprof::sys::cpus::CpuList;
 use netprof::{Error, Result};
 
@@ -62,6 +63,24 @@ pub struct RecordArgs {
     /// without multi-kprobe links (fprobe), even where the kernel has them
     #[arg(long)]
     pub no_multi_kprobe: bool,
+    /// Also record where threads wait: each interval a thread spends off the CPU (from sched_switch
+    /// out to back in) becomes an offcpu-time:STATE sample whose period is the time away in ns,
+    /// with its kernel (and with -g user) stack. Counted in the kernel with BPF; needs root
+    #[arg(long)]
+    pub off_cpu: bool,
+    /// With --off-cpu: only waits in these thread states: all (default), or letters among R
+    /// (preempted, waiting for a CPU), S (sleeping), D (uninterruptible), I (idle kernel thread),
+    /// T, t, P, comma-separated
+    #[arg(long, value_name = "STATES", requires = "off_cpu", value_parser = values::states)]
+    pub state: Option<StateSelection>,
+    /// With --off-cpu: leave out waits shorter than this many microseconds (their number and time
+    /// are reported)
+    #[arg(long, value_name = "US", requires = "off_cpu", value_parser = values::microseconds)]
+    pub min_block: Option<Duration>,
+    /// With --off-cpu: also note who ended each wait (offcpu-waker samples: the waker's kernel
+    /// stack over the blocked one; see report --wakeups)
+    #[arg(long, requires = "off_cpu")]
+    pub wakeups: bool,
     /// Command to run and profile until it exits (after --)
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -137,6 +156,11 @@ pub fn run(args: RecordArgs) -> Result<()> {
         bpf: args.bpf,
         bpf_map_entries: args.bpf_map_entries,
         no_multi_kprobe: args.no_multi_kprobe,
+        off_cpu: args.off_cpu.then(|| OffCpuRequest {
+            states: args.state.clone().unwrap_or_else(StateSelection::all),
+            min_block: args.min_block.unwrap_or_default(),
+            wakers: args.wakeups,
+        }),
     };
     let mut terminal = Terminal {
         quiet: args.quiet,
@@ -148,13 +172,33 @@ pub fn run(args: RecordArgs) -> Result<()> {
     terminal.clear();
     let summary = result?;
     let dropped = summary.bpf_dropped;
-    if dropped.total() > 0 {
+    if dropped.stacks_full + dropped.counts_full > 0 {
         eprintln!(
-            "netprof: warning: {} samples not counted: the kernel's maps were full ({} for stacks, {} for counts); \
+            "netprof: warning: {} samples or blocks not counted: the kernel's maps were full ({} for stacks, {} for counts); \
              raise --bpf-map-entries",
-            dropped.total(),
+            dropped.stacks_full + dropped.counts_full,
             dropped.stacks_full,
             dropped.counts_full
+        );
+    }
+    if dropped.blocked_full > 0 {
+        eprintln!(
+            "netprof: warning: {} waits not counted: more threads were off the CPU at once than netprof follows; \
+             narrow the recording with -p or -- CMD",
+            dropped.blocked_full
+        );
+    }
+    if args.off_cpu && !args.quiet {
+        let short = match dropped.short_blocks {
+            0 => String::new(),
+            n => format!(
+                "; {n} waits shorter than --min-block left out ({:.1} ms in all)",
+                dropped.short_blocks_ns as f64 / 1e6
+            ),
+        };
+        eprintln!(
+            "netprof: off-CPU: {:.3} s of waiting recorded{short}",
+            summary.off_cpu.as_secs_f64()
         );
     }
     if !args.quiet {

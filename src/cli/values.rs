@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 
+use netprof::model::off_cpu::StateSelection;
 use netprof::record::event::EventRequest;
 use netprof::sys::cpus::{self, CpuList};
 
@@ -117,6 +118,23 @@ pub fn interval_ms(text: &str) -> Result<Duration, String> {
         return Err("give a whole number of milliseconds from 10 to 60000".into());
     }
     Ok(Duration::from_millis(ms))
+}
+
+/// `--state`: all, or thread state letters separated by commas.
+pub fn states(text: &str) -> Result<StateSelection, String> {
+    StateSelection::parse(text).map_err(|e| e.message().to_string())
+}
+
+/// `--min-block`: microseconds, up to a minute.
+pub fn microseconds(text: &str) -> Result<Duration, String> {
+    let us: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "give a whole number of microseconds from 0 to 60000000".to_string())?;
+    if us > 60_000_000 {
+        return Err("give a whole number of microseconds from 0 to 60000000".into());
+    }
+    Ok(Duration::from_micros(us))
 }
 
 /// An event name, checked for syntax (the kernel is asked when recording).

@@ -3,12 +3,13 @@
 //! ([`kernel_symbols`], [`symbolize`]), tracepoint fields
 //! ([`tracepoint_format`]), the filtered, named [`view`] every output is
 //! drawn from, latency histograms ([`latency`]) and call paths
-//! ([`funcgraph`]).
+//! ([`funcgraph`]) and off-CPU time ([`off_cpu`]).
 
 mod aggregate;
 pub mod funcgraph;
 pub mod kernel_symbols;
 pub mod latency;
+pub mod off_cpu;
 pub mod profile;
 mod read;
 pub mod symbolize;

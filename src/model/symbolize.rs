@@ -14,6 +14,7 @@ use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{Input, Symbolized as Lookup, Symbolizer};
 use serde::Serialize;
 
+use super::off_cpu;
 use super::profile::{Profile, UNKNOWN_USER_FRAME};
 use crate::perfdata::Mapping;
 
@@ -271,6 +272,15 @@ fn symbolize_file(
 }
 
 fn kernel_frame(profile: &Profile, addr: u64) -> Frame {
+    if off_cpu::is_separator(addr) {
+        // Between a waker's frames and the thread it woke.
+        return Frame {
+            name: "--".into(),
+            module: None,
+            kind: FrameKind::Kernel,
+            resolved: true,
+        };
+    }
     match profile.kernel.lookup(addr) {
         Some(sym) => {
             let kind = match sym.module {

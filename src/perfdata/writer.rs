@@ -249,9 +249,10 @@ impl RecordBuilder {
         self.buf
     }
 
-    /// A sample in netprof's layout (see `EventAttr::sample_type`) without
-    /// raw data; `callchain`, when given, holds the frames with their
-    /// PERF_CONTEXT markers as the kernel writes them.
+    /// A sample in netprof's layout (see `EventAttr::sample_type`) with no
+    /// raw data (an empty one where the layout has it); `callchain`, when
+    /// given, holds the frames with their PERF_CONTEXT markers as the kernel
+    /// writes them.
     pub fn sample(s: &SampleFields, callchain: Option<&[u64]>) -> Vec<u8> {
         let mut r = Self::new();
         r.u64(s.ip)
@@ -267,6 +268,10 @@ impl RecordBuilder {
             for &f in frames {
                 r.u64(f);
             }
+        }
+        if s.empty_raw {
+            // As the kernel writes it: a size of 4, then 4 zero bytes.
+            r.u32(4).u32(0);
         }
         let size = r.buf.len() as u16;
         let misc = if s.kernel {
@@ -345,6 +350,8 @@ pub struct SampleFields {
     pub period: u64,
     /// Whether the sample hit in the kernel.
     pub kernel: bool,
+    /// The file's layout has raw data, and this sample has none.
+    pub empty_raw: bool,
 }
 
 /// perf's header string: u32 length (padded to 64), bytes, NULs.

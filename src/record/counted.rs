@@ -1,26 +1,55 @@
-//! `record --bpf`: the kernel counts stacks ([`crate::bpf::stack_count`]) and the
-//! recorder turns each drained count into one sample record whose period is
-//! the count, in the same file format as sampled recordings. The events that
-//! trigger the counting write nothing to ring buffers; a dummy event per CPU
-//! (or task) carries the process names and maps that name user frames.
+//! Counts kept in the kernel ([`crate::bpf::stack_count`]), written as
+//! samples whose period is the count, in the same file format as sampled
+//! recordings:
+//!
+//! - `record --bpf`: one counter per event; the events that trigger the
+//!   counting write nothing to ring buffers, and a dummy event per CPU (or
+//!   task) carries the process names and maps that name user frames.
+//! - `record --off-cpu`: one counter on the scheduler; its counts become
+//!   samples of `offcpu-time:STATE` and `offcpu-waker` events (see
+//!   [`crate::model::off_cpu`]), declared in the file as they are met.
 
 use ahash::AHashMap as HashMap;
 use perf_event_open::count::Counter;
 
 use super::event::{EventSpec, Source};
-use crate::bpf::stack_count::{AttachKind, CountOptions, Dropped, StackCount, StackCounter};
+use crate::bpf::stack_count::{
+    AttachKind, CountOf, CountOptions, Dropped, StackCount, StackCounter,
+};
 use crate::error::Result;
-use crate::perfdata::writer::{PerfDataWriter, RecordBuilder, SampleFields};
+use crate::model::off_cpu::{WAKER_EVENT, WAKER_SEPARATOR};
+use crate::perfdata::attr::EventAttr;
+use crate::perfdata::writer::{EventDesc, PerfDataWriter, RecordBuilder, SampleFields};
 use crate::perfdata::{PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER};
 
+/// Ids of the events netprof declares itself (off-CPU time), far above
+/// those the kernel hands out, which count up from 0.
+const SYNTHETIC_ID_BASE: u64 = 1 << 48;
+
+/// Where a counter's counts go in the file.
+enum Target {
+    /// Samples of the event with this id.
+    Event(u64),
+    /// Off-CPU events, one per state (and the wakers'), made as met.
+    OffCpu,
+}
+
 /// The kernel counters of one recording, one per event so that each count
-/// knows its event.
+/// knows its event, and the off-CPU one.
 pub struct KernelCounts {
-    counters: Vec<(StackCounter, u64)>,
+    counters: Vec<(StackCounter, Target)>,
     callchain: bool,
+    /// The file's samples carry raw data (an empty one for counts).
+    raw: bool,
     /// Counts collected and not yet written, merged by counter, task, CPU
     /// and stacks (the count itself zeroed in the key).
     pending: HashMap<(usize, StackCount), u64>,
+    /// The off-CPU events met so far, by what they count.
+    off_cpu_events: Vec<(CountOf, EventDesc)>,
+    /// What the file says of each off-CPU event.
+    off_cpu_attr: Option<EventAttr>,
+    /// Off-CPU time collected, in nanoseconds (counted once, not by waker).
+    pub off_cpu_ns: u64,
 }
 
 /// The BPF program type an event takes (a tracefs event may turn out to be
@@ -34,12 +63,23 @@ pub fn attach_kind(spec: &EventSpec) -> AttachKind {
 }
 
 impl KernelCounts {
-    pub fn new(callchain: bool) -> Self {
+    pub fn new(callchain: bool, raw: bool) -> Self {
         KernelCounts {
             counters: Vec::new(),
             callchain,
+            raw,
             pending: HashMap::new(),
+            off_cpu_events: Vec::new(),
+            off_cpu_attr: None,
+            off_cpu_ns: 0,
         }
+    }
+
+    /// Adds the off-CPU counter (already counting); `attr` is what the file
+    /// will say of each off-CPU event.
+    pub fn add_off_cpu(&mut self, counter: StackCounter, attr: EventAttr) {
+        self.counters.push((counter, Target::OffCpu));
+        self.off_cpu_attr = Some(attr);
     }
 
     /// Adds a counter for one event (loaded for `attach_kind(spec)`) and
@@ -63,7 +103,7 @@ impl KernelCounts {
                 counter.attach(event)?;
             }
         }
-        self.counters.push((counter, event_id));
+        self.counters.push((counter, Target::Event(event_id)));
         Ok(())
     }
 
@@ -77,44 +117,137 @@ impl KernelCounts {
     }
 
     /// Empties the kernel's count maps into the pending counts; returns
-    /// how many samples they stand for.
+    /// how many samples they stand for (off-CPU time goes to `off_cpu_ns`).
     pub fn collect(&mut self) -> Result<u64> {
-        let mut samples = 0;
+        let mut drained = Vec::new();
         for (index, (counter, _)) in self.counters.iter_mut().enumerate() {
-            for c in counter.drain()? {
-                samples += c.count;
-                let key = StackCount { count: 0, ..c };
-                *self.pending.entry((index, key)).or_default() += c.count;
+            drained.extend(counter.drain()?.into_iter().map(|c| (index, c)));
+        }
+        Ok(self.add_pending(drained))
+    }
+
+    /// The end of an off-CPU recording: detaches from the scheduler, takes
+    /// what the maps still hold, and counts the threads still away until
+    /// now.
+    pub fn collect_last(&mut self) -> Result<u64> {
+        for (counter, _) in &mut self.counters {
+            counter.detach();
+        }
+        // Twice: the first drain flips to the generation the second empties.
+        let samples = self.collect()? + self.collect()?;
+        let now = monotonic_ns();
+        let mut away = Vec::new();
+        for (index, (counter, target)) in self.counters.iter_mut().enumerate() {
+            if matches!(target, Target::OffCpu) {
+                away.extend(counter.still_blocked(now)?.into_iter().map(|c| (index, c)));
             }
         }
-        Ok(samples)
+        Ok(samples + self.add_pending(away))
+    }
+
+    fn add_pending(&mut self, counts: Vec<(usize, StackCount)>) -> u64 {
+        let mut samples = 0;
+        for (index, c) in counts {
+            match c.of {
+                CountOf::Samples => samples += c.count,
+                CountOf::OffCpu(_) => self.off_cpu_ns += c.count,
+                CountOf::Waker(_) => {}
+            }
+            let key = StackCount { count: 0, ..c };
+            *self.pending.entry((index, key)).or_default() += c.count;
+        }
+        samples
     }
 
     /// Writes the pending counts to the file as samples stamped `time`.
     pub fn write(&mut self, writer: &mut PerfDataWriter, time: u64) -> Result<()> {
-        for ((index, c), count) in self.pending.drain() {
-            let (counter, id) = &self.counters[index];
-            let stacks = Stacks {
-                kernel: counter.stack(c.kernel_stack),
-                user: counter.stack(c.user_stack),
+        for ((index, c), count) in std::mem::take(&mut self.pending) {
+            let id = match self.counters[index].1 {
+                Target::Event(id) => id,
+                Target::OffCpu => self.off_cpu_event_id(c.of),
             };
-            let fields = sample_fields(&c, &stacks, count, *id, time);
-            let chain = self.callchain.then(|| callchain(&stacks));
+            let counter = &self.counters[index].0;
+            let (stacks, chain) = match c.of {
+                // The waker's stack rides in the user stack's place.
+                CountOf::Waker(_) => {
+                    let wakee = counter.stack(c.kernel_stack);
+                    let chain = waker_chain(counter.stack(c.user_stack), wakee);
+                    let stacks = Stacks {
+                        kernel: wakee,
+                        user: &[],
+                    };
+                    (stacks, chain)
+                }
+                _ => {
+                    let stacks = Stacks {
+                        kernel: counter.stack(c.kernel_stack),
+                        user: counter.stack(c.user_stack),
+                    };
+                    let chain = callchain(&stacks);
+                    (stacks, chain)
+                }
+            };
+            let mut fields = sample_fields(&c, &stacks, count, id, time);
+            fields.empty_raw = self.raw;
+            let chain = self.callchain.then_some(chain);
             writer.write_record(&RecordBuilder::sample(&fields, chain.as_deref()))?;
         }
         writer.finish_round()
     }
 
-    /// Samples the kernel could not count for want of map room.
+    /// The id of the file event that counts of `of` are samples of.
+    fn off_cpu_event_id(&mut self, of: CountOf) -> u64 {
+        if let Some((_, desc)) = self.off_cpu_events.iter().find(|(o, _)| *o == of) {
+            return desc.ids[0];
+        }
+        let name = match of {
+            CountOf::OffCpu(state) => state.event_name(),
+            _ => WAKER_EVENT.to_string(),
+        };
+        let id = SYNTHETIC_ID_BASE + self.off_cpu_events.len() as u64;
+        let attr = self
+            .off_cpu_attr
+            .clone()
+            .expect("off-CPU counts come with their attr");
+        self.off_cpu_events.push((
+            of,
+            EventDesc {
+                attr,
+                name,
+                ids: vec![id],
+            },
+        ));
+        id
+    }
+
+    /// The off-CPU events samples were written for, for the file's header.
+    pub fn take_off_cpu_events(&mut self) -> Vec<EventDesc> {
+        std::mem::take(&mut self.off_cpu_events)
+            .into_iter()
+            .map(|(_, desc)| desc)
+            .collect()
+    }
+
+    /// Samples (and blocks) the kernel could not count for want of map
+    /// room, and blocks left out for being short.
     pub fn dropped(&self) -> Result<Dropped> {
         let mut total = Dropped::default();
         for (counter, _) in &self.counters {
-            let d = counter.dropped()?;
-            total.stacks_full += d.stacks_full;
-            total.counts_full += d.counts_full;
+            total.add(&counter.dropped()?);
         }
         Ok(total)
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: bpf_ktime_get_ns()'s clock.
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `now` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 /// A count's frames, leaf first; a part is empty when the sample had none.
@@ -139,7 +272,20 @@ fn sample_fields(c: &StackCount, stacks: &Stacks, count: u64, id: u64, time: u64
         cpu: c.cpu,
         period: count,
         kernel: !stacks.kernel.is_empty(),
+        empty_raw: false,
     }
+}
+
+/// A waker's call chain, leaf first, drawn as offwaketime draws it: from the
+/// root up, the blocked thread's kernel stack to where it blocked, the
+/// separator, then the waker's from where it woke the thread to its root.
+fn waker_chain(waker: &[u64], wakee: &[u64]) -> Vec<u64> {
+    let mut chain = Vec::with_capacity(waker.len() + wakee.len() + 2);
+    chain.push(PERF_CONTEXT_KERNEL);
+    chain.extend(waker.iter().rev());
+    chain.push(WAKER_SEPARATOR);
+    chain.extend_from_slice(wakee);
+    chain
 }
 
 /// The frames as the kernel writes a callchain: each part after its context marker.
@@ -163,6 +309,7 @@ mod tests {
     #[test]
     fn callchain_marks_kernel_and_user_parts() {
         let count = StackCount {
+            of: CountOf::Samples,
             pid: 1,
             tid: 2,
             cpu: 0,
@@ -195,6 +342,18 @@ mod tests {
             user: &user,
         };
         assert_eq!(callchain(&user_only), vec![PERF_CONTEXT_USER, 0x401000]);
+        // A waker over the thread it woke: both root-most at the ends.
+        assert_eq!(
+            waker_chain(&[0xffff_0010, 0xffff_0011], &kernel),
+            vec![
+                PERF_CONTEXT_KERNEL,
+                0xffff_0011,
+                0xffff_0010,
+                WAKER_SEPARATOR,
+                0xffff_0001,
+                0xffff_0002
+            ]
+        );
         let fields = sample_fields(&count, &user_only, 7, 9, 100);
         assert_eq!((fields.ip, fields.kernel), (0x401000, false));
     }

@@ -51,7 +51,7 @@ const HARDWARE: &[(&str, Hardware, u64)] = &[
 ];
 
 /// PERF_COUNT_SW_BPF_OUTPUT: the event multi-kprobe hits are written to.
-const SW_BPF_OUTPUT: u64 = 10;
+pub const SW_BPF_OUTPUT: u64 = 10;
 /// PERF_COUNT_SW_DUMMY: counts nothing; carries side-band records.
 pub const SW_DUMMY: u64 = 9;
 

@@ -30,6 +30,7 @@ use session::Session;
 use crate::bpf::kprobe_links::Attach;
 use crate::bpf::stack_count::Dropped;
 use crate::error::{Error, Result};
+use crate::model::off_cpu::StateSelection;
 use crate::perfdata::writer::{self, PerfDataWriter, RecordBuilder};
 use crate::perfdata::{FEATURE_NETPROF_TP_FORMATS, HEADER_TRACING_DATA};
 use crate::sys::cpus::{self, CpuList};
@@ -80,6 +81,19 @@ pub struct RecordOptions {
     /// Attach kprobe globs through one link per function even where the
     /// kernel has multi-kprobe links.
     pub no_multi_kprobe: bool,
+    /// Also count the time threads spend off the CPU, by stack and state.
+    pub off_cpu: Option<OffCpuRequest>,
+}
+
+/// `record --off-cpu`: which blocked intervals count.
+#[derive(Clone, Debug)]
+pub struct OffCpuRequest {
+    /// Only threads away in these states.
+    pub states: StateSelection,
+    /// Shorter blocks are left out, and counted as such.
+    pub min_block: Duration,
+    /// Note who ended each wait (`offcpu-waker` samples).
+    pub wakers: bool,
 }
 
 /// What a recording reports while it runs.
@@ -99,8 +113,11 @@ pub struct RecordSummary {
     pub bytes: u64,
     pub elapsed: Duration,
     pub command_status: Option<i32>,
-    /// `record --bpf`: samples the kernel could not count (maps full).
+    /// `record --bpf` and `--off-cpu`: samples or blocks the kernel could
+    /// not count (maps full), and short blocks left out.
     pub bpf_dropped: Dropped,
+    /// `--off-cpu`: the time threads were away, in all.
+    pub off_cpu: Duration,
     /// The disk filled up: the recording stopped there, and the file holds
     /// everything until then.
     pub disk_full: bool,
@@ -201,6 +218,10 @@ pub fn record(
         }
     }
     summary.elapsed = start.elapsed();
+    if let Some(counts) = session.kernel_counts.as_mut() {
+        let declared = counts.take_off_cpu_events();
+        session.events.extend(declared);
+    }
     let features = all_features(&specs, &session, kallsyms_text, &summary.mapped_files)?;
     summary.bytes = writer.finish(&session.events, &features)?;
     Ok(summary)
@@ -295,11 +316,10 @@ impl Sampling<'_> {
         start: Instant,
         progress: &mut dyn Progress,
     ) -> Result<()> {
-        let counted = self.session.kernel_counts.is_some();
-        let poll = if counted {
-            SIDE_BAND_POLL_INTERVAL
-        } else {
+        let poll = if self.session.samples_in_rings {
             POLL_INTERVAL
+        } else {
+            SIDE_BAND_POLL_INTERVAL
         };
         let (mut last_status, mut last_count_drain, mut last_count_write, mut last_liveness) = (
             Instant::now(),
@@ -362,11 +382,9 @@ impl Sampling<'_> {
         self.session.disable();
         self.drain_rings()?;
         if let Some(counts) = self.session.kernel_counts.as_mut() {
-            // Twice: the first drain flips to the generation the second empties.
-            for _ in 0..2 {
-                self.summary.samples += counts.collect()?;
-            }
+            self.summary.samples += counts.collect_last()?;
             counts.write(self.writer, self.last_time)?;
+            self.summary.off_cpu = Duration::from_nanos(counts.off_cpu_ns);
             self.summary.bpf_dropped = counts.dropped()?;
             // Stored as lost samples, so that reports of the file say so too.
             let dropped = self.summary.bpf_dropped.total();

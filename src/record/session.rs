@@ -14,18 +14,22 @@ use perf_event_open::count::Counter;
 use perf_event_open::sample::Sampler;
 
 use super::counted::{attach_kind, KernelCounts};
-use super::event::{EventSpec, Source, SW_DUMMY};
+use super::event::{EventSpec, Source, SW_BPF_OUTPUT, SW_DUMMY};
 use super::open::{self, Instance, Scope};
-use super::{Progress, RecordOptions};
+use super::{OffCpuRequest, Progress, RecordOptions};
 use crate::bpf::kprobe_links::{self, Attach};
 use crate::bpf::kprobe_multi::{self, MultiProbe};
-use crate::bpf::stack_count::{CountOptions, StackCounter, MAX_FRAMES};
+use crate::bpf::stack_count::{CountOptions, OffCpuOptions, StackCounter, MAX_FRAMES};
 use crate::error::{Error, Result};
 use crate::perfdata::attr::{EventAttr, Rate};
 use crate::perfdata::writer::EventDesc;
 use crate::perfdata::TYPE_SOFTWARE;
 use crate::sys::cpus::CpuList;
 use procfs::Current;
+
+/// Threads `--off-cpu` can follow while they are away at once (about 4 MiB
+/// of kernel memory); more are counted as dropped.
+const BLOCKED_THREADS: u32 = 1 << 15;
 
 /// 2^8 pages (1 MiB) per ring: at 10 kHz with deep callchains a CPU writes
 /// about 4 MB/s, and the ring is drained at least every 50 ms.
@@ -44,8 +48,11 @@ pub struct Session {
     pub samplers: Vec<Sampler>,
     /// Detached when dropped, after the last drain.
     multi_probes: Vec<MultiProbe>,
-    /// `--bpf`: the kernel's stack counts, one counter per event.
+    /// `--bpf`: the kernel's stack counts, one counter per event;
+    /// `--off-cpu`: the scheduler's counter.
     pub kernel_counts: Option<KernelCounts>,
+    /// Whether samples come through the rings (not `--bpf`).
+    pub samples_in_rings: bool,
     system_wide: bool,
     /// How to open each event on one more CPU, in the order of `events`.
     reopen: Vec<Reopen>,
@@ -125,7 +132,9 @@ impl Session {
             rings: Vec::new(),
             samplers: Vec::new(),
             multi_probes: Vec::new(),
-            kernel_counts: opts.bpf.then(|| KernelCounts::new(opts.callgraph)),
+            kernel_counts: (opts.bpf || opts.off_cpu.is_some())
+                .then(|| KernelCounts::new(opts.callgraph, plan.raw)),
+            samples_in_rings: !opts.bpf,
             system_wide: scope.is_system_wide(),
             reopen: Vec::new(),
             cpus: match scope {
@@ -143,7 +152,49 @@ impl Session {
         if opts.bpf {
             session.open_side_band(&plan)?;
         }
+        if let Some(request) = &opts.off_cpu {
+            session.start_off_cpu(request, &plan, &count_options)?;
+        }
         Ok(session)
+    }
+
+    /// `--off-cpu`: loads the scheduler's counter, which counts from now on
+    /// (the events it writes to the file are declared as they are met).
+    fn start_off_cpu(
+        &mut self,
+        request: &OffCpuRequest,
+        plan: &Plan,
+        count_options: &CountOptions,
+    ) -> Result<()> {
+        let pids = match plan.scope {
+            Scope::SystemWide(_) => Vec::new(),
+            Scope::Tasks { tids, .. } => tids.clone(),
+        };
+        let options = OffCpuOptions {
+            states: request.states.clone(),
+            min_block: request.min_block,
+            wakers: request.wakers,
+            follow_children: !pids.is_empty(),
+            pids,
+            blocked_entries: BLOCKED_THREADS,
+        };
+        let counter = StackCounter::load_off_cpu(count_options, &options)?;
+        // Each sample's period is the time away, in nanoseconds.
+        let attr = EventAttr {
+            type_: TYPE_SOFTWARE,
+            config: SW_BPF_OUTPUT,
+            rate: Rate::Period(1),
+            callchain: plan.opts.callgraph,
+            raw: plan.raw,
+            inherit: !plan.scope.is_system_wide(),
+            enable_on_exec: false,
+            exclude_user: false,
+            exclude_kernel: false,
+        };
+        if let Some(counts) = self.kernel_counts.as_mut() {
+            counts.add_off_cpu(counter, attr);
+        }
+        Ok(())
     }
 
     fn open_event(
