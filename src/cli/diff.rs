@@ -196,6 +196,7 @@ fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<
         filter: args.selection.filter(false),
         module: args.selection.module.as_deref(),
         event: args.selection.event.as_deref(),
+        states: args.selection.state.as_ref(),
         no_idle: args.selection.no_idle,
     };
     let read = |files: &[PathBuf]| -> Result<Vec<_>> {

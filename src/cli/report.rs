@@ -6,16 +6,20 @@ use std::path::PathBuf;
 use clap::Args;
 
 use netprof::error::IoContext;
+use netprof::model::off_cpu::{self, WAKER_EVENT};
 use netprof::model::profile::Profile;
 use netprof::model::symbolize::symbolize;
 use netprof::model::view::View;
 use netprof::outfile::write_atomically;
 use netprof::render::tree::{Order, SortKey, TreeOptions};
-use netprof::render::{flame, folded, json, samples, tree};
-use netprof::Result;
+use netprof::render::{flame, folded, json, samples, threads, tree};
+use netprof::{Error, Result};
 
 use super::selection::SelectionArgs;
 use super::values;
+
+/// The longest waits `--threads` shows for each thread.
+const TOP_WAITS: usize = 3;
 
 const ORDERS: &[(&str, &str, Order)] = &[
     ("caller", "Under each entry, what it calls", Order::Caller),
@@ -95,18 +99,34 @@ pub struct ReportArgs {
     /// Print every sample in time order with its stack and its tracepoint or probe fields (like perf script)
     #[arg(long, conflicts_with_all = ["json", "folded"])]
     pub samples: bool,
+    /// Time per thread on and off the CPU, off-CPU time by state, and each thread's longest waits
+    /// (a recording made with --off-cpu; --json for schema netprof-threads/1)
+    #[arg(long, conflicts_with_all = ["folded", "samples", "flame", "event", "state"])]
+    pub threads: bool,
+    /// Who ended each wait: the waker's kernel stack over the blocked thread's, as offwaketime
+    /// draws them (a recording made with --off-cpu --wakeups; same as --event offcpu-waker)
+    #[arg(long, conflicts_with_all = ["event", "threads"])]
+    pub wakeups: bool,
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
     let filter = args.selection.filter(args.samples);
-    let profile = Profile::read(&args.input, &filter)?;
+    let mut profile = Profile::read(&args.input, &filter)?;
+    if args.threads {
+        return threads(&profile, &args);
+    }
+    let event = match args.wakeups {
+        true if !profile.events.iter().any(|e| e == WAKER_EVENT) => {
+            return Err(Error::not_found(format!(
+                "{} has no {WAKER_EVENT} samples; record with --off-cpu --wakeups",
+                args.input.display()
+            )))
+        }
+        true => Some(WAKER_EVENT),
+        false => args.selection.event.as_deref(),
+    };
+    let chosen = profile.choose_event(event, args.selection.state.as_ref())?;
     let symbols = symbolize(&profile);
-    let chosen = args
-        .selection
-        .event
-        .as_deref()
-        .map(|n| profile.event(n))
-        .transpose()?;
     let view_filter = |event: Option<u16>| args.selection.view(event);
     let text_only = args.flame.is_none() && !args.folded && !args.json && !args.samples;
     if text_only {
@@ -165,6 +185,17 @@ pub fn run(args: ReportArgs) -> Result<()> {
         Ok(())
     };
     printed.io_context(|| "cannot write the report")
+}
+
+/// `--threads`: time on and off the CPU per thread.
+fn threads(profile: &Profile, args: &ReportArgs) -> Result<()> {
+    let times = off_cpu::thread_times(profile, TOP_WAITS)?;
+    let symbols = symbolize(profile);
+    let text = match args.json {
+        true => format!("{}\n", threads::to_json(&times, profile, &symbols)),
+        false => threads::render(&times, profile, &symbols, args.percent_limit),
+    };
+    write!(std::io::stdout().lock(), "{text}").io_context(|| "cannot write the report")
 }
 
 /// The recording's first event with samples; the others are named on

@@ -3,6 +3,7 @@
 
 use clap::Args;
 
+use netprof::model::off_cpu::StateSelection;
 use netprof::model::profile::Filter;
 use netprof::model::view::ViewFilter;
 use netprof::sys::cpus::CpuList;
@@ -25,8 +26,14 @@ pub struct SelectionArgs {
     pub module: Option<String>,
     /// This event of the recording (default: report's text shows each in turn, the other outputs
     /// and diff the first)
+    /// (`offcpu-time`: the off-CPU time of every state as one event; `all`: that and cpu-clock
+    /// in one unit, nanoseconds: wall-clock time)
     #[arg(long, value_name = "NAME")]
     pub event: Option<String>,
+    /// Only off-CPU time in these thread states (of a recording made with --off-cpu): letters
+    /// among R, S, D, I, T, t, P, comma-separated
+    #[arg(long, value_name = "STATES", value_parser = values::states)]
+    pub state: Option<StateSelection>,
     /// Leave out samples taken in the kernel's idle loop
     #[arg(long)]
     pub no_idle: bool,

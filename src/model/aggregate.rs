@@ -182,6 +182,8 @@ pub(super) struct Aggregator<'f> {
     total_samples: u64,
     /// Per event, before filters.
     file_samples: Vec<u64>,
+    /// Per event, the sum of its samples' periods, before filters.
+    file_periods: Vec<u64>,
     lost_samples: u64,
     dwarf_samples: u64,
     truncated_user_samples: u64,
@@ -198,6 +200,7 @@ pub(super) struct Counted {
     pub samples: Vec<Sample>,
     pub total_samples: u64,
     pub file_samples: Vec<u64>,
+    pub file_periods: Vec<u64>,
     pub lost_samples: u64,
     pub dwarf_samples: u64,
     pub truncated_user_samples: u64,
@@ -218,6 +221,7 @@ impl<'f> Aggregator<'f> {
             samples: Vec::new(),
             total_samples: 0,
             file_samples: vec![0; events],
+            file_periods: vec![0; events],
             lost_samples: 0,
             dwarf_samples: 0,
             truncated_user_samples: 0,
@@ -259,6 +263,7 @@ impl<'f> Aggregator<'f> {
             samples: self.samples,
             total_samples: self.total_samples,
             file_samples: self.file_samples,
+            file_periods: self.file_periods,
             lost_samples: self.lost_samples,
             dwarf_samples: self.dwarf_samples,
             truncated_user_samples: self.truncated_user_samples,
@@ -334,6 +339,7 @@ impl<'f> Aggregator<'f> {
             self.dwarf_samples += weight;
         }
         self.file_samples[event as usize] += weight;
+        self.file_periods[event as usize] += s.period.unwrap_or(0);
         let comm = match self
             .comm_of_tid
             .get(&tid)

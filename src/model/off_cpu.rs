@@ -5,6 +5,9 @@
 //! is also a sample of `offcpu-waker`, whose call chain is the waker's kernel
 //! stack, then [`WAKER_SEPARATOR`], then the blocked thread's kernel stack.
 
+use ahash::AHashMap as HashMap;
+
+use super::profile::Profile;
 use crate::error::{Error, Result};
 
 /// The family of off-CPU events: `offcpu-time:S`, `offcpu-time:D`, ...
@@ -13,6 +16,11 @@ pub const OFF_CPU_EVENT: &str = "offcpu-time";
 pub const WAKER_EVENT: &str = "offcpu-waker";
 /// The on-CPU event that shares a unit (nanoseconds) with off-CPU time.
 pub const CPU_CLOCK_EVENT: &str = "cpu-clock";
+
+/// `--event all`: on-CPU and off-CPU time in one unit, nanoseconds.
+pub const WALL_CHOICE: &str = "all";
+/// The event `--event all` makes.
+pub const WALL_EVENT: &str = "wall-time";
 
 /// A kernel-half address no code has (just below the perf context markers),
 /// standing between the waker's and the wakee's frames; named `--`, as
@@ -23,6 +31,12 @@ pub const WAKER_SEPARATOR: u64 = 0xffff_ffff_ffff_e000;
 /// up) is the separator.
 pub fn is_separator(addr: u64) -> bool {
     addr == WAKER_SEPARATOR || addr == WAKER_SEPARATOR - 1
+}
+
+/// Whether an event's samples weigh nanoseconds (off-CPU time, wakers,
+/// the wall-clock view) rather than count occurrences.
+pub fn counts_nanoseconds(event: &str) -> bool {
+    event.starts_with(OFF_CPU_EVENT) || event == WAKER_EVENT || event == WALL_EVENT
 }
 
 /// Why a thread was off the CPU: the letters of ps(1) and sched_switch.
@@ -133,6 +147,206 @@ impl StateSelection {
     pub fn contains(&self, state: OffCpuState) -> bool {
         self.0.contains(&state)
     }
+}
+
+impl Profile {
+    /// The event a report or diff shows, by the name given with --event:
+    /// one of the file's events; `offcpu-time`, the off-CPU time of every
+    /// state (or of those `states` keeps) as one event; or `all`, that and
+    /// cpu-clock's samples weighted by their period, in nanoseconds both.
+    /// Without a name, the off-CPU states are still one event (`--state`
+    /// alone picks off-CPU time), and None leaves the choice to the caller.
+    pub fn choose_event(
+        &mut self,
+        name: Option<&str>,
+        states: Option<&StateSelection>,
+    ) -> Result<Option<u16>> {
+        let off_cpu: Vec<(u16, u64)> = self
+            .sampled_events()
+            .into_iter()
+            .filter(|&e| {
+                OffCpuState::of_event(&self.events[e as usize])
+                    .is_some_and(|s| states.is_none_or(|k| k.contains(s)))
+            })
+            .map(|e| (e, 1))
+            .collect();
+        let off_cpu_name = match states {
+            Some(k) if k.0.len() < OffCpuState::ALL.len() => format!(
+                "{OFF_CPU_EVENT}:{}",
+                k.0.iter().map(|s| s.letter()).collect::<Vec<_>>().join(",")
+            ),
+            _ => OFF_CPU_EVENT.to_string(),
+        };
+        let no_off_cpu = || {
+            Error::not_found(format!(
+                "this recording has no off-CPU samples{}; record with --off-cpu",
+                match states {
+                    Some(_) => " in the states --state keeps",
+                    None => "",
+                }
+            ))
+        };
+        match name {
+            Some(WALL_CHOICE) => {
+                let cpu = self
+                    .sampled_events()
+                    .into_iter()
+                    .find(|&e| self.events[e as usize] == CPU_CLOCK_EVENT)
+                    .ok_or_else(|| {
+                        Error::not_found(
+                            "--event all puts cpu-clock samples beside off-CPU time, and this recording has no \
+                             cpu-clock samples; record with --off-cpu and the default event",
+                        )
+                    })?;
+                if off_cpu.is_empty() {
+                    return Err(no_off_cpu());
+                }
+                let per_sample = (self.file_periods[cpu as usize]
+                    / self.file_samples[cpu as usize].max(1))
+                .max(1);
+                let mut members = vec![(cpu, per_sample)];
+                members.extend(off_cpu);
+                Ok(Some(self.merge_events(&members, WALL_EVENT)))
+            }
+            Some(OFF_CPU_EVENT) => match off_cpu.is_empty() {
+                true => Err(no_off_cpu()),
+                false => Ok(Some(self.merge_events(&off_cpu, &off_cpu_name))),
+            },
+            Some(name) => {
+                if states.is_some() && OffCpuState::of_event(name).is_none() {
+                    return Err(Error::bad_argument(format!(
+                        "--state picks off-CPU samples, and {name} is not an off-CPU event; \
+                         drop --state or give --event offcpu-time"
+                    )));
+                }
+                self.event(name).map(Some)
+            }
+            None if states.is_some() => match off_cpu.is_empty() {
+                true => Err(no_off_cpu()),
+                false => Ok(Some(self.merge_events(&off_cpu, &off_cpu_name))),
+            },
+            None => {
+                if off_cpu.len() > 1 {
+                    self.merge_events(&off_cpu, OFF_CPU_EVENT);
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Makes one event of `members` (each with what one of its units is
+    /// worth in the new one), which then have no samples of their own.
+    fn merge_events(&mut self, members: &[(u16, u64)], name: &str) -> u16 {
+        let merged = self.events.len() as u16;
+        let scale_of = |event: u16| members.iter().find(|(e, _)| *e == event).map(|m| m.1);
+        let (mut samples, mut periods) = (0, 0);
+        for &(e, scale) in members {
+            samples += self.file_samples[e as usize] * scale;
+            periods += self.file_periods[e as usize];
+            self.file_samples[e as usize] = 0;
+        }
+        self.events.push(name.to_string());
+        self.file_samples.push(samples);
+        self.file_periods.push(periods);
+        self.formats.push(None);
+        for group in &mut self.groups {
+            if let Some(scale) = scale_of(group.event) {
+                group.event = merged;
+                group.count *= scale;
+            }
+        }
+        for sample in &mut self.samples {
+            if scale_of(sample.event).is_some() {
+                sample.event = merged;
+            }
+        }
+        merged
+    }
+}
+
+/// One thread's time over a recording (`report --threads`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadTime {
+    pub pid: i32,
+    pub tid: i32,
+    /// Its name as the recording last saw it.
+    pub comm: u32,
+    /// cpu-clock samples times their mean period.
+    pub on_cpu_ns: u64,
+    /// By state, in [`OffCpuState::ALL`]'s order.
+    pub off_cpu_ns: [u64; 7],
+    /// Its longest waits: (state, stack, nanoseconds), longest first.
+    pub top_waits: Vec<(OffCpuState, u32, u64)>,
+}
+
+impl ThreadTime {
+    pub fn off_cpu_total(&self) -> u64 {
+        self.off_cpu_ns.iter().sum()
+    }
+}
+
+/// Each thread's on-CPU time, off-CPU time by state, and its `top` longest
+/// waits by stack; threads with the most time in all first.
+pub fn thread_times(profile: &Profile, top: usize) -> Result<Vec<ThreadTime>> {
+    let cpu_clock = profile
+        .events
+        .iter()
+        .position(|e| e == CPU_CLOCK_EVENT)
+        .map(|e| e as u16);
+    let state_of: Vec<Option<OffCpuState>> = profile
+        .events
+        .iter()
+        .map(|e| OffCpuState::of_event(e))
+        .collect();
+    if state_of.iter().all(Option::is_none) {
+        return Err(Error::not_found(
+            "this recording has no off-CPU samples; record with --off-cpu to see where threads wait",
+        ));
+    }
+    let ns_per_sample = cpu_clock.map_or(0, |e| {
+        profile.file_periods[e as usize] / profile.file_samples[e as usize].max(1)
+    });
+    let mut threads: HashMap<(i32, i32), ThreadTime> = HashMap::new();
+    let mut waits: HashMap<(i32, i32, OffCpuState, u32), u64> = HashMap::new();
+    for g in &profile.groups {
+        let state = state_of[g.event as usize];
+        if state.is_none() && Some(g.event) != cpu_clock {
+            continue;
+        }
+        let thread = threads.entry((g.pid, g.tid)).or_insert_with(|| ThreadTime {
+            pid: g.pid,
+            tid: g.tid,
+            ..ThreadTime::default()
+        });
+        thread.comm = g.comm;
+        match state {
+            Some(s) => {
+                thread.off_cpu_ns[s as usize] += g.count;
+                *waits.entry((g.pid, g.tid, s, g.stack)).or_default() += g.count;
+            }
+            None => thread.on_cpu_ns += g.count * ns_per_sample,
+        }
+    }
+    let mut waits: Vec<_> = waits.into_iter().collect();
+    waits.sort_unstable_by_key(|&((pid, tid, s, stack), ns)| {
+        (std::cmp::Reverse(ns), pid, tid, s, stack)
+    });
+    for ((pid, tid, state, stack), ns) in waits {
+        if let Some(t) = threads.get_mut(&(pid, tid)) {
+            if t.top_waits.len() < top {
+                t.top_waits.push((state, stack, ns));
+            }
+        }
+    }
+    let mut threads: Vec<ThreadTime> = threads.into_values().collect();
+    threads.sort_unstable_by_key(|t| {
+        (
+            std::cmp::Reverse(t.on_cpu_ns + t.off_cpu_total()),
+            t.pid,
+            t.tid,
+        )
+    });
+    Ok(threads)
 }
 
 #[cfg(test)]

@@ -97,6 +97,9 @@ pub struct Profile {
     pub total_samples: u64,
     /// Samples in the file, before filters, per event.
     pub file_samples: Vec<u64>,
+    /// Per event, the sum of the periods of its samples, before filters:
+    /// for cpu-clock, the nanoseconds they stand for.
+    pub file_periods: Vec<u64>,
     pub lost_samples: u64,
     /// Samples whose user stack is a DWARF snapshot (`--call-graph dwarf`),
     /// which netprof does not unwind.

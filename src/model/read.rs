@@ -226,6 +226,7 @@ fn read_profile(
         samples: counted.samples,
         total_samples: counted.total_samples,
         file_samples: counted.file_samples,
+        file_periods: counted.file_periods,
         lost_samples: counted.lost_samples,
         dwarf_samples: counted.dwarf_samples,
         truncated_user_samples: counted.truncated_user_samples,

@@ -3,6 +3,7 @@
 
 use ahash::AHashMap as HashMap;
 
+use super::off_cpu;
 use super::profile::{KernelNames, Profile, SampleGroup};
 use super::symbolize::{FrameKind, SymbolizedProfile};
 use crate::error::{Error, Result};
@@ -179,10 +180,18 @@ impl<'a> View<'a> {
                     .join(", "),
             ),
         };
-        let mut line = format!(
-            "{samples} samples of {events} ({} in this view), {} lost; {names}",
-            self.total, p.lost_samples
-        );
+        let mut line = match off_cpu::counts_nanoseconds(&events) {
+            true => format!(
+                "{:.6} s of {events} ({:.6} s in this view), {} lost; {names}",
+                samples as f64 / 1e9,
+                self.total as f64 / 1e9,
+                p.lost_samples
+            ),
+            false => format!(
+                "{samples} samples of {events} ({} in this view), {} lost; {names}",
+                self.total, p.lost_samples
+            ),
+        };
         if p.truncated_user_samples > 0 {
             line.push_str(&format!(
                 "; {} samples had their user call chain cut at [unknown] (code built without frame pointers)",

@@ -2,7 +2,7 @@
 //! ([`tree`]), folded stacks ([`folded`]), flamegraphs ([`flame`],
 //! [`diff_flame`]), JSON ([`json`]), samples in time order ([`samples`]),
 //! the diff tables ([`diff_table`]), latency text ([`latency`]), call
-//! paths ([`funcgraph`]), the BPF
+//! paths ([`funcgraph`]), time per thread ([`threads`]), the BPF
 //! program table ([`bpf_table`]) and the capability list ([`check`]).
 
 pub mod bpf_table;
@@ -15,6 +15,7 @@ pub mod funcgraph;
 pub mod json;
 pub mod latency;
 pub mod samples;
+pub mod threads;
 pub mod tree;
 pub mod units;
 

@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::FDR;
 use crate::analysis::stats::{benjamini_hochberg, two_proportions, welch, Comparison};
 use crate::error::{Error, IoContext, Result};
+use crate::model::off_cpu::StateSelection;
 use crate::model::profile::{Filter, Profile};
 use crate::model::symbolize::{symbolize, Frame, FrameKind};
 use crate::model::view::{View, ViewFilter};
@@ -46,6 +47,8 @@ pub struct Selection<'a> {
     pub module: Option<&'a str>,
     /// The event compared, by name (default: each file's first).
     pub event: Option<&'a str>,
+    /// Off-CPU time only in these states.
+    pub states: Option<&'a StateSelection>,
     pub no_idle: bool,
 }
 
@@ -105,17 +108,13 @@ impl RunCounts {
     /// `selection` keeps of its event (by default its first event with
     /// samples: the one a recording is about).
     pub fn read(path: &Path, selection: &Selection) -> Result<RunCounts> {
-        let profile = Profile::read(path, &selection.filter)?;
+        let mut profile = Profile::read(path, &selection.filter)?;
+        let chosen = profile
+            .choose_event(selection.event, selection.states)
+            .map_err(|e| e.prefixed(format!("{}: ", path.display())))?;
         let symbols = symbolize(&profile);
         let sampled = profile.sampled_events();
-        let event = match selection.event {
-            Some(name) => Some(
-                profile
-                    .event(name)
-                    .map_err(|e| e.prefixed(format!("{}: ", path.display())))?,
-            ),
-            None => sampled.first().copied(),
-        };
+        let event = chosen.or_else(|| sampled.first().copied());
         let mut run = match event {
             Some(event) => {
                 let filter = ViewFilter {
