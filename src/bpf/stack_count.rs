@@ -36,6 +36,11 @@ const ROLE: Role = Role {
     fallback: "; netprof record without --bpf still works",
 };
 
+const OFF_CPU_ROLE: Role = Role {
+    command: "record --off-cpu",
+    fallback: "; netprof record without --off-cpu still samples on-CPU time",
+};
+
 /// Frames per stack, as perf's default `kernel.perf_event_max_stack`.
 pub const MAX_FRAMES: u32 = 127;
 
@@ -218,7 +223,11 @@ impl StackCounter {
         kind: AttachKind,
         off_cpu: Option<&OffCpuOptions>,
     ) -> Result<StackCounter> {
-        let mut open = skeleton::open(StackCountSkelBuilder::default(), &ROLE)?;
+        let role = match kind {
+            AttachKind::OffCpu => &OFF_CPU_ROLE,
+            _ => &ROLE,
+        };
+        let mut open = skeleton::open(StackCountSkelBuilder::default(), role)?;
         let progs = &mut open.progs;
         progs
             .count_perf_event
@@ -274,7 +283,7 @@ impl StackCounter {
             .blocked
             .set_max_entries(off_cpu.map_or(1, |o| o.blocked_entries.max(1)))
             .map_err(sizing)?;
-        let skeleton = skeleton::load(open, &ROLE)?;
+        let skeleton = skeleton::load(open, role)?;
         Ok(StackCounter {
             skeleton,
             kind,

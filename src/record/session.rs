@@ -117,7 +117,13 @@ impl Session {
             check_map_memory(&count_options, available)?;
         }
         // Programs load before any event opens: a kernel that refuses the
-        // program is told apart from one that refuses the events.
+        // program is told apart from one that refuses the events. The
+        // off-CPU one counts from now on.
+        let off_cpu = opts
+            .off_cpu
+            .as_ref()
+            .map(|r| start_off_cpu(r, scope, &count_options))
+            .transpose()?;
         let programs: Vec<Option<StackCounter>> = specs
             .iter()
             .map(|s| {
@@ -152,49 +158,10 @@ impl Session {
         if opts.bpf {
             session.open_side_band(&plan)?;
         }
-        if let Some(request) = &opts.off_cpu {
-            session.start_off_cpu(request, &plan, &count_options)?;
+        if let (Some(counter), Some(counts)) = (off_cpu, session.kernel_counts.as_mut()) {
+            counts.add_off_cpu(counter, off_cpu_attr(&plan));
         }
         Ok(session)
-    }
-
-    /// `--off-cpu`: loads the scheduler's counter, which counts from now on
-    /// (the events it writes to the file are declared as they are met).
-    fn start_off_cpu(
-        &mut self,
-        request: &OffCpuRequest,
-        plan: &Plan,
-        count_options: &CountOptions,
-    ) -> Result<()> {
-        let pids = match plan.scope {
-            Scope::SystemWide(_) => Vec::new(),
-            Scope::Tasks { tids, .. } => tids.clone(),
-        };
-        let options = OffCpuOptions {
-            states: request.states.clone(),
-            min_block: request.min_block,
-            wakers: request.wakers,
-            follow_children: !pids.is_empty(),
-            pids,
-            blocked_entries: BLOCKED_THREADS,
-        };
-        let counter = StackCounter::load_off_cpu(count_options, &options)?;
-        // Each sample's period is the time away, in nanoseconds.
-        let attr = EventAttr {
-            type_: TYPE_SOFTWARE,
-            config: SW_BPF_OUTPUT,
-            rate: Rate::Period(1),
-            callchain: plan.opts.callgraph,
-            raw: plan.raw,
-            inherit: !plan.scope.is_system_wide(),
-            enable_on_exec: false,
-            exclude_user: false,
-            exclude_kernel: false,
-        };
-        if let Some(counts) = self.kernel_counts.as_mut() {
-            counts.add_off_cpu(counter, attr);
-        }
-        Ok(())
     }
 
     fn open_event(
@@ -483,6 +450,44 @@ impl Session {
             "probes detached in {} ms",
             start.elapsed().as_millis()
         ));
+    }
+}
+
+/// `--off-cpu`: loads the scheduler's counter, which counts from then on
+/// (the events it writes to the file are declared as they are met).
+fn start_off_cpu(
+    request: &OffCpuRequest,
+    scope: &Scope,
+    count_options: &CountOptions,
+) -> Result<StackCounter> {
+    let pids = match scope {
+        Scope::SystemWide(_) => Vec::new(),
+        Scope::Tasks { tids, .. } => tids.clone(),
+    };
+    let options = OffCpuOptions {
+        states: request.states.clone(),
+        min_block: request.min_block,
+        wakers: request.wakers,
+        follow_children: !pids.is_empty(),
+        pids,
+        blocked_entries: BLOCKED_THREADS,
+    };
+    StackCounter::load_off_cpu(count_options, &options)
+}
+
+/// What the file says of each off-CPU event: each sample's period is the
+/// time away, in nanoseconds.
+fn off_cpu_attr(plan: &Plan) -> EventAttr {
+    EventAttr {
+        type_: TYPE_SOFTWARE,
+        config: SW_BPF_OUTPUT,
+        rate: Rate::Period(1),
+        callchain: plan.opts.callgraph,
+        raw: plan.raw,
+        inherit: !plan.scope.is_system_wide(),
+        enable_on_exec: false,
+        exclude_user: false,
+        exclude_kernel: false,
     }
 }
 
