@@ -71,8 +71,15 @@ fn usage_error(e: clap::Error) -> ExitCode {
         _ => {}
     }
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or_default();
-    let message = first.strip_prefix("error: ").unwrap_or(first);
+    // The message's first paragraph: "... not provided:" is followed by the
+    // arguments' names on lines of their own.
+    let first = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = first.strip_prefix("error: ").unwrap_or(&first);
     eprintln!("netprof: error: {message}; see `{}`", help_command());
     ExitCode::from(2)
 }
