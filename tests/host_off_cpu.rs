@@ -332,6 +332,25 @@ fn perf_script_reads_off_cpu_samples_and_diff_compares_two_recordings() {
         &text[..text.len().min(2000)]
     );
     assert!(text.contains("do_nanosleep"));
+    // netprof's own sample listing of one event holds that event only.
+    let listed = netprof(&[
+        "report",
+        "-i",
+        sleeps.to_str().unwrap(),
+        "--samples",
+        "--event",
+        "offcpu-time",
+    ]);
+    let headers: Vec<String> = stdout(&listed)
+        .lines()
+        .filter(|l| l.ends_with(':') && !l.starts_with('\t'))
+        .map(str::to_string)
+        .collect();
+    assert!(!headers.is_empty(), "{}", stderr(&listed));
+    assert!(
+        headers.iter().all(|l| l.ends_with("offcpu-time:")),
+        "{headers:?}"
+    );
     // The waits moved from nanosleep to vfork: diff says so.
     let out = netprof(&[
         "diff",
@@ -506,4 +525,40 @@ fn off_cpu_refusals_are_one_line_errors() {
         NotFound,
         "record with --off-cpu",
     );
+}
+
+#[test]
+fn off_cpu_shares_one_file_with_tracepoint_hits() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = record(
+        dir.path(),
+        "busy_sleep",
+        &["2"],
+        &["-e", "cpu-clock,syscalls:sys_enter_clock_nanosleep"],
+    );
+    // Each nanosleep is a hit with its fields, and a wait of 300 ms.
+    let hits = netprof(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--samples",
+        "--event",
+        "syscalls:sys_enter_clock_nanosleep",
+    ]);
+    assert!(hits.status.success(), "{}", stderr(&hits));
+    let text = stdout(&hits);
+    assert_eq!(text.matches("which_clock").count(), 2, "{text}");
+    let t = &threads_of(&data, "busy_sleep")[0];
+    assert!(ns(&t["off_cpu_by_state"]["S"]) > 0.55e9, "{t}");
+    // perf reads the mixed layout (tracepoint fields, empty ones for waits).
+    let script = Command::new("perf")
+        .args(["script", "-i"])
+        .arg(&data)
+        .output()
+        .expect("perf");
+    let text = stdout(&script);
+    assert!(script.status.success(), "{}", stderr(&script));
+    assert_eq!(text.matches("sys_enter_clock_nanosleep:").count(), 2);
+    assert!(text.contains("offcpu-time:S"));
 }

@@ -9,7 +9,11 @@ use crate::model::view::View;
 pub fn render(view: &View) -> String {
     let p = view.profile;
     let mut out = String::new();
-    for s in &p.samples {
+    for s in p
+        .samples
+        .iter()
+        .filter(|s| view.event.is_none_or(|e| s.event == e))
+    {
         let event = p
             .events
             .get(s.event as usize)
