@@ -14,6 +14,8 @@
 mod common;
 #[path = "guest/funcgraph.rs"]
 mod funcgraph;
+#[path = "guest/off_cpu.rs"]
+mod off_cpu;
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -132,6 +134,7 @@ const CHECKS: &[(&str, Check)] = &[
         funcgraph::funcgraph_leaves_nothing,
     ),
     ("hsr_funcgraph_paths", funcgraph::hsr_funcgraph_paths),
+    ("off_cpu_in_module", off_cpu::off_cpu_in_module),
 ];
 
 /// The running kernel's series as KERNELS names it: `6.1` for 6.1.0-56-amd64.

@@ -15,6 +15,8 @@
  *                                   and passes the error up
  *   echo rN > /proc/netprof_test    calls netprof_test_recurse(3) N times: four nested
  *                                   calls of itself, the last one calling inner
+ *   echo mN > /proc/netprof_test    calls netprof_test_nap N times: msleep(20), a wait
+ *                                   off the CPU in uninterruptible sleep (state D)
  *   echo 400 > /sys/module/netprof_test/parameters/delay_us   changes the delay
  *   cat /proc/netprof_test          "calls inner=<count> delay=<count>"
  *
@@ -22,6 +24,7 @@
  * compiler keeps each one as a real function with its own kallsyms entry.
  */
 #include <linux/atomic.h>
+#include <linux/delay.h>
 #include <linux/ktime.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
@@ -47,6 +50,7 @@ int netprof_test_slow(int x);
 int netprof_test_validate(int x);
 int netprof_test_parse(int x);
 int netprof_test_recurse(int n);
+int netprof_test_nap(int x);
 
 noinline int netprof_test_inner(int x)
 {
@@ -151,6 +155,16 @@ noinline int netprof_test_recurse(int n)
 }
 EXPORT_SYMBOL_GPL(netprof_test_recurse);
 
+/* Off the CPU for 20 ms, in the module's own frame: where a thread waits. */
+noinline int netprof_test_nap(int x)
+{
+	msleep(20);
+	/* Work after the sleep: no tail call, the frame stays on the stack. */
+	asm volatile("" : "+r"(x));
+	return x + 1;
+}
+EXPORT_SYMBOL_GPL(netprof_test_nap);
+
 static ssize_t netprof_test_write(struct file *file, const char __user *ubuf,
 				  size_t len, loff_t *off)
 {
@@ -162,7 +176,7 @@ static ssize_t netprof_test_write(struct file *file, const char __user *ubuf,
 
 	if (len >= sizeof(buf) || copy_from_user(buf, ubuf, len))
 		return -EINVAL;
-	if (*p && strchr("dwser", *p))
+	if (*p && strchr("dwserm", *p))
 		mode = *p++;
 	if (kstrtoul(strim(p), 10, &n) || n > 1000000)
 		return -EINVAL;
@@ -177,6 +191,8 @@ static ssize_t netprof_test_write(struct file *file, const char __user *ubuf,
 			sink += netprof_test_parse(i);
 		else if (mode == 'r')
 			sink += netprof_test_recurse(3);
+		else if (mode == 'm')
+			sink += netprof_test_nap(i);
 		else
 			sink += netprof_test_outer(i);
 	}
