@@ -21,7 +21,6 @@ use perf_event_open::count::Counter;
 use super::follow_pids;
 use super::skeleton::{self, Role};
 use crate::error::{Error, Result};
-use crate::model::kernel_symbols::KernelSymbols;
 use crate::model::off_cpu::{OffCpuState, StateSelection};
 use crate::sys::kallsyms;
 
@@ -171,9 +170,9 @@ pub struct StackCounter {
     read_since_cleanup: usize,
     /// Off-CPU: the scheduler tracepoints' links (and fork following).
     links: Vec<Link>,
-    /// Off-CPU: the kernel's symbols, to cut the tracing machinery off the
-    /// leaf end of each stack (see [`trim_tracing_frames`]).
-    kernel_symbols: Option<KernelSymbols>,
+    /// Off-CPU: where the tracing machinery's code is, to cut it off the
+    /// leaf end of each stack.
+    tracing_frames: Option<TracingFrames>,
 }
 
 impl StackCounter {
@@ -187,7 +186,6 @@ impl StackCounter {
     /// tracepoints: counting starts at once.
     pub fn load_off_cpu(opts: &CountOptions, off_cpu: &OffCpuOptions) -> Result<StackCounter> {
         let mut counter = Self::load_with(opts, AttachKind::OffCpu, Some(off_cpu))?;
-        counter.kernel_symbols = kallsyms::code_symbols_text().ok().map(KernelSymbols::parse);
         let maps = &counter.skeleton.maps;
         follow_pids::fill(&maps.pids, &off_cpu.pids)?;
         let progs = &counter.skeleton.progs;
@@ -291,8 +289,15 @@ impl StackCounter {
             stacks_capacity: opts.stacks_entries as usize,
             read_since_cleanup: 0,
             links: Vec::new(),
-            kernel_symbols: None,
+            tracing_frames: None,
         })
+    }
+
+    /// Off-CPU: where the tracing machinery's code is (from the recording's
+    /// kallsyms snapshot), so that stacks read from now on start where the
+    /// thread left the CPU.
+    pub fn set_tracing_frames(&mut self, frames: TracingFrames) {
+        self.tracing_frames = Some(frames);
     }
 
     /// Off-CPU: detaches from the scheduler, so that what the maps hold
@@ -425,8 +430,9 @@ impl StackCounter {
                     .map_err(|e| map_error("stacks", &e))?
                 {
                     let mut frames = parse_stack(&value);
-                    if let Some(symbols) = &self.kernel_symbols {
-                        trim_tracing_frames(&mut frames, symbols);
+                    if let Some(tracing) = &self.tracing_frames {
+                        let cut = frames.iter().take_while(|&&a| tracing.contains(a)).count();
+                        frames.drain(..cut);
                     }
                     self.stacks.insert(h, frames);
                     self.read_since_cleanup += 1;
@@ -496,16 +502,42 @@ fn parse_stack(value: &[u8]) -> Vec<u64> {
 /// (`bpf_prog_*`, `bpf_trace_run*`, `__traceiter_*`, `__bpf_trace_*`),
 /// which say nothing of why the thread waits. They are cut, whatever the
 /// kernel calls them in between, so that stacks end in `__schedule` (or
-/// `try_to_wake_up` for a waker).
-fn trim_tracing_frames(frames: &mut Vec<u64>, symbols: &KernelSymbols) {
-    const TRACING: &[&str] = &["bpf_prog_", "bpf_trace_run", "__traceiter_", "__bpf_trace_"];
-    let tracing = |addr: &u64| {
-        symbols
-            .lookup(*addr)
-            .is_some_and(|s| TRACING.iter().any(|p| s.name.starts_with(p)))
-    };
-    let cut = frames.iter().take_while(|a| tracing(a)).count();
-    frames.drain(..cut);
+/// `try_to_wake_up` for a waker). Only these functions' address ranges are
+/// kept: the whole symbol table is not needed for them.
+pub struct TracingFrames {
+    /// [start, end) of each such function, sorted.
+    ranges: Vec<(u64, u64)>,
+}
+
+impl TracingFrames {
+    const PREFIXES: &[&str] = &["bpf_prog_", "bpf_trace_run", "__traceiter_", "__bpf_trace_"];
+
+    /// From kallsyms text: each function ends where the next symbol starts.
+    pub fn from_kallsyms(text: &str) -> TracingFrames {
+        let mut starts = Vec::new();
+        let mut tracing = Vec::new();
+        for symbol in text.lines().filter_map(kallsyms::code_symbol) {
+            starts.push(symbol.address);
+            if Self::PREFIXES.iter().any(|p| symbol.name.starts_with(p)) {
+                tracing.push(symbol.address);
+            }
+        }
+        starts.sort_unstable();
+        tracing.sort_unstable();
+        let ranges = tracing
+            .into_iter()
+            .map(|start| {
+                let next = starts.partition_point(|&a| a <= start);
+                (start, starts.get(next).copied().unwrap_or(u64::MAX))
+            })
+            .collect();
+        TracingFrames { ranges }
+    }
+
+    fn contains(&self, addr: u64) -> bool {
+        let at = self.ranges.partition_point(|r| r.0 <= addr);
+        at > 0 && addr < self.ranges[at - 1].1
+    }
 }
 
 /// The native-endian u32 and u64 at `at` of a map key or value.
@@ -524,6 +556,36 @@ fn map_error(map: &str, e: &libbpf_rs::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracing_frames_end_where_the_next_symbol_starts() {
+        let text = "ffffffff81000000 T __schedule\n\
+                    ffffffff81000400 T __traceiter_sched_switch\n\
+                    ffffffff81000480 t bpf_trace_run4\n\
+                    ffffffff81000600 T schedule\n\
+                    ffffffffc0000000 t bpf_prog_1234_off_cpu_switch\t[bpf]\n";
+        let tracing = TracingFrames::from_kallsyms(text);
+        assert!(!tracing.contains(0xffffffff81000010));
+        assert!(tracing.contains(0xffffffff81000410));
+        assert!(tracing.contains(0xffffffff810005ff));
+        assert!(!tracing.contains(0xffffffff81000600));
+        assert!(tracing.contains(0xffffffffc0000040));
+    }
+
+    #[test]
+    fn tracing_frames_end_where_the_next_symbol_starts() {
+        let text = "ffffffff81000000 T __schedule\n\
+                    ffffffff81000400 T __traceiter_sched_switch\n\
+                    ffffffff81000480 t bpf_trace_run4\n\
+                    ffffffff81000600 T schedule\n\
+                    ffffffffc0000000 t bpf_prog_1234_off_cpu_switch\t[bpf]\n";
+        let tracing = TracingFrames::from_kallsyms(text);
+        assert!(!tracing.contains(0xffffffff81000010));
+        assert!(tracing.contains(0xffffffff81000410));
+        assert!(tracing.contains(0xffffffff810005ff));
+        assert!(!tracing.contains(0xffffffff81000600));
+        assert!(tracing.contains(0xffffffffc0000040));
+    }
 
     #[test]
     fn stack_values_are_cut_at_their_depth() {

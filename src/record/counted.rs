@@ -14,7 +14,7 @@ use perf_event_open::count::Counter;
 
 use super::event::{EventSpec, Source};
 use crate::bpf::stack_count::{
-    AttachKind, CountOf, CountOptions, Dropped, StackCount, StackCounter,
+    AttachKind, CountOf, CountOptions, Dropped, StackCount, StackCounter, TracingFrames,
 };
 use crate::error::Result;
 use crate::model::off_cpu::{WAKER_EVENT, WAKER_SEPARATOR};
@@ -72,6 +72,16 @@ impl KernelCounts {
             off_cpu_events: Vec::new(),
             off_cpu_attr: None,
             off_cpu_ns: 0,
+        }
+    }
+
+    /// The recording's kernel symbols are known: off-CPU stacks read from
+    /// now on lose the tracepoint's own frames.
+    pub fn know_kernel(&mut self, kallsyms_text: &str) {
+        for (counter, target) in &mut self.counters {
+            if matches!(target, Target::OffCpu) {
+                counter.set_tracing_frames(TracingFrames::from_kallsyms(kallsyms_text));
+            }
         }
     }
 

@@ -184,6 +184,9 @@ pub fn record(
     let mut session = Session::open(&specs, &scope, opts, child.is_some(), stop, progress)?;
     let mut summary = RecordSummary::default();
     let kallsyms_text = write_start(opts, &session, &mut writer, &mut summary, progress)?;
+    if let Some(counts) = session.kernel_counts.as_mut() {
+        counts.know_kernel(&kallsyms_text);
+    }
 
     let start = Instant::now();
     // A followed command's events are enabled by its exec instead.
