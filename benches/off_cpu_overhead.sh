@@ -3,6 +3,8 @@
 # ping-pong between two processes (benches/pingpong.c) for SECONDS, under
 #   (a) nothing
 #   (b) netprof record --off-cpu -a -g   (waits counted in the kernel, BPF)
+#   (b') netprof record --off-cpu -a     (the same without stacks: time and
+#        state per thread only; what unwinding costs is (b) minus this)
 #   (c) perf record -e sched:sched_switch -a -g   (every switch copied out)
 #   (d) perf record --off-cpu -a -g, where this perf was built with it
 # For each: round trips per second (both processes on CPU 0, so each is two
@@ -66,6 +68,7 @@ run() {
 for _ in $(seq "$rounds"); do
   run none
   run netprof "$netprof" record -q --off-cpu -a -g
+  run netprof_nostack "$netprof" record -q --off-cpu -a
   run perf_switch perf record -q -e sched:sched_switch -a -g
   if [ "$perf_off_cpu" = yes ]; then
     run perf_off_cpu perf record -q --off-cpu -a -g
@@ -76,11 +79,12 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 column_median() { awk -v c="$2" '{ print $c }' "$work/$1" | median; }
 base=$(column_median none 1)
 printf '%-48s %12s %8s %10s %10s %8s\n' "recorder ($seconds s of pipe ping-pong, median of $rounds)" "trips/s" "of none" "CPU s" "file MB" "lost"
-for label in none netprof perf_switch perf_off_cpu; do
+for label in none netprof netprof_nostack perf_switch perf_off_cpu; do
   [ -s "$work/$label" ] || continue
   case $label in
     none) name="none" ;;
     netprof) name="netprof record --off-cpu -a -g" ;;
+    netprof_nostack) name="netprof record --off-cpu -a (no stacks)" ;;
     perf_switch) name="perf record -e sched:sched_switch -a -g" ;;
     perf_off_cpu) name="perf record --off-cpu -a -g" ;;
   esac

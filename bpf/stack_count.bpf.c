@@ -104,7 +104,7 @@ struct {
 
 /*
  * What could not be counted: [0] samples or blocks with no room in the
- * stacks map, [1] in a counts map, [2] blocks with no room in `blocked`;
+ * stacks map, [1] in a counts map, [2] blocks lost to another in their `blocked` slot;
  * [3] blocks shorter than min_block_ns, left out, and [4] their time.
  */
 #define DROPPED_STACKS 0
@@ -273,22 +273,38 @@ struct task_struct {
 
 /* A thread off the CPU: since when, why, where, and who woke it. */
 struct blocked {
-	__u64 start;
+	__u64 start; /* 0: the slot is free */
 	__u64 kernel_stack;
 	__u64 user_stack;
 	__u64 waker_stack; /* 0 until woken (with --wakeups) */
+	__u32 tid;
 	__u32 pid;
 	__u32 state;
+	__u32 pad;
 	char comm[TASK_COMM_LEN];
 };
 
-/* By thread id; sized by user space. */
+/*
+ * One slot per thread id modulo its size (a power of two, set by user
+ * space): an array costs a fraction of a hash map's update and delete on
+ * every switch. Two threads whose ids share a slot and are away at once
+ * lose the first one's wait, counted as dropped.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct blocked);
 } blocked SEC(".maps");
+
+const volatile __u32 blocked_mask = 0;
+
+static __always_inline struct blocked *slot_of(__u32 tid)
+{
+	__u32 index = tid & blocked_mask;
+
+	return bpf_map_lookup_elem(&blocked, &index);
+}
 
 /* Set before loading: which states to count, the shortest block counted,
  * whether to note wakers, and netprof's own process, left out. */
@@ -333,24 +349,36 @@ static __always_inline void switch_out(__u64 *ctx, struct task_struct *prev, __u
 {
 	__u32 tid = BPF_CORE_READ(prev, pid);
 	__u32 pid = BPF_CORE_READ(prev, tgid);
-	struct blocked b = {};
+	__u64 kernel_stack = 0, user_stack = 0;
+	struct blocked *b;
+	__u32 state;
 
 	/* The idle task is never blocked; netprof does not watch itself. */
 	if (tid == 0 || pid == self_pid || !measured(pid) || !cpu_selected(cpu))
 		return;
-	b.state = state_of(ctx[0], (__u32)ctx[3]);
-	if (b.state >= STATE_NONE || !(state_mask & (1U << b.state)))
+	state = state_of(ctx[0], (__u32)ctx[3]);
+	if (state >= STATE_NONE || !(state_mask & (1U << state)))
 		return;
-	b.pid = pid;
-	b.kernel_stack = save_stack(ctx, 0);
-	if (max_frames > 1)
-		b.user_stack = save_stack(ctx, BPF_F_USER_STACK);
-	if (b.kernel_stack == 1 || b.user_stack == 1)
+	b = slot_of(tid);
+	if (!b)
 		return;
-	bpf_get_current_comm(b.comm, sizeof(b.comm));
-	b.start = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&blocked, &tid, &b, BPF_ANY))
+	/* Without call chains, a wait's one frame would be this program's. */
+	if (max_frames > 1) {
+		kernel_stack = save_stack(ctx, 0);
+		user_stack = save_stack(ctx, BPF_F_USER_STACK);
+	}
+	if (kernel_stack == 1 || user_stack == 1)
+		return;
+	if (b->start && b->tid != tid)
 		count_drop(DROPPED_BLOCKED);
+	b->tid = tid;
+	b->pid = pid;
+	b->state = state;
+	b->kernel_stack = kernel_stack;
+	b->user_stack = user_stack;
+	b->waker_stack = 0;
+	bpf_get_current_comm(b->comm, sizeof(b->comm));
+	b->start = bpf_ktime_get_ns();
 }
 
 /* The thread coming back: count the time it was away. */
@@ -363,8 +391,8 @@ static __always_inline void switch_in(struct task_struct *next, __u32 cpu)
 
 	if (tid == 0)
 		return;
-	b = bpf_map_lookup_elem(&blocked, &tid);
-	if (!b)
+	b = slot_of(tid);
+	if (!b || !b->start || b->tid != tid)
 		return;
 	away = bpf_ktime_get_ns() - b->start;
 	key.pid = b->pid;
@@ -375,7 +403,7 @@ static __always_inline void switch_in(struct task_struct *next, __u32 cpu)
 	key.user_stack = b->user_stack;
 	__builtin_memcpy(key.comm, b->comm, sizeof(key.comm));
 	waker_stack = b->waker_stack;
-	bpf_map_delete_elem(&blocked, &tid);
+	b->start = 0;
 	if (away < min_block_ns) {
 		count_drop(SHORT_BLOCKS);
 		count_drop_by(SHORT_BLOCKS_NS, away);
@@ -413,9 +441,9 @@ int off_cpu_waking(__u64 *ctx)
 
 	if (!note_wakers)
 		return 0;
-	b = bpf_map_lookup_elem(&blocked, &tid);
+	b = slot_of(tid);
 	/* The first waker is the one that ended the wait. */
-	if (!b || b->waker_stack)
+	if (!b || !b->start || b->tid != tid || b->waker_stack)
 		return 0;
 	b->waker_stack = save_stack(ctx, 0);
 	return 0;

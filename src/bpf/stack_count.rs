@@ -72,7 +72,8 @@ pub struct OffCpuOptions {
     pub pids: Vec<u32>,
     /// Also the processes they start from now on.
     pub follow_children: bool,
-    /// Threads off the CPU at once that can be followed.
+    /// Slots for threads off the CPU, by thread id modulo their number
+    /// (rounded up to a power of two).
     pub blocked_entries: u32,
 }
 
@@ -135,7 +136,7 @@ pub struct Dropped {
     pub stacks_full: u64,
     /// No room left in the counts map.
     pub counts_full: u64,
-    /// Off-CPU: more threads blocked at once than the map follows.
+    /// Off-CPU: waits lost to another thread away in the same slot.
     pub blocked_full: u64,
     /// Off-CPU: blocks shorter than `--min-block`, left out on purpose.
     pub short_blocks: u64,
@@ -254,6 +255,7 @@ impl StackCounter {
             rodata.self_pid = std::process::id();
             rodata.filter_pids = !o.pids.is_empty() as u8;
             rodata.child_pid_offset = child_pid_offset;
+            rodata.blocked_mask = blocked_slots(o) - 1;
         }
         rodata.max_frames = opts.max_frames.clamp(1, MAX_FRAMES);
         if let Some(cpus) = &opts.cpus {
@@ -279,7 +281,7 @@ impl StackCounter {
             .map_err(sizing)?;
         open.maps
             .blocked
-            .set_max_entries(off_cpu.map_or(1, |o| o.blocked_entries.max(1)))
+            .set_max_entries(off_cpu.map_or(1, blocked_slots))
             .map_err(sizing)?;
         let skeleton = skeleton::load(open, role)?;
         Ok(StackCounter {
@@ -390,24 +392,25 @@ impl StackCounter {
     pub fn still_blocked(&mut self, now: u64) -> Result<Vec<StackCount>> {
         let map = &self.skeleton.maps.blocked;
         let mut away = Vec::new();
-        for key in map.keys() {
-            let Some(value) = map
-                .lookup(&key, MapFlags::ANY)
-                .map_err(|e| map_error("blocked threads", &e))?
-            else {
+        let slots = map
+            .lookup_batch(4096, MapFlags::ANY, MapFlags::ANY)
+            .map_err(|e| map_error("blocked threads", &e))?;
+        for (_, value) in slots {
+            let start = dword(&value, 0);
+            let Some(state) = OffCpuState::from_index(word(&value, 40)) else {
                 continue;
             };
-            let Some(state) = OffCpuState::from_index(word(&value, 36)) else {
+            if start == 0 {
                 continue;
-            };
+            }
             away.push(StackCount {
-                pid: word(&value, 32),
-                tid: word(&key, 0),
+                pid: word(&value, 36),
+                tid: word(&value, 32),
                 cpu: 0,
                 of: CountOf::OffCpu(state),
                 kernel_stack: dword(&value, 8),
                 user_stack: dword(&value, 16),
-                count: now.saturating_sub(dword(&value, 0)),
+                count: now.saturating_sub(start),
             });
         }
         self.read_stacks(&away)?;
@@ -495,6 +498,11 @@ fn parse_stack(value: &[u8]) -> Vec<u64> {
         .copied()
         .filter(|&w| w < crate::perfdata::PERF_CONTEXT_MAX)
         .collect()
+}
+
+/// Slots of the off-CPU program's `blocked` array: a power of two.
+fn blocked_slots(o: &OffCpuOptions) -> u32 {
+    o.blocked_entries.max(2).next_power_of_two()
 }
 
 /// Off-CPU stacks are taken inside the scheduler's tracepoint: their first

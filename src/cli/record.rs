@@ -183,7 +183,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
     }
     if dropped.blocked_full > 0 {
         eprintln!(
-            "netprof: warning: {} waits not counted: more threads were off the CPU at once than netprof follows; \
+            "netprof: warning: {} waits not counted: two threads whose ids share a slot were off the CPU at once; \
              narrow the recording with -p or -- CMD",
             dropped.blocked_full
         );

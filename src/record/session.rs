@@ -27,9 +27,10 @@ use crate::perfdata::TYPE_SOFTWARE;
 use crate::sys::cpus::CpuList;
 use procfs::Current;
 
-/// Threads `--off-cpu` can follow while they are away at once (about 4 MiB
-/// of kernel memory); more are counted as dropped.
-const BLOCKED_THREADS: u32 = 1 << 15;
+/// Slots for the threads `--off-cpu` follows while they are away, by
+/// thread id modulo this (4 MiB of kernel memory): thread ids are handed
+/// out in turn, so two away at once in one slot are rare, and counted.
+const BLOCKED_THREADS: u32 = 1 << 16;
 
 /// 2^8 pages (1 MiB) per ring: at 10 kHz with deep callchains a CPU writes
 /// about 4 MB/s, and the ring is drained at least every 50 ms.
