@@ -16,7 +16,7 @@ use super::{signals, values};
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  netprof record -a -g --duration 10\n  netprof record -g -- dd if=/dev/zero of=/dev/null bs=4k count=100000\n  netprof record -e net:net_dev_xmit -a -g --duration 5\n  netprof record --bpf -a -g -F 999 --duration 10"
+    after_help = "Examples:\n  netprof record -a -g --duration 10\n  netprof record -g -- dd if=/dev/zero of=/dev/null bs=4k count=100000\n  netprof record -e net:net_dev_xmit -a -g --duration 5\n  netprof record --bpf -a -g -F 999 --duration 10\n  netprof record --off-cpu --wakeups -g -- CMD"
 )]
 pub struct RecordArgs {
     /// Sample all CPUs (the default when no command and no -p is given)

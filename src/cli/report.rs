@@ -53,6 +53,16 @@ at a time, never as one population: the text report has a section per event; --f
 and --json show the first event (and name the others on stderr), --event NAME picks one; \
 --samples lists every event's samples unless --event is given.
 
+Off-CPU time (a recording made with record --off-cpu): each wait is a sample of an \
+offcpu-time:STATE event (R runnable, S sleeping, D uninterruptible, I idle kernel thread, T, t, P) \
+whose count is the time away in nanoseconds; the states are reported as one offcpu-time event unless \
+--state or --event offcpu-time:S picks some. --event all weighs cpu-clock samples by their mean period \
+and puts them beside off-CPU time: wall-clock time. --wakeups shows the offcpu-waker event: the \
+blocked thread's kernel stack, a `--` frame, then the kernel stack of whoever woke it. --threads \
+lists each thread's on-CPU time, off-CPU time by state and its three longest waits; with --json, \
+schema netprof-threads/1: {schema, threads: [{pid, tid, comm, on_cpu_ns, off_cpu_ns, \
+off_cpu_by_state: {STATE: ns}, top_waits: [{state, ns, frames: [names, root first]}]}]}.
+
 JSON schema netprof-report/1: an object with `schema`, `events` (names of all events), `event` \
 (the one reported), `total_samples`, `lost_samples`, `truncated_user_samples` (user chains cut at \
 [unknown]), `kernel_names` (snapshot | live-kallsyms | unavailable), `frames` (array of {name, module, kind: kernel|module|bpf|user, resolved}) and \
