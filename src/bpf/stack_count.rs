@@ -581,21 +581,6 @@ mod tests {
     }
 
     #[test]
-    fn tracing_frames_end_where_the_next_symbol_starts() {
-        let text = "ffffffff81000000 T __schedule\n\
-                    ffffffff81000400 T __traceiter_sched_switch\n\
-                    ffffffff81000480 t bpf_trace_run4\n\
-                    ffffffff81000600 T schedule\n\
-                    ffffffffc0000000 t bpf_prog_1234_off_cpu_switch\t[bpf]\n";
-        let tracing = TracingFrames::from_kallsyms(text);
-        assert!(!tracing.contains(0xffffffff81000010));
-        assert!(tracing.contains(0xffffffff81000410));
-        assert!(tracing.contains(0xffffffff810005ff));
-        assert!(!tracing.contains(0xffffffff81000600));
-        assert!(tracing.contains(0xffffffffc0000040));
-    }
-
-    #[test]
     fn stack_values_are_cut_at_their_depth() {
         let mut value = vec![2u64, 0x10, 0x20, 0x30];
         value.resize(1 + MAX_FRAMES as usize, 0);
