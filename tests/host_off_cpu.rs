@@ -562,3 +562,51 @@ fn off_cpu_shares_one_file_with_tracepoint_hits() {
     assert_eq!(text.matches("sys_enter_clock_nanosleep:").count(), 2);
     assert!(text.contains("offcpu-time:S"));
 }
+
+#[test]
+fn pid_recording_counts_only_that_process() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let binary = build(dir.path(), "busy_sleep");
+    // 10 x 400 ms: still running when the 1.5 s recording ends.
+    let mut program = Command::new(&binary).arg("10").spawn().unwrap();
+    let data = dir.path().join("p.data");
+    let pid = program.id().to_string();
+    let out = netprof(&[
+        "record",
+        "-q",
+        "--off-cpu",
+        "-g",
+        "-p",
+        &pid,
+        "--duration",
+        "1.5",
+        "-o",
+        data.to_str().unwrap(),
+    ]);
+    program.kill().unwrap();
+    program.wait().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let threads = json(&netprof(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--threads",
+        "--json",
+    ]));
+    let threads = threads["threads"].as_array().unwrap();
+    assert!(!threads.is_empty());
+    // Only the followed process has waits in the file.
+    for t in threads
+        .iter()
+        .filter(|t| t["off_cpu_ns"].as_u64().unwrap() > 0)
+    {
+        assert_eq!(t["pid"].to_string(), pid, "{t}");
+    }
+    let pid_number: u64 = pid.parse().unwrap();
+    let followed = threads
+        .iter()
+        .find(|t| t["pid"].as_u64() == Some(pid_number))
+        .unwrap();
+    assert!(ns(&followed["off_cpu_by_state"]["S"]) > 0.8e9, "{followed}");
+}

@@ -529,12 +529,14 @@ fn comma_separated_events_are_each_recorded() {
             .count()
     };
     let switches = fields("sched:sched_switch", "prev_comm=sleep");
+    // Each sleep's exit wakes sh, when sh is already waiting for it (not
+    // always: a sleep can end before sh waits).
     let wakeups = fields("sched:sched_wakeup", "comm=sh ");
     assert!(
         (20..200).contains(&switches),
         "{switches} switches out of sleep"
     );
-    assert!((20..200).contains(&wakeups), "{wakeups} wakeups of sh");
+    assert!((10..200).contains(&wakeups), "{wakeups} wakeups of sh");
     // prev_state reads as perf prints it (S for a sleep), not as a number.
     let text = samples_of("sched:sched_switch");
     let states: Vec<&str> = text

@@ -174,9 +174,13 @@ pub fn run(args: RecordArgs) -> Result<()> {
     let dropped = summary.bpf_dropped;
     if dropped.stacks_full + dropped.counts_full > 0 {
         eprintln!(
-            "netprof: warning: {} samples or blocks not counted: the kernel's maps were full ({} for stacks, {} for counts); \
+            "netprof: warning: {} {} not counted: the kernel's maps were full ({} for stacks, {} for counts); \
              raise --bpf-map-entries",
             dropped.stacks_full + dropped.counts_full,
+            match args.off_cpu {
+                true => "samples or waits",
+                false => "samples",
+            },
             dropped.stacks_full,
             dropped.counts_full
         );

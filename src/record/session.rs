@@ -123,7 +123,13 @@ impl Session {
         let off_cpu = opts
             .off_cpu
             .as_ref()
-            .map(|r| start_off_cpu(r, scope, &count_options))
+            .map(|r| {
+                start_off_cpu(
+                    r,
+                    followed_processes(scope, opts, has_command),
+                    &count_options,
+                )
+            })
             .transpose()?;
         let programs: Vec<Option<StackCounter>> = specs
             .iter()
@@ -458,13 +464,9 @@ impl Session {
 /// (the events it writes to the file are declared as they are met).
 fn start_off_cpu(
     request: &OffCpuRequest,
-    scope: &Scope,
+    pids: Vec<u32>,
     count_options: &CountOptions,
 ) -> Result<StackCounter> {
-    let pids = match scope {
-        Scope::SystemWide(_) => Vec::new(),
-        Scope::Tasks { tids, .. } => tids.clone(),
-    };
     let options = OffCpuOptions {
         states: request.states.clone(),
         min_block: request.min_block,
@@ -474,6 +476,19 @@ fn start_off_cpu(
         blocked_entries: BLOCKED_THREADS,
     };
     StackCounter::load_off_cpu(count_options, &options)
+}
+
+/// The processes a recording follows (none: system-wide): `-p`'s, and the
+/// command's, the last of the scope's tasks. The BPF filter goes by process,
+/// so that their threads, however many, and their children are all in.
+fn followed_processes(scope: &Scope, opts: &RecordOptions, has_command: bool) -> Vec<u32> {
+    match scope {
+        Scope::SystemWide(_) => Vec::new(),
+        Scope::Tasks { tids, .. } => {
+            let command = tids.last().copied().filter(|_| has_command);
+            opts.pids.iter().copied().chain(command).collect()
+        }
+    }
 }
 
 /// What the file says of each off-CPU event: each sample's period is the
