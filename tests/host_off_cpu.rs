@@ -91,6 +91,22 @@ fn folded(data: &Path, args: &[&str]) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The SVG of `report --flame` with `args`, written beside the recording.
+fn flamegraph(data: &Path, args: &[&str]) -> String {
+    let svg = data.with_extension("svg");
+    let mut all = vec![
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--flame",
+        svg.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let out = netprof(&all);
+    assert!(out.status.success(), "report {args:?}: {}", stderr(&out));
+    std::fs::read_to_string(&svg).unwrap()
+}
+
 /// The time of the folded stacks in which `frames` appear in this order,
 /// root first.
 fn time_through(lines: &[(String, u64)], frames: &[&str]) -> u64 {
@@ -172,20 +188,7 @@ fn busy_then_sleeping_thread_is_a_quarter_on_and_three_quarters_off() {
     let asleep_in_wall_view = time_through(&wall_view, &["do_nanosleep"]) as f64;
     assert!((asleep_in_wall_view - sleeping).abs() < 0.01 * sleeping);
     // A flamegraph and the JSON report of the off-CPU time.
-    let svg = dir.path().join("off.svg");
-    let out = netprof(&[
-        "report",
-        "-i",
-        data.to_str().unwrap(),
-        "--event",
-        "offcpu-time",
-        "--flame",
-        svg.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(std::fs::read_to_string(&svg)
-        .unwrap()
-        .contains("do_nanosleep"));
+    assert!(flamegraph(&data, &["--event", "offcpu-time"]).contains("do_nanosleep"));
     let report = json(&netprof(&[
         "report",
         "-i",
@@ -236,19 +239,7 @@ fn pipe_reader_is_woken_by_the_writers_pipe_write() {
         (0.45e9..0.8e9).contains(&(woken_by_writer as f64)),
         "waits ended by pipe_write: {woken_by_writer} ns; {lines:?}"
     );
-    let svg = dir.path().join("wakers.svg");
-    let out = netprof(&[
-        "report",
-        "-i",
-        data.to_str().unwrap(),
-        "--wakeups",
-        "--flame",
-        svg.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(std::fs::read_to_string(&svg)
-        .unwrap()
-        .contains("pipe_write"));
+    assert!(flamegraph(&data, &["--wakeups"]).contains("pipe_write"));
     // Without --wakeups, the recording has none, and says how to get them.
     let (plain, _) = record(dir.path(), "busy_sleep", &["1"], &[]);
     assert_error(
