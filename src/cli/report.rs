@@ -12,7 +12,7 @@ use netprof::model::symbolize::symbolize;
 use netprof::model::view::View;
 use netprof::outfile::write_atomically;
 use netprof::render::tree::{Order, SortKey, TreeOptions};
-use netprof::render::{flame, folded, json, samples, threads, tree};
+use netprof::render::{flame, folded, json, pprof, samples, threads, tree};
 use netprof::{Error, Result};
 
 use super::selection::SelectionArgs;
@@ -106,6 +106,10 @@ pub struct ReportArgs {
     /// Print the report as JSON (schema netprof-report/1, see the man page)
     #[arg(long)]
     pub json: bool,
+    /// Write the report as a gzip-compressed pprof profile to FILE (default netprof.pb.gz), for
+    /// `go tool pprof`, Parca or Pyroscope
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof.pb.gz")]
+    pub pprof: Option<PathBuf>,
     /// Print every sample in time order with its stack and its tracepoint or probe fields (like perf script)
     #[arg(long, conflicts_with_all = ["json", "folded"])]
     pub samples: bool,
@@ -138,7 +142,8 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let chosen = profile.choose_event(event, args.selection.state.as_ref())?;
     let symbols = symbolize(&profile);
     let view_filter = |event: Option<u16>| args.selection.view(event);
-    let text_only = args.flame.is_none() && !args.folded && !args.json && !args.samples;
+    let text_only =
+        args.flame.is_none() && args.pprof.is_none() && !args.folded && !args.json && !args.samples;
     if text_only {
         // One section per event: time samples and probe hits never mix.
         let events = match chosen {
@@ -181,6 +186,15 @@ pub fn run(args: ReportArgs) -> Result<()> {
         eprintln!(
             "netprof: flamegraph of {} samples written to {}",
             view.total,
+            path.display()
+        );
+    }
+    if let Some(path) = &args.pprof {
+        write_atomically(path, |out| pprof::write(&view, out))?;
+        eprintln!(
+            "netprof: pprof profile of {} written to {} (go tool pprof -top {})",
+            view.event_name(),
+            path.display(),
             path.display()
         );
     }

@@ -1,7 +1,7 @@
 //! Every output netprof prints or writes, one module each: the call graph
 //! ([`tree`]), folded stacks ([`folded`]), flamegraphs ([`flame`],
 //! [`diff_flame`]), JSON ([`json`]), samples in time order ([`samples`]),
-//! the diff tables ([`diff_table`]), latency text ([`latency`]), call
+//! pprof profiles ([`pprof`]), the diff tables ([`diff_table`]), latency text ([`latency`]), call
 //! paths ([`funcgraph`]), time per thread ([`threads`]), the BPF
 //! program table ([`bpf_table`]) and the capability list ([`check`]).
 
@@ -14,6 +14,7 @@ pub mod folded;
 pub mod funcgraph;
 pub mod json;
 pub mod latency;
+pub mod pprof;
 pub mod samples;
 pub mod threads;
 pub mod tree;
