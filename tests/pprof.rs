@@ -165,6 +165,9 @@ fn module_frames_keep_their_module_and_mapping() {
     assert_eq!(top[0].0, "hsr_forward_skb [hsr]", "{top:?}");
     assert!((top[0].1 - 75.0).abs() < 0.01, "{top:?}");
     let raw = go_pprof(&["-raw"], &pprof);
+    // Samples whose period says nothing of time are counted, not timed.
+    assert!(raw.contains("samples/count"), "{raw}");
+    assert!(!raw.contains("nanoseconds"), "{raw}");
     assert!(raw.contains("[hsr]"), "{raw}");
     assert!(raw.contains("[kernel.kallsyms]"), "{raw}");
 }

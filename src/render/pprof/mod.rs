@@ -90,6 +90,11 @@ fn values_of(view: &View) -> Values {
             types: vec![("samples", "count", 1), ("cpu", "nanoseconds", mean_period)],
             period: Some(("cpu", "nanoseconds", mean_period)),
         },
+        // Counted in the kernel (record --bpf): the period is a count.
+        "cpu-clock" | "task-clock" => Values {
+            types: vec![("samples", "count", 1)],
+            period: None,
+        },
         _ if mean_period > 1 => Values {
             types: vec![("samples", "count", 1), ("events", "count", mean_period)],
             period: Some(("events", "count", mean_period)),
