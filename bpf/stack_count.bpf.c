@@ -222,6 +222,7 @@ static __always_inline void count_current(void *ctx)
 		return;
 	key.pid = pid_tgid >> 32;
 	key.tid = (__u32)pid_tgid;
+	key.what = SAMPLE_COUNT;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	key.kernel_stack = save_stack(ctx, 0);
 	/* Without call chains (max_frames 1), only where the sample hit. */

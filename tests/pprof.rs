@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
@@ -72,6 +72,27 @@ fn self_shares(data: &Path, extra: &[&str]) -> HashMap<String, f64> {
     shares
 }
 
+/// `netprof record -q ARGS -o DIR/NAME.data`; the recording's path.
+fn record(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let data = dir.join(format!("{name}.data"));
+    let mut all = vec!["record", "-q", "-o", data.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = netprof(&all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    data
+}
+
+/// `netprof report -i DATA EXTRA --pprof`, written beside the recording.
+fn export(data: &Path, extra: &[&str]) -> PathBuf {
+    let pprof = data.with_extension("pb.gz");
+    let mut all = vec!["report", "-i", data.to_str().unwrap()];
+    all.extend_from_slice(extra);
+    all.extend(["--pprof", pprof.to_str().unwrap()]);
+    let out = netprof(&all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    pprof
+}
+
 /// pprof's top five are netprof's top five, shares within 0.1 point.
 fn assert_same_top_five(data: &Path, pprof: &Path, extra: &[&str]) {
     let theirs = top(pprof, 5);
@@ -79,13 +100,7 @@ fn assert_same_top_five(data: &Path, pprof: &Path, extra: &[&str]) {
     let mut ranked: Vec<(&String, &f64)> = ours.iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(a.1));
     assert_eq!(theirs.len(), 5, "{theirs:?}");
-    for (name, share) in &theirs {
-        let mine = ours.get(name).copied().unwrap_or(0.0);
-        assert!(
-            (mine - share).abs() <= 0.1,
-            "{name}: pprof {share}%, netprof {mine}%"
-        );
-    }
+    assert_shares_match(&theirs, &ours);
     // Ties aside, the same five: each of ours is at least pprof's fifth.
     let fifth = theirs[4].1;
     for (name, share) in ranked.iter().take(5) {
@@ -99,31 +114,21 @@ fn assert_same_top_five(data: &Path, pprof: &Path, extra: &[&str]) {
 #[test]
 fn go_pprof_reads_the_same_top_functions_as_report() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("dd.data");
-    let out = netprof(&[
-        "record",
-        "-q",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
+    let data = record(
+        dir.path(),
         "dd",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=4k",
-        "count=300000",
-        "status=none",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let pprof = dir.path().join("dd.pb.gz");
-    let out = netprof(&[
-        "report",
-        "-i",
-        data.to_str().unwrap(),
-        "--pprof",
-        pprof.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+        &[
+            "-g",
+            "--",
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=4k",
+            "count=300000",
+            "status=none",
+        ],
+    );
+    let pprof = export(&data, &[]);
     assert_same_top_five(&data, &pprof, &[]);
     assert!(top(&pprof, 20).iter().any(|(n, _)| n == "read_zero"));
     // cpu-clock: samples and cpu nanoseconds, labelled by thread.
@@ -151,16 +156,7 @@ fn module_frames_keep_their_module_and_mapping() {
             &[],
         )
         .samples(10, 10, 1, &[k("read_zero"), k("vfs_read")], &[]);
-    let data = s.write_in(dir.path(), "hsr.data");
-    let pprof = dir.path().join("hsr.pb.gz");
-    let out = netprof(&[
-        "report",
-        "-i",
-        data.to_str().unwrap(),
-        "--pprof",
-        pprof.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let pprof = export(&s.write_in(dir.path(), "hsr.data"), &[]);
     let top = top(&pprof, 5);
     assert_eq!(top[0].0, "hsr_forward_skb [hsr]", "{top:?}");
     assert!((top[0].1 - 75.0).abs() < 0.01, "{top:?}");
@@ -175,30 +171,12 @@ fn module_frames_keep_their_module_and_mapping() {
 #[test]
 fn off_cpu_time_exports_as_nanoseconds() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("sleep.data");
-    let out = netprof(&[
-        "record",
-        "-q",
-        "--off-cpu",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
+    let data = record(
+        dir.path(),
         "sleep",
-        "0.3",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let pprof = dir.path().join("off.pb.gz");
-    let out = netprof(&[
-        "report",
-        "-i",
-        data.to_str().unwrap(),
-        "--event",
-        "offcpu-time",
-        "--pprof",
-        pprof.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+        &["--off-cpu", "-g", "--", "sleep", "0.3"],
+    );
+    let pprof = export(&data, &["--event", "offcpu-time"]);
     let text = go_pprof(&["-top"], &pprof);
     assert!(text.contains("Type: off_cpu"), "{text}");
     // The nap is 300 ms of it, in do_nanosleep.
@@ -209,9 +187,16 @@ fn off_cpu_time_exports_as_nanoseconds() {
 
 /// Off-CPU stacks all end in __schedule: fewer than five leaves.
 fn assert_same_top_five_or_fewer(data: &Path, pprof: &Path) {
-    let ours = self_shares(data, &["--event", "offcpu-time"]);
-    for (name, share) in top(pprof, 5) {
-        let mine = ours.get(&name).copied().unwrap_or(0.0);
+    assert_shares_match(
+        &top(pprof, 5),
+        &self_shares(data, &["--event", "offcpu-time"]),
+    );
+}
+
+/// Each of pprof's rows has netprof's share of the function, within 0.1 point.
+fn assert_shares_match(theirs: &[(String, f64)], ours: &HashMap<String, f64>) {
+    for (name, share) in theirs {
+        let mine = ours.get(name).copied().unwrap_or(0.0);
         assert!(
             (mine - share).abs() <= 0.1,
             "{name}: pprof {share}%, netprof {mine}%"

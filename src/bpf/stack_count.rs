@@ -59,19 +59,24 @@ pub enum AttachKind {
     OffCpu,
 }
 
-/// What `record --off-cpu` counts, besides [`CountOptions`].
+/// `record --off-cpu`: which waits count, as the command line asks.
 #[derive(Clone, Debug)]
-pub struct OffCpuOptions {
-    /// The thread states whose blocked time is counted.
+pub struct OffCpuRequest {
+    /// Only waits in these thread states.
     pub states: StateSelection,
-    /// Shorter blocks are left out (and counted as such).
+    /// Shorter waits are left out (and counted as such).
     pub min_block: Duration,
     /// Note the kernel stack of whoever ends each wait.
     pub wakers: bool,
-    /// Only threads of these processes; every thread when empty.
+}
+
+/// What the off-CPU program counts, besides [`CountOptions`].
+#[derive(Clone, Debug)]
+pub struct OffCpuOptions {
+    pub request: OffCpuRequest,
+    /// Only threads of these processes and of the processes they start
+    /// from now on; every thread when empty.
     pub pids: Vec<u32>,
-    /// Also the processes they start from now on.
-    pub follow_children: bool,
     /// Slots for threads off the CPU, by thread id modulo their number
     /// (rounded up to a power of two).
     pub blocked_entries: u32,
@@ -195,12 +200,12 @@ impl StackCounter {
                 "the kernel refuses netprof's sched_switch program ({e}); record without --off-cpu"
             ))
         };
-        if !off_cpu.pids.is_empty() && off_cpu.follow_children {
+        if !off_cpu.pids.is_empty() {
             counter
                 .links
                 .push(follow_pids::follow_forks(&progs.follow_fork)?);
         }
-        if off_cpu.wakers {
+        if off_cpu.request.wakers {
             counter.links.push(
                 progs
                     .off_cpu_waking
@@ -238,8 +243,8 @@ impl StackCounter {
         progs.off_cpu_switch.set_autoload(off_cpu.is_some());
         progs
             .off_cpu_waking
-            .set_autoload(off_cpu.is_some_and(|o| o.wakers));
-        let follow_children = off_cpu.is_some_and(|o| !o.pids.is_empty() && o.follow_children);
+            .set_autoload(off_cpu.is_some_and(|o| o.request.wakers));
+        let follow_children = off_cpu.is_some_and(|o| !o.pids.is_empty());
         progs.follow_fork.set_autoload(follow_children);
         let child_pid_offset = match follow_children {
             true => follow_pids::fork_child_offset()?,
@@ -249,9 +254,9 @@ impl StackCounter {
             Error::failed("internal error: the BPF program has no read-only data")
         })?;
         if let Some(o) = off_cpu {
-            rodata.state_mask = o.states.mask();
-            rodata.min_block_ns = o.min_block.as_nanos().min(u64::MAX as u128) as u64;
-            rodata.note_wakers = o.wakers as u8;
+            rodata.state_mask = o.request.states.mask();
+            rodata.min_block_ns = o.request.min_block.as_nanos().min(u64::MAX as u128) as u64;
+            rodata.note_wakers = o.request.wakers as u8;
             rodata.self_pid = std::process::id();
             rodata.filter_pids = !o.pids.is_empty() as u8;
             rodata.child_pid_offset = child_pid_offset;
@@ -396,13 +401,12 @@ impl StackCounter {
             .lookup_batch(4096, MapFlags::ANY, MapFlags::ANY)
             .map_err(|e| map_error("blocked threads", &e))?;
         for (_, value) in slots {
+            // A free slot has no start; its state is then meaningless.
             let start = dword(&value, 0);
-            let Some(state) = OffCpuState::from_index(word(&value, 40)) else {
+            let state = OffCpuState::from_index(word(&value, 40));
+            let (true, Some(state)) = (start != 0, state) else {
                 continue;
             };
-            if start == 0 {
-                continue;
-            }
             away.push(StackCount {
                 pid: word(&value, 36),
                 tid: word(&value, 32),

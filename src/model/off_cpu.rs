@@ -84,18 +84,6 @@ impl OffCpuState {
         }
     }
 
-    pub fn meaning(self) -> &'static str {
-        match self {
-            OffCpuState::Runnable => "runnable, waiting for a CPU",
-            OffCpuState::Sleeping => "sleeping",
-            OffCpuState::Disk => "uninterruptible",
-            OffCpuState::Idle => "idle kernel thread",
-            OffCpuState::Stopped => "stopped",
-            OffCpuState::Traced => "traced",
-            OffCpuState::Parked => "parked",
-        }
-    }
-
     /// The event its blocked time is recorded as.
     pub fn event_name(self) -> String {
         format!("{OFF_CPU_EVENT}:{}", self.letter())
@@ -186,6 +174,14 @@ impl Profile {
                 }
             ))
         };
+        // `--event offcpu-time`, or `--state` alone: the states kept, as one.
+        let off_cpu_only = name == Some(OFF_CPU_EVENT) || (name.is_none() && states.is_some());
+        if off_cpu_only {
+            return match off_cpu.is_empty() {
+                true => Err(no_off_cpu()),
+                false => Ok(Some(self.merge_events(&off_cpu, &off_cpu_name))),
+            };
+        }
         match name {
             Some(WALL_CHOICE) => {
                 let cpu = self
@@ -201,17 +197,10 @@ impl Profile {
                 if off_cpu.is_empty() {
                     return Err(no_off_cpu());
                 }
-                let per_sample = (self.file_periods[cpu as usize]
-                    / self.file_samples[cpu as usize].max(1))
-                .max(1);
-                let mut members = vec![(cpu, per_sample)];
+                let mut members = vec![(cpu, self.mean_period(cpu).max(1))];
                 members.extend(off_cpu);
                 Ok(Some(self.merge_events(&members, WALL_EVENT)))
             }
-            Some(OFF_CPU_EVENT) => match off_cpu.is_empty() {
-                true => Err(no_off_cpu()),
-                false => Ok(Some(self.merge_events(&off_cpu, &off_cpu_name))),
-            },
             Some(name) => {
                 if states.is_some() && OffCpuState::of_event(name).is_none() {
                     return Err(Error::bad_argument(format!(
@@ -221,10 +210,6 @@ impl Profile {
                 }
                 self.event(name).map(Some)
             }
-            None if states.is_some() => match off_cpu.is_empty() {
-                true => Err(no_off_cpu()),
-                false => Ok(Some(self.merge_events(&off_cpu, &off_cpu_name))),
-            },
             None => {
                 if off_cpu.len() > 1 {
                     self.merge_events(&off_cpu, OFF_CPU_EVENT);
@@ -303,9 +288,7 @@ pub fn thread_times(profile: &Profile, top: usize) -> Result<Vec<ThreadTime>> {
             "this recording has no off-CPU samples; record with --off-cpu to see where threads wait",
         ));
     }
-    let ns_per_sample = cpu_clock.map_or(0, |e| {
-        profile.file_periods[e as usize] / profile.file_samples[e as usize].max(1)
-    });
+    let ns_per_sample = cpu_clock.map_or(0, |e| profile.mean_period(e));
     let mut threads: HashMap<(i32, i32), ThreadTime> = HashMap::new();
     let mut waits: HashMap<(i32, i32, OffCpuState, u32), u64> = HashMap::new();
     for g in &profile.groups {

@@ -117,6 +117,12 @@ impl Profile {
             .collect()
     }
 
+    /// The mean period of an event's samples, before filters: for
+    /// cpu-clock, the nanoseconds one sample stands for.
+    pub fn mean_period(&self, event: u16) -> u64 {
+        self.file_periods[event as usize] / self.file_samples[event as usize].max(1)
+    }
+
     /// The event named `name`, or an error listing the recording's events.
     pub fn event(&self, name: &str) -> crate::error::Result<u16> {
         match self.events.iter().position(|e| e == name) {

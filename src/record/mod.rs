@@ -30,7 +30,6 @@ use session::Session;
 use crate::bpf::kprobe_links::Attach;
 use crate::bpf::stack_count::Dropped;
 use crate::error::{Error, Result};
-use crate::model::off_cpu::StateSelection;
 use crate::perfdata::writer::{self, PerfDataWriter, RecordBuilder};
 use crate::perfdata::{FEATURE_NETPROF_TP_FORMATS, HEADER_TRACING_DATA};
 use crate::sys::cpus::{self, CpuList};
@@ -85,16 +84,7 @@ pub struct RecordOptions {
     pub off_cpu: Option<OffCpuRequest>,
 }
 
-/// `record --off-cpu`: which blocked intervals count.
-#[derive(Clone, Debug)]
-pub struct OffCpuRequest {
-    /// Only threads away in these states.
-    pub states: StateSelection,
-    /// Shorter blocks are left out, and counted as such.
-    pub min_block: Duration,
-    /// Note who ended each wait (`offcpu-waker` samples).
-    pub wakers: bool,
-}
+pub use crate::bpf::stack_count::OffCpuRequest;
 
 /// What a recording reports while it runs.
 pub trait Progress {

@@ -468,10 +468,7 @@ fn start_off_cpu(
     count_options: &CountOptions,
 ) -> Result<StackCounter> {
     let options = OffCpuOptions {
-        states: request.states.clone(),
-        min_block: request.min_block,
-        wakers: request.wakers,
-        follow_children: !pids.is_empty(),
+        request: request.clone(),
         pids,
         blocked_entries: BLOCKED_THREADS,
     };

@@ -72,7 +72,7 @@ fn values_of(view: &View) -> Values {
         };
     };
     let name = p.events[e as usize].as_str();
-    let mean_period = p.file_periods[e as usize] / p.file_samples[e as usize].max(1);
+    let mean_period = p.mean_period(e);
     if off_cpu::counts_nanoseconds(name) {
         let kind = match name {
             WALL_EVENT => "wall",
