@@ -15,6 +15,7 @@ use netprof::error::{Error, IoContext};
 use netprof::outfile::write_atomically;
 use netprof::render::diff_flame::{self, Totals, Widths};
 use netprof::render::diff_table::{self, TableOptions};
+use netprof::render::html;
 use netprof::Result;
 
 use super::selection::SelectionArgs;
@@ -102,6 +103,10 @@ pub struct DiffArgs {
     /// netprof-diff.svg
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof-diff.svg")]
     pub flame: Option<PathBuf>,
+    /// Write a self-contained web page to FILE (default netprof-diff.html): the differential
+    /// flamegraph, the change table and, for latency results, both sides' histograms overlaid
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof-diff.html")]
+    pub html: Option<PathBuf>,
     /// Print the differential folded stacks (stack before after) instead of the table
     #[arg(long, conflicts_with = "json")]
     pub folded: bool,
@@ -147,9 +152,9 @@ pub fn run(args: DiffArgs) -> Result<()> {
 }
 
 fn funcgraphs(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<()> {
-    if args.flame.is_some() || args.folded {
+    if args.flame.is_some() || args.folded || args.html.is_some() {
         return Err(Error::bad_argument(
-            "--flame and --folded need recordings; compare funcgraph results as a table or JSON \
+            "--flame, --folded and --html need recordings (--html also takes latency results); compare funcgraph results as a table or JSON \
              (each result draws its own flamegraph: `netprof funcgraph --flame`)",
         ));
     }
@@ -185,7 +190,12 @@ fn latencies(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<(
             })
             .collect()
     };
-    let d: LatencyDiff = latency::diff_latencies(&read(before)?, &read(after)?)?;
+    let (b, a) = (read(before)?, read(after)?);
+    let d: LatencyDiff = latency::diff_latencies(&b, &a)?;
+    if let Some(path) = &args.html {
+        let page = html::latency_page((&b, &a), (before, after), &d)?;
+        write_page(path, &page)?;
+    }
     super::print_result(args.json, &d, "the comparison", |out| {
         diff_table::render_latency_table(&d, out)
     })
@@ -227,9 +237,23 @@ fn recordings(args: &DiffArgs, before: &[PathBuf], after: &[PathBuf]) -> Result<
         return Ok(());
     }
     let d = diff_profiles(&b, &a);
+    if let Some(path) = &args.html {
+        write_page(path, &html::profiles_page((&b, &a), (before, after), &d))?;
+    }
     super::print_result(args.json, &d, "the comparison", |out| {
         diff_table::render_profile_table(&d, table_options(args), out)
     })
+}
+
+fn write_page(path: &Path, page: &html::Page) -> Result<()> {
+    write_atomically(path, |out| {
+        html::write(page, out).io_context(|| "cannot write the page")
+    })?;
+    eprintln!(
+        "netprof: comparison page written to {} (open it in a browser)",
+        path.display()
+    );
+    Ok(())
 }
 
 /// The two views: AFTER's widths in `path`, BEFORE's beside it (not for a

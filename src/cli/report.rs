@@ -12,7 +12,7 @@ use netprof::model::symbolize::symbolize;
 use netprof::model::view::View;
 use netprof::outfile::write_atomically;
 use netprof::render::tree::{Order, SortKey, TreeOptions};
-use netprof::render::{flame, folded, json, pprof, samples, threads, tree};
+use netprof::render::{flame, folded, html, json, pprof, samples, threads, tree};
 use netprof::{Error, Result};
 
 use super::selection::SelectionArgs;
@@ -113,6 +113,11 @@ pub struct ReportArgs {
     /// Print every sample in time order with its stack and its tracepoint or probe fields (like perf script)
     #[arg(long, conflicts_with_all = ["json", "folded"])]
     pub samples: bool,
+    /// Write a self-contained web page to FILE (default netprof.html): a flamegraph per event
+    /// (zoom, search, icicle), the functions with their callers and callees, each thread's samples
+    /// over time, and the recording's facts
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof.html")]
+    pub html: Option<PathBuf>,
     /// Time per thread on and off the CPU, off-CPU time by state, and each thread's longest waits
     /// (a recording made with --off-cpu; --json for schema netprof-threads/1)
     #[arg(long, conflicts_with_all = ["folded", "samples", "flame", "event", "state"])]
@@ -124,7 +129,8 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
-    let filter = args.selection.filter(args.samples);
+    // The page's timeline draws every sample at its time.
+    let filter = args.selection.filter(args.samples || args.html.is_some());
     let mut profile = Profile::read(&args.input, &filter)?;
     if args.threads {
         return threads(&profile, &args);
@@ -142,9 +148,37 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let chosen = profile.choose_event(event, args.selection.state.as_ref())?;
     let symbols = symbolize(&profile);
     let view_filter = |event: Option<u16>| args.selection.view(event);
-    let text_only =
-        args.flame.is_none() && args.pprof.is_none() && !args.folded && !args.json && !args.samples;
-    if text_only {
+    let file_or_listing =
+        args.flame.is_some() || args.pprof.is_some() || args.folded || args.json || args.samples;
+    if let Some(path) = &args.html {
+        // Every event on one page, unless --event picked one.
+        let events = match chosen {
+            Some(e) => vec![e],
+            None => profile.sampled_events(),
+        };
+        let views = events
+            .iter()
+            .map(|&e| View::build(&profile, &symbols, view_filter(Some(e))))
+            .collect::<Result<Vec<_>>>()?;
+        if views.is_empty() {
+            return Err(Error::corrupt_input(format!(
+                "{} holds no samples; record longer or check the events",
+                args.input.display()
+            )));
+        }
+        write_atomically(path, |out| {
+            html::write(&html::report_page(&views, &args.input), out)
+                .io_context(|| "cannot write the page")
+        })?;
+        eprintln!(
+            "netprof: report page written to {} (open it in a browser)",
+            path.display()
+        );
+        if !file_or_listing {
+            return Ok(());
+        }
+    }
+    if !file_or_listing {
         // One section per event: time samples and probe hits never mix.
         let events = match chosen {
             Some(e) => vec![e],

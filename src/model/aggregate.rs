@@ -408,6 +408,7 @@ impl<'f> Aggregator<'f> {
                 cpu,
                 comm,
                 stack,
+                count: weight,
                 raw: s.raw.map(|r| r.as_slice().into_owned()).unwrap_or_default(),
             });
         }

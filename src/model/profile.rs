@@ -33,6 +33,9 @@ pub struct Sample {
     pub cpu: u32,
     pub comm: u32,
     pub stack: u32,
+    /// What the sample counts for: 1, a probe's hits counted in the kernel,
+    /// or an off-CPU wait's nanoseconds (the period of weighted events).
+    pub count: u64,
     /// The tracepoint's fields, undecoded; empty for other events.
     pub raw: Vec<u8>,
 }
@@ -77,7 +80,18 @@ pub enum KernelNames {
     Unavailable,
 }
 
+/// What the recording's header says about where and how it was made.
+#[derive(Clone, Debug, Default)]
+pub struct RecordingFacts {
+    /// The command that recorded it (`netprof record -a -g`, `perf record ...`).
+    pub command_line: Option<String>,
+    /// The kernel release it was recorded on.
+    pub os_release: Option<String>,
+    pub hostname: Option<String>,
+}
+
 pub struct Profile {
+    pub facts: RecordingFacts,
     pub events: Vec<String>,
     pub groups: Vec<SampleGroup>,
     pub stacks: Vec<RawStack>,

@@ -11,7 +11,7 @@ use linux_perf_data::{Feature, PerfFileReader};
 
 use super::aggregate::{read_records, Aggregator, Attribute, Batch};
 use super::kernel_symbols::KernelSymbols;
-use super::profile::{Filter, KernelNames, Profile};
+use super::profile::{Filter, KernelNames, Profile, RecordingFacts};
 use super::tracepoint_format::Format;
 use crate::error::{Error, ErrorKind, Result};
 use crate::infile::open_regular;
@@ -175,6 +175,16 @@ fn read_profile(
         })
         .collect();
 
+    let facts = RecordingFacts {
+        command_line: perf_file
+            .cmdline()
+            .ok()
+            .flatten()
+            .map(|args| args.join(" ")),
+        os_release: perf_file.os_release().ok().flatten().map(str::to_string),
+        hostname: perf_file.hostname().ok().flatten().map(str::to_string),
+    };
+
     // Kernel symbols load on another core while the records are read.
     let snapshot = perf_file
         .feature_section_data(Feature(FEATURE_NETPROF_KALLSYMS))
@@ -214,6 +224,7 @@ fn read_profile(
     };
     let counted = counts.finish();
     Ok(Profile {
+        facts,
         events,
         groups: counted.groups,
         stacks: counted.stacks,

@@ -12,6 +12,7 @@ pub mod diff_table;
 pub mod flame;
 pub mod folded;
 pub mod funcgraph;
+pub mod html;
 pub mod json;
 pub mod latency;
 pub mod pprof;

@@ -60,11 +60,11 @@ pub fn read(path: &Path) -> Result<LatencyReport> {
 }
 
 /// Bucket bounds [low, high) in ns -> calls.
-pub(super) type Histogram = BTreeMap<(u64, u64), u64>;
+pub type Histogram = BTreeMap<(u64, u64), u64>;
 
 /// One function's (or path's) calls on one side, every run pooled.
-pub(super) struct Pooled {
-    pub(super) histogram: Histogram,
+pub struct Pooled {
+    pub histogram: Histogram,
     min_ns: u64,
     max_ns: u64,
 }
@@ -130,7 +130,7 @@ impl Pooled {
 
 /// Each function's histogram by (name, module), pooled over the runs (and
 /// CPUs or processes).
-fn pooled(side: &[LatencyReport]) -> Result<BTreeMap<(String, Option<String>), Pooled>> {
+pub fn pooled(side: &[LatencyReport]) -> Result<BTreeMap<(String, Option<String>), Pooled>> {
     let mut out: BTreeMap<_, Pooled> = BTreeMap::new();
     for report in side {
         for f in &report.functions {
