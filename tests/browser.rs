@@ -65,15 +65,17 @@ fn report_page_shows_dd_reading_zeros_and_its_threads() {
     let data = dir.path().join("dd.data");
     let page = dir.path().join("dd.html");
     let dd = "dd if=/dev/zero of=/dev/null bs=64k count=300000 status=none";
+    // System-wide, so that sched_switch shows who runs on each CPU.
     run_ok(&[
         "record",
+        "-a",
         "-g",
         "-F",
         "2000",
         "-e",
         "cpu-clock",
         "-e",
-        "syscalls:sys_enter_read",
+        "sched:sched_switch",
         "-o",
         data.to_str().unwrap(),
         "--",
@@ -186,6 +188,17 @@ fn report_page_shows_dd_reading_zeros_and_its_threads() {
         .map(|r| r["tid"].as_i64().unwrap())
         .collect();
     assert_eq!(dd_rows, dd_threads);
+    // sched_switch says how long each ran: both dd's read their zeros on
+    // a CPU of their own for most of the recording.
+    for row in rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["comm"] == "dd")
+    {
+        let running = row["running_ns"].as_f64().unwrap() / 1e9;
+        assert!((0.3..3.0).contains(&running), "{row}");
+    }
 
     // Picking read_zero in the function table shows its callers and callees.
     assert_eq!(browser.eval("netprof.pickFunction('read_zero')"), true);
@@ -206,10 +219,7 @@ fn report_page_shows_dd_reading_zeros_and_its_threads() {
     browser.eval("const e = document.getElementById('event'); e.value = 1; e.dispatchEvent(new Event('change')); 0");
     let summary = browser.eval("document.getElementById('summary').textContent");
     assert!(
-        summary
-            .as_str()
-            .unwrap()
-            .starts_with("syscalls:sys_enter_read"),
+        summary.as_str().unwrap().starts_with("sched:sched_switch"),
         "{summary}"
     );
     assert!(!drawn(&mut browser, "dd").is_empty());
@@ -371,4 +381,97 @@ fn html_refuses_what_it_cannot_draw() {
     ]);
     assert_error(&out, ErrorKind::CorruptInput, "is empty");
     assert!(!page.exists());
+}
+
+#[test]
+fn report_page_switches_to_off_cpu_time() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("busy_sleep");
+    let out = Command::new("clang")
+        .args(["-O1", "-fno-omit-frame-pointer", "-o"])
+        .arg(&binary)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/off_cpu/busy_sleep.c"
+        ))
+        .output()
+        .expect("clang");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let data = dir.path().join("off.data");
+    let page = dir.path().join("off.html");
+    // 100 ms on the CPU, then 300 ms asleep, three times.
+    run_ok(&[
+        "record",
+        "--off-cpu",
+        "--wakeups",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        binary.to_str().unwrap(),
+        "3",
+    ]);
+    run_ok(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    let mut browser = Browser::launch();
+    open_clean(&mut browser, &page);
+    let events = browser.eval("[...document.getElementById('event').options].map(o => o.text)");
+    let mut events: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let off_cpu = events.iter().position(|&e| e == "offcpu-time").unwrap();
+    events.sort_unstable();
+    assert_eq!(events, ["cpu-clock", "offcpu-time", "offcpu-waker"]);
+    browser.eval(&format!(
+        "const e = document.getElementById('event'); e.value = {off_cpu}; e.dispatchEvent(new Event('change')); 0"
+    ));
+    // The three naps: about 0.9 s asleep, drawn under nanosleep.
+    let summary = browser.eval("document.getElementById('summary').textContent");
+    // "offcpu-time: 900.584 ms. ..."
+    let amount = summary
+        .as_str()
+        .unwrap()
+        .strip_prefix("offcpu-time: ")
+        .unwrap();
+    let mut words = amount.split_whitespace();
+    let value: f64 = words.next().unwrap().parse().unwrap();
+    let seconds = match words.next().unwrap().trim_end_matches('.') {
+        "s" => value,
+        "ms" => value / 1e3,
+        unit => panic!("{unit} in {summary}"),
+    };
+    assert!((0.8..1.3).contains(&seconds), "{summary}");
+    let naps = drawn(&mut browser, "do_nanosleep");
+    assert!(
+        naps.iter().any(|f| f["path"][0] == "busy_sleep"),
+        "{naps:?}"
+    );
+    // The timeline shows the thread's three bursts on the CPU: its
+    // cpu-clock bins fall in three groups, 300 ms apart.
+    let bins = browser.eval(
+        "(() => { const t = JSON.parse(document.getElementById('data').textContent).timeline;
+                  const row = t.threads.find(r => r.comm === 'busy_sleep');
+                  const s = row.series.find(s => s.profile === 0);
+                  let bin = 0; const out = [];
+                  for (let i = 0; i < s.bins.length; i += 2) { bin += s.bins[i]; out.push(bin * t.bin_ns / 1e6); }
+                  return out; })()",
+    );
+    let ms: Vec<f64> = bins
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let bursts = 1 + ms.windows(2).filter(|w| w[1] - w[0] > 200.0).count();
+    assert_eq!(bursts, 3, "{ms:?}");
+    browser.screenshot(&screenshot_path("report-off-cpu"));
 }

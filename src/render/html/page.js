@@ -642,6 +642,7 @@
   }
 
   // ---- Timeline ----------------------------------------------------------
+  const RUNNING_COLOUR = "#495057";
   const SERIES_COLOURS = ["#d9480f", "#1971c2", "#2f9e44", "#9c36b5", "#e67700", "#0c8599"];
   const timeline = data.timeline;
   let span = null; // [first bin, last bin + 1] shown
@@ -680,21 +681,26 @@
       g.fillRect(0, y, width, LANE);
       g.fillStyle = "#222";
       g.fillText(`${row.comm} ${row.tid}`.slice(0, 30), 4, y + LANE / 2);
-      const lanes = row.series.length;
-      row.series.forEach((series, k) => {
+      // Lanes: time on a CPU (from sched_switch), then one per event.
+      const lanes = [];
+      if (row.running.length) lanes.push({ bins: row.running, colour: RUNNING_COLOUR, full: timeline.bin_ns * Math.max(perPixel, 1) });
+      for (const series of row.series) lanes.push({ bins: series.bins, colour: SERIES_COLOURS[series.profile % SERIES_COLOURS.length] });
+      const laneH = (LANE - 2) / Math.max(1, lanes.length);
+      lanes.forEach((lane, k) => {
         const px = new Float64Array(plot + 1);
         let bin = 0;
-        for (let i = 0; i < series.bins.length; i += 2) {
-          bin += series.bins[i];
+        for (let i = 0; i < lane.bins.length; i += 2) {
+          bin += lane.bins[i];
           if (bin < from || bin >= to) continue;
-          px[Math.min(plot, Math.floor((bin - from) / perPixel))] += series.bins[i + 1];
+          px[Math.min(plot, Math.floor((bin - from) / perPixel))] += lane.bins[i + 1];
         }
-        const top = px.reduce((m, v) => Math.max(m, v), 0);
-        const laneH = (LANE - 2) / lanes;
-        g.fillStyle = SERIES_COLOURS[series.profile % SERIES_COLOURS.length];
+        // Time on a CPU is a fraction of the pixel's time; events are
+        // relative to the row's busiest pixel.
+        const top = lane.full || px.reduce((m, v) => Math.max(m, v), 0);
+        g.fillStyle = lane.colour;
         for (let x = 0; x <= plot; x++) {
           if (!px[x]) continue;
-          g.globalAlpha = 0.25 + (0.75 * px[x]) / top;
+          g.globalAlpha = Math.min(1, 0.25 + (0.75 * px[x]) / top);
           g.fillRect(LABEL_W + x, y + 1 + k * laneH, Math.max(1, 1 / perPixel), laneH);
         }
         g.globalAlpha = 1;
@@ -711,6 +717,13 @@
       sw.style.color = SERIES_COLOURS[p % SERIES_COLOURS.length];
       legend.append(sw);
     }
+    if (timeline.threads.some((t) => t.running.length)) {
+      const sw = element("span", "\u25a0 on a CPU (from sched:sched_switch) ");
+      sw.style.color = RUNNING_COLOUR;
+      legend.prepend(sw);
+    }
+    if (data.profiles.some((p) => p.unit === "ns"))
+      legend.append(" (off-CPU time is counted in the kernel without a time per wait: it is in the flamegraph, not here)");
     if (timeline.threads_left_out) legend.append(` (${timeline.threads_left_out} quieter threads left out)`);
     const canvas = $("timeline");
     let dragFrom = null;
@@ -742,7 +755,9 @@
     });
     drawTimeline();
   }
-  api.timelineRows = () => (timeline ? timeline.threads.map((t) => ({ comm: t.comm, pid: t.pid, tid: t.tid })) : []);
+  const sumPairs = (pairs) => pairs.reduce((sum, v, i) => (i % 2 ? sum + v : sum), 0);
+  api.timelineRows = () =>
+    timeline ? timeline.threads.map((t) => ({ comm: t.comm, pid: t.pid, tid: t.tid, running_ns: sumPairs(t.running) })) : [];
   api.timelineSpan = () => span && span.slice();
 
   if (isDiff) profileChanges();

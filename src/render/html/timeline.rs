@@ -1,10 +1,11 @@
-//! The page's per-thread timeline: each thread's samples, probe hits and
-//! off-CPU time in fixed time bins, sparse, so that a long recording of many
+//! The page's per-thread timeline: each thread's samples and probe hits
+//! (and, from sched_switch, its time on a CPU) in fixed time bins, sparse, so that a long recording of many
 //! threads stays small and the page can zoom down to one bin.
 
 use ahash::AHashMap as HashMap;
 use serde::Serialize;
 
+use crate::model::off_cpu;
 use crate::model::profile::Profile;
 
 /// The most bins a recording is cut into; a bin is never shorter than
@@ -30,6 +31,10 @@ pub struct ThreadRow {
     pub tid: i32,
     pub comm: String,
     pub series: Vec<Series>,
+    /// Nanoseconds on a CPU per bin, as (bins since the previous pair's
+    /// bin, ns) pairs, from the recording's sched_switch hits (empty
+    /// without them).
+    pub running: Vec<u64>,
 }
 
 /// One profile's weight in one thread over time.
@@ -39,6 +44,80 @@ pub struct Series {
     pub profile: usize,
     /// Pairs of (bins since the previous pair's bin, weight).
     pub bins: Vec<u64>,
+}
+
+/// The tracepoint whose hits say which thread each CPU runs from then on.
+const SWITCH_EVENT: &str = "sched:sched_switch";
+
+/// Pairs of (bins since the previous pair's bin, weight) from bin -> weight.
+fn sparse(bins: &HashMap<u64, u64>) -> Vec<u64> {
+    let mut sorted: Vec<(u64, u64)> = bins.iter().map(|(&b, &w)| (b, w)).collect();
+    sorted.sort_unstable();
+    let mut previous = 0;
+    let mut pairs = Vec::with_capacity(sorted.len() * 2);
+    for (bin, weight) in sorted {
+        pairs.extend([bin - previous, weight]);
+        previous = bin;
+    }
+    pairs
+}
+
+/// Each thread's time on a CPU per bin, from sched_switch hits: a CPU runs
+/// a switch's next task until its next switch. The time before a CPU's
+/// first switch is unknown and left out; so is everything when the
+/// recording is not system-wide.
+fn running_time(profile: &Profile, start: u64, bin_ns: u64) -> HashMap<i32, HashMap<u64, u64>> {
+    let mut running: HashMap<i32, HashMap<u64, u64>> = HashMap::new();
+    let Some(event) = profile.events.iter().position(|e| e == SWITCH_EVENT) else {
+        return running;
+    };
+    let Some(format) = &profile.formats[event] else {
+        return running;
+    };
+    let mut switches: Vec<(u64, u32, i32, i32)> = profile
+        .samples
+        .iter()
+        .filter(|s| s.event as usize == event && s.time >= start)
+        .filter_map(|s| {
+            let fields = format.decode(&s.raw);
+            let pid = |field: &str| -> Option<i32> {
+                fields
+                    .iter()
+                    .find(|(name, _)| name == field)?
+                    .1
+                    .parse()
+                    .ok()
+            };
+            Some((s.time, s.cpu, pid("prev_pid")?, pid("next_pid")?))
+        })
+        .collect();
+    // A recording of some tasks sees only their switches away (the
+    // tracepoint fires in the task leaving): who runs next is then unknown.
+    // Only a system-wide one sees the idle task leave a CPU.
+    if !switches.iter().any(|&(_, _, prev, _)| prev == 0) {
+        return running;
+    }
+    switches.sort_unstable();
+    // CPU -> (thread it runs, since when).
+    let mut on_cpu: HashMap<u32, (i32, u64)> = HashMap::new();
+    for (time, cpu, _, next) in switches {
+        if let Some((tid, since)) = on_cpu.insert(cpu, (next, time)) {
+            // The idle task (0) is not a thread anyone asks about.
+            if tid == 0 {
+                continue;
+            }
+            let bins = running.entry(tid).or_default();
+            let mut from = since;
+            while from < time {
+                let bin = (from - start) / bin_ns;
+                let bin_end = start + (bin + 1) * bin_ns;
+                let until = bin_end.min(time);
+                *bins.entry(bin).or_default() += until - from;
+                from = until;
+            }
+        }
+    }
+    running
 }
 
 /// Bins the profile's kept samples per thread; `profile_of(event)` says
@@ -52,7 +131,14 @@ pub fn build(profile: &Profile, profile_of: impl Fn(u16) -> Option<usize>) -> Op
     // (tid, profile) -> bin -> weight; and the last comm seen per tid.
     let mut weights: HashMap<(i32, usize), HashMap<u64, u64>> = HashMap::new();
     let mut threads: HashMap<i32, (i32, u32, u64)> = HashMap::new();
+    let running = running_time(profile, start, bin_ns);
     for s in timed() {
+        // Counts made in the kernel (off-CPU time, record --bpf) reach the
+        // file when they are drained, not when they happened: no time of
+        // their own to draw.
+        if s.count != 1 || off_cpu::counts_nanoseconds(&profile.events[s.event as usize]) {
+            continue;
+        }
         let Some(p) = profile_of(s.event) else {
             continue;
         };
@@ -82,21 +168,13 @@ pub fn build(profile: &Profile, profile_of: impl Fn(u16) -> Option<usize>) -> Op
             series: profiles
                 .iter()
                 .filter_map(|&p| {
-                    let bins = weights.get(&(tid, p))?;
-                    let mut sorted: Vec<(u64, u64)> = bins.iter().map(|(&b, &w)| (b, w)).collect();
-                    sorted.sort_unstable();
-                    let mut previous = 0;
-                    let mut pairs = Vec::with_capacity(sorted.len() * 2);
-                    for (bin, weight) in sorted {
-                        pairs.extend([bin - previous, weight]);
-                        previous = bin;
-                    }
                     Some(Series {
                         profile: p,
-                        bins: pairs,
+                        bins: sparse(weights.get(&(tid, p))?),
                     })
                 })
                 .collect(),
+            running: running.get(&tid).map(sparse).unwrap_or_default(),
         })
         .collect();
     Some(Timeline {
