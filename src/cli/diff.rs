@@ -68,6 +68,12 @@ frame's tooltip gives its samples and share before and after, and the change in 
 prints the stacks with both counts, BEFORE scaled to AFTER's total (as inferno-diff-folded \
 --normalize), for inferno-flamegraph or other tools.
 
+--html FILE writes one self-contained page: for recordings, the differential flamegraph (AFTER's \
+widths, or BEFORE's; red grew, blue shrank, by share) with the change table (the changes beyond \
+noise first, marked *; a row finds its function in the flamegraph) and the functions with their \
+callers and callees; for latency results, the table and both sides' histograms of a picked function \
+overlaid on a log time axis.
+
 JSON schemas: netprof-diff/1 {schema, method, before_runs, after_runs, before_samples, after_samples, \
 functions: [{function, module, only_in: before|after|null (a kernel function the other side's kernel \
 lacks), self: {before, after, delta, ci95, p_value, significant}, total: {...}}]} \
@@ -80,6 +86,7 @@ self: {...}}], only_before: [path], only_after: [path]}.
 
 Examples:
   netprof diff before.data after.data --flame diff.svg
+  netprof diff before.data after.data --html
   netprof diff before.data after.data --module hsr --no-idle
   netprof diff -b base1.data base2.data base3.data -a patch1.data patch2.data patch3.data
   netprof diff base/ patched/
@@ -105,7 +112,7 @@ pub struct DiffArgs {
     pub flame: Option<PathBuf>,
     /// Write a self-contained web page to FILE (default netprof-diff.html): the differential
     /// flamegraph, the change table and, for latency results, both sides' histograms overlaid
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof-diff.html")]
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "netprof-diff.html", conflicts_with = "folded")]
     pub html: Option<PathBuf>,
     /// Print the differential folded stacks (stack before after) instead of the table
     #[arg(long, conflicts_with = "json")]

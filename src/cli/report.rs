@@ -63,6 +63,15 @@ lists each thread's on-CPU time, off-CPU time by state and its three longest wai
 schema netprof-threads/1: {schema, threads: [{pid, tid, comm, on_cpu_ns, off_cpu_ns, \
 off_cpu_by_state: {STATE: ns}, top_waits: [{state, ns, frames: [names, root first]}]}]}.
 
+--html FILE writes one self-contained page (its script, style and data inline; it fetches nothing): \
+a flamegraph per event (click zooms, search highlights and gives the matches' share, Icicle turns it \
+upside down), the functions with self and total, sortable and filtered by name or module, and for a \
+picked function its callers and callees; each thread's samples and probe hits over time (with \
+sched:sched_switch in a system-wide recording, its time on a CPU); and the recording's facts. Counts \
+drained from the kernel (off-CPU time, --bpf) have no time of their own and stay out of the \
+timeline. Past 600,000 call-tree nodes the smallest call paths merge into one [smaller paths] node \
+under their caller (totals stay exact; the facts say how many).
+
 JSON schema netprof-report/1: an object with `schema`, `events` (names of all events), `event` \
 (the one reported), `total_samples`, `lost_samples`, `truncated_user_samples` (user chains cut at \
 [unknown]), `kernel_names` (snapshot | live-kallsyms | unavailable), `frames` (array of {name, module, kind: kernel|module|bpf|user, resolved}) and \
@@ -71,6 +80,7 @@ JSON schema netprof-report/1: an object with `schema`, `events` (names of all ev
 Examples:
   netprof report
   netprof report --flame
+  netprof report --html
   netprof report -i perf.data --folded > out.folded
   netprof report --module hsr -g callee";
 

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{unit_of, written_by, CallTree, EventFlame, FrameTable, Kind, Page};
+use super::{
+    merged_fact, unit_of, written_by, CallTree, EventFlame, FrameTable, Kind, Page, MAX_PAGE_NODES,
+};
 use crate::analysis::diff::latency::{pooled, LatencyDiff};
 use crate::analysis::diff::profiles::{ProfileDiff, RunCounts};
 use crate::error::Result;
@@ -59,8 +61,9 @@ pub fn profiles_page(
         }
     }
     let event = after.first().map(|r| r.event.clone()).unwrap_or_default();
+    let (flat, merged_nodes) = tree.flatten(&mut frames, MAX_PAGE_NODES);
     let samples = |side: &[RunCounts]| side.iter().map(|r| r.samples).sum::<u64>();
-    let facts = vec![
+    let mut facts = vec![
         ("Before".to_string(), side_names(before_files)),
         ("After".to_string(), side_names(after_files)),
         (
@@ -72,8 +75,11 @@ pub fn profiles_page(
             ),
         ),
         ("Method".to_string(), changes.method.to_string()),
-        written_by(),
     ];
+    if merged_nodes > 0 {
+        facts.push(merged_fact(merged_nodes));
+    }
+    facts.push(written_by());
     Page {
         schema: "netprof-html/1",
         kind: "diff",
@@ -82,7 +88,7 @@ pub fn profiles_page(
         profiles: vec![EventFlame {
             unit: unit_of(&event),
             name: event,
-            tree: tree.flatten(&frames),
+            tree: flat,
         }],
         frames,
         timeline: None,

@@ -16,15 +16,20 @@ mod timeline;
 use std::io::Write;
 use std::path::Path;
 
+use ahash::AHashMap as HashMap;
 use serde::Serialize;
 
-pub use call_tree::{CallTree, FlatTree, FrameTable, Kind};
+pub use call_tree::{CallTree, FlatTree, FrameTable, Kind, MERGED_NAME};
 pub use diff::{latency_page, profiles_page};
 
 use crate::model::off_cpu::{self, OffCpuState, OFF_CPU_EVENT};
 use crate::model::profile::{KernelNames, Profile};
 use crate::model::symbolize::FrameKind;
 use crate::model::view::View;
+
+/// The most call-tree nodes a page holds, all flamegraphs together: about
+/// 12 bytes each, so a page stays under 10 MB.
+const MAX_PAGE_NODES: usize = 600_000;
 
 const TEMPLATE: &str = include_str!("page.html");
 const STYLE: &str = include_str!("page.css");
@@ -107,21 +112,30 @@ fn unit_of(event: &str) -> &'static str {
 /// The page of a recording: one flamegraph per view (event), the
 /// recording's samples over time per thread (when they were kept), and its facts.
 pub fn report_page(views: &[View], input: &Path) -> Page {
-    let Some(first) = views.first() else {
-        unreachable!("a report page has at least one view");
-    };
+    // The caller refuses a recording without samples before it gets here.
+    let first = views.first().expect("a report page has a view");
     let profile = first.profile;
     let mut frames = FrameTable::new();
     let mut page_frame: Vec<Option<u32>> = vec![None; first.symbols.frames.len()];
     let mut comm_frame: Vec<Option<u32>> = vec![None; profile.comms.len()];
     let mut profiles = Vec::new();
+    let mut merged_nodes = 0;
     for view in views {
-        let mut tree = CallTree::new(1);
+        // Rows differ by thread and CPU too; the tree only by command and
+        // stack, so each distinct path is walked once.
+        let mut paths: HashMap<(u32, u32), u64> = HashMap::new();
         for row in &view.rows {
-            let comm = *comm_frame[row.comm as usize].get_or_insert_with(|| {
-                frames.intern(&profile.comms[row.comm as usize], None, Kind::Comm)
+            *paths.entry((row.comm, row.stack)).or_default() += row.count;
+        }
+        // In a fixed order, so that the same recording gives the same page.
+        let mut paths: Vec<((u32, u32), u64)> = paths.into_iter().collect();
+        paths.sort_unstable();
+        let mut tree = CallTree::new(1);
+        for ((row_comm, row_stack), count) in paths {
+            let comm = *comm_frame[row_comm as usize].get_or_insert_with(|| {
+                frames.intern(&profile.comms[row_comm as usize], None, Kind::Comm)
             });
-            let stack = &view.symbols.stacks[row.stack as usize];
+            let stack = &view.symbols.stacks[row_stack as usize];
             let path = std::iter::once(comm).chain(stack.iter().map(|&f| {
                 *page_frame[f as usize].get_or_insert_with(|| {
                     let frame = &view.symbols.frames[f as usize];
@@ -134,27 +148,27 @@ pub fn report_page(views: &[View], input: &Path) -> Page {
                     frames.intern(&frame.name, frame.module.as_deref(), kind)
                 })
             }));
-            tree.add(path, 0, row.count);
+            tree.add(path, 0, count);
         }
         let name = view.event_name();
+        let (flat, merged) = tree.flatten(&mut frames, MAX_PAGE_NODES / views.len());
+        merged_nodes += merged;
         profiles.push(EventFlame {
             unit: unit_of(&name),
             name,
-            tree: tree.flatten(&frames),
+            tree: flat,
         });
     }
     let shown: Vec<Option<u16>> = views.iter().map(|v| v.event).collect();
     let timeline = timeline::build(profile, |event| {
         shown.iter().position(|&e| e == Some(event))
     });
-    let duration = timeline
-        .as_ref()
-        .map(|t| t.bins.saturating_sub(1) * t.bin_ns);
+    let duration = timeline.as_ref().map(|t| t.end_ns - t.start_ns);
     Page {
         schema: "netprof-html/1",
         kind: "report",
         title: format!("netprof report: {}", input.display()),
-        facts: report_facts(profile, input, duration),
+        facts: report_facts(profile, input, duration, merged_nodes),
         frames,
         profiles,
         timeline,
@@ -168,6 +182,7 @@ fn report_facts(
     profile: &Profile,
     input: &Path,
     duration_ns: Option<u64>,
+    merged_nodes: usize,
 ) -> Vec<(String, String)> {
     let facts = &profile.facts;
     let mut lines = vec![("Recording".to_string(), input.display().to_string())];
@@ -229,8 +244,21 @@ fn report_facts(
             ),
         ));
     }
+    if merged_nodes > 0 {
+        lines.push(merged_fact(merged_nodes));
+    }
     lines.push(written_by());
     lines
+}
+
+/// The facts line saying how many call paths were merged to keep the page small.
+fn merged_fact(merged_nodes: usize) -> (String, String) {
+    (
+        "Smallest call paths".into(),
+        format!(
+            "{merged_nodes} merged into {MERGED_NAME} under their caller, to keep the page small (totals are exact)"
+        ),
+    )
 }
 
 /// The facts line naming the netprof that wrote the page.

@@ -17,7 +17,9 @@ pub const MAX_THREADS: usize = 300;
 
 #[derive(Serialize)]
 pub struct Timeline {
+    /// The first and last samples' times.
     pub start_ns: u64,
+    pub end_ns: u64,
     pub bin_ns: u64,
     pub bins: u64,
     pub threads: Vec<ThreadRow>,
@@ -179,6 +181,7 @@ pub fn build(profile: &Profile, profile_of: impl Fn(u16) -> Option<usize>) -> Op
         .collect();
     Some(Timeline {
         start_ns: start,
+        end_ns: end,
         bin_ns,
         bins: (end - start) / bin_ns + 1,
         threads: rows,
