@@ -227,24 +227,42 @@ fn report_page_shows_dd_reading_zeros_and_its_threads() {
     browser.screenshot(&screenshot_path("report-tracepoint"));
 }
 
-/// tests/browser/spin.c built with frame pointers.
-fn spin(dir: &Path) -> PathBuf {
-    let binary = dir.join("spin");
+/// A C program of the tests (`tests/SOURCE.c`) built with frame pointers into DIR.
+fn build(dir: &Path, source: &str) -> PathBuf {
+    let binary = dir.join(Path::new(source).file_name().unwrap());
     let out = Command::new("clang")
         .args(["-O1", "-fno-omit-frame-pointer", "-o"])
         .arg(&binary)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/spin.c"))
+        .arg(format!("{}/tests/{source}.c", env!("CARGO_MANIFEST_DIR")))
         .output()
         .expect("clang");
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{source}: {}", stderr(&out));
     binary
+}
+
+/// `netprof diff BEFORE AFTER --html` opened cleanly; the browser and the
+/// change table's first row (its cells' text).
+fn compare_in_browser(before: &Path, after: &Path, dir: &Path) -> (Browser, Value) {
+    let page = dir.join("diff.html");
+    run_ok(&[
+        "diff",
+        before.to_str().unwrap(),
+        after.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    let mut browser = Browser::launch();
+    open_clean(&mut browser, &page);
+    let first_row = browser
+        .eval("[...document.querySelector('#changes tbody tr').cells].map(c => c.textContent)");
+    (browser, first_row)
 }
 
 #[test]
 fn diff_page_puts_the_shifted_function_first_and_marks_it() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let binary = spin(dir.path());
+    let binary = build(dir.path(), "browser/spin");
     let record = |name: &str, shares: [&str; 3]| {
         let data = dir.path().join(name);
         let mut args = vec![
@@ -264,18 +282,7 @@ fn diff_page_puts_the_shifted_function_first_and_marks_it() {
     // work_a: 10% of the work before, 70% after; b and c lose 30 points each.
     let before = record("before.data", ["10", "45", "45"]);
     let after = record("after.data", ["70", "15", "15"]);
-    let page = dir.path().join("diff.html");
-    run_ok(&[
-        "diff",
-        before.to_str().unwrap(),
-        after.to_str().unwrap(),
-        "--html",
-        page.to_str().unwrap(),
-    ]);
-    let mut browser = Browser::launch();
-    open_clean(&mut browser, &page);
-    let first_row = browser
-        .eval("[...document.querySelector('#changes tbody tr').cells].map(c => c.textContent)");
+    let (mut browser, first_row) = compare_in_browser(&before, &after, dir.path());
     assert_eq!(first_row[0], "*", "{first_row}");
     assert_eq!(first_row[1], "work_a", "{first_row}");
     let delta: f64 = first_row[5].as_str().unwrap().parse().unwrap();
@@ -331,18 +338,7 @@ fn latency_diff_page_overlays_both_histograms() {
     );
     latency_result(&before, 900, 100);
     latency_result(&after, 100, 900);
-    let page = dir.path().join("latency.html");
-    run_ok(&[
-        "diff",
-        before.to_str().unwrap(),
-        after.to_str().unwrap(),
-        "--html",
-        page.to_str().unwrap(),
-    ]);
-    let mut browser = Browser::launch();
-    open_clean(&mut browser, &page);
-    let first_row = browser
-        .eval("[...document.querySelector('#changes tbody tr').cells].map(c => c.textContent)");
+    let (mut browser, first_row) = compare_in_browser(&before, &after, dir.path());
     assert_eq!(
         (first_row[0].as_str(), first_row[1].as_str()),
         (Some("*"), Some("hsr_forward_skb"))
@@ -387,17 +383,7 @@ fn html_refuses_what_it_cannot_draw() {
 fn report_page_switches_to_off_cpu_time() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let binary = dir.path().join("busy_sleep");
-    let out = Command::new("clang")
-        .args(["-O1", "-fno-omit-frame-pointer", "-o"])
-        .arg(&binary)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/off_cpu/busy_sleep.c"
-        ))
-        .output()
-        .expect("clang");
-    assert!(out.status.success(), "{}", stderr(&out));
+    let binary = build(dir.path(), "off_cpu/busy_sleep");
     let data = dir.path().join("off.data");
     let page = dir.path().join("off.html");
     // 100 ms on the CPU, then 300 ms asleep, three times.

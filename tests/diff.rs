@@ -694,11 +694,13 @@ fn funcgraph_results_compare_path_by_path() {
         BadArgument,
         "different kinds",
     );
-    assert_error(
-        &netprof(&["diff", p(&before), p(&after), "--flame"]),
-        BadArgument,
-        "--flame and --folded need recordings",
-    );
+    for drawing in ["--flame", "--html"] {
+        assert_error(
+            &netprof(&["diff", p(&before), p(&after), drawing]),
+            BadArgument,
+            "--flame, --folded and --html need recordings",
+        );
+    }
     let wrong = dir.path().join("wrong.json");
     std::fs::write(&wrong, r#"{"schema": "netprof-funcgraph/9", "paths": []}"#).unwrap();
     assert_error(

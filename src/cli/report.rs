@@ -130,7 +130,7 @@ pub struct ReportArgs {
     pub html: Option<PathBuf>,
     /// Time per thread on and off the CPU, off-CPU time by state, and each thread's longest waits
     /// (a recording made with --off-cpu; --json for schema netprof-threads/1)
-    #[arg(long, conflicts_with_all = ["folded", "samples", "flame", "event", "state"])]
+    #[arg(long, conflicts_with_all = ["folded", "samples", "flame", "html", "event", "state"])]
     pub threads: bool,
     /// Who ended each wait: the waker's kernel stack over the blocked thread's, as offwaketime
     /// draws them (a recording made with --off-cpu --wakeups; same as --event offcpu-waker)

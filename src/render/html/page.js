@@ -212,9 +212,6 @@
       this.zoom = -1;
       this.draw();
     }
-    rootLabel() {
-      return "all";
-    }
     // Nodes drawn, with their x and width in CSS pixels (pruning those
     // under a third of a pixel, and their subtrees).
     layout(width) {
@@ -278,7 +275,7 @@
         g.fillStyle = fill;
         g.fillRect(r.x, r.y, Math.max(r.w - 0.5, 0.5), ROW - 1);
         if (r.w > 28) {
-          const name = f >= 0 ? label(f) : this.rootLabel();
+          const name = f >= 0 ? label(f) : "all";
           const room = Math.floor((r.w - 6) / 7.2);
           g.fillStyle = "#111";
           g.fillText(name.length > room ? name.slice(0, Math.max(room - 2, 1)) + ".." : name, r.x + 3, r.y + ROW / 2);
@@ -302,7 +299,7 @@
     }
     describe(node) {
       const t = this.tree, unit = this.options.unit;
-      const name = node >= 0 ? label(t.frame[node]) : this.rootLabel();
+      const name = node >= 0 ? label(t.frame[node]) : "all";
       const total = (c) => (node >= 0 ? t.total[c][node] : t.rootTotal[c]);
       const self = (c) => (node >= 0 ? t.self[c][node] : 0);
       if (t.columns === 2) {
@@ -414,24 +411,19 @@
   // ---- Functions and the sandwich ----------------------------------------
   let fnSort = { key: "total", down: true };
   let fnRows = [];
-  const callersView = new FlameView($("callers"), {
-    get unit() {
-      return data.profiles[current].unit;
-    },
-    icicle: false,
-    diff: isDiff,
-    noAllBar: true,
-    onHover: (s) => text($("sandwich-details"), s || "\u00a0"),
-  });
-  const calleesView = new FlameView($("callees"), {
-    get unit() {
-      return data.profiles[current].unit;
-    },
-    icicle: true,
-    diff: isDiff,
-    noAllBar: true,
-    onHover: (s) => text($("sandwich-details"), s || "\u00a0"),
-  });
+  // Callers drawn upwards from the function, callees downwards.
+  const sandwichView = (canvas, icicle) =>
+    new FlameView(canvas, {
+      get unit() {
+        return data.profiles[current].unit;
+      },
+      icicle,
+      diff: isDiff,
+      noAllBar: true,
+      onHover: (s) => text($("sandwich-details"), s || "\u00a0"),
+    });
+  const callersView = sandwichView($("callers"), false);
+  const calleesView = sandwichView($("callees"), true);
   function functionTotals(t, col) {
     const self = new Float64Array(frames.name.length), total = new Float64Array(frames.name.length);
     const onPath = new Int32Array(frames.name.length);
