@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Report speed: `netprof report --flame` against
-# `perf script | inferno-collapse-perf | inferno-flamegraph` on the same
-# perf.data, measured in one run (wall time and peak memory of each side).
+# Report speed against perf on the same perf.data, for recordings of three
+# shapes, each measured in one run (wall time, median of 3 rounds):
+#   flamegraph: `perf script | inferno-collapse-perf | inferno-flamegraph`
+#               against `netprof report --flame`;
+#   call graph: `perf report --stdio --children -g graph,0.5,caller`
+#               against `netprof report` (the same graph, as text).
 #
-# The recording is what our users make: cpu-clock at 10 kHz on all CPUs with
-# call graphs for 25 s while iperf3 runs on loopback (about 400k samples on a
-# 2-CPU machine). Pass an existing perf.data as $1 to skip recording.
+# Shapes, all recorded by perf (cpu-clock, 10 kHz, all CPUs, call graphs):
+#   iperf3     iperf3 on loopback for 25 s (about 400k samples on 2 CPUs);
+#   dd         dd copying zeros in 4 KiB blocks for 10 s (syscall-heavy);
+#   processes  a shell loop spawning short processes for 10 s (many
+#              commands, address spaces and libraries).
+# Pass existing perf.data files to measure those instead.
 #
 # Needs: perf (linux-perf), iperf3, GNU time (time), and the inferno tools
-# (`cargo install inferno`). Run from the repository root: benches/report_vs_perf.sh
+# (`cargo install inferno`). Run from the repository root:
+# benches/report_vs_perf.sh [FILE.data...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in perf iperf3 /usr/bin/time inferno-collapse-perf inferno-flamegraph; do
@@ -19,33 +26,40 @@ netprof=$PWD/target/release/netprof
 work=$(mktemp -d)
 trap 'rm -rf "$work"; kill $(jobs -p) 2>/dev/null || true' EXIT
 
-data=${1:-}
-if [ -z "$data" ]; then
-  data=$work/iperf.data
+recordings=("$@")
+if [ ${#recordings[@]} -eq 0 ]; then
   iperf3 -s -1 -p 5299 >/dev/null &
   sleep 0.5
   iperf3 -c 127.0.0.1 -p 5299 -t 27 >/dev/null &
   sleep 1
-  perf record -q -e cpu-clock -F 10000 -a -g -o "$data" -- sleep 25 2>/dev/null
+  perf record -q -e cpu-clock -F 10000 -a -g -o "$work/iperf3.data" -- sleep 25 2>/dev/null
   wait
+  perf record -q -e cpu-clock -F 10000 -a -g -o "$work/dd.data" -- \
+    timeout 10 dd if=/dev/zero of=/dev/null bs=4k 2>/dev/null || true
+  perf record -q -e cpu-clock -F 10000 -a -g -o "$work/processes.data" -- \
+    timeout 10 sh -c 'while :; do ls / | wc -l >/dev/null; date >/dev/null; done' 2>/dev/null || true
+  recordings=("$work/iperf3.data" "$work/dd.data" "$work/processes.data")
 fi
-samples=$("$netprof" report -i "$data" --percent-limit 100 | sed -n '1s/^# netprof report: \([0-9]*\) samples.*/\1/p')
-echo "recording: $data, $samples samples"
 
-measure() { # label, command...: prints "label seconds peakMB"
-  local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>&1
-  read -r secs kb < "$work/t"
-  echo "$label $secs $((kb / 1024))"
+seconds() { # command...: wall seconds of one run
+  /usr/bin/time -f "%e" -o "$work/t" "$@" >/dev/null 2>&1
+  cat "$work/t"
 }
-# Warm the page cache for both sides alike.
-cat "$data" >/dev/null
-perf_line=$(measure perf bash -c "perf script -i '$data' 2>/dev/null | inferno-collapse-perf | inferno-flamegraph > '$work/perf.svg'")
-ours_line=$(measure netprof "$netprof" report -i "$data" --flame "$work/netprof.svg")
-# Peak memory of the pipeline is that of its largest stage: measure perf script alone.
-perf_mem=$(/usr/bin/time -f "%M" bash -c "perf script -i '$data' >/dev/null 2>&1" 2>&1 | tail -1)
-read -r _ perf_s _ <<<"$perf_line"
-read -r _ ours_s ours_mb <<<"$ours_line"
-echo "perf script | inferno-collapse-perf | inferno-flamegraph: ${perf_s}s (perf script alone peaks at $((perf_mem / 1024)) MB)"
-echo "netprof report --flame:                                  ${ours_s}s, peak ${ours_mb} MB"
-awk -v a="$perf_s" -v b="$ours_s" 'BEGIN { printf "speed-up: %.1fx\n", a / (b > 0 ? b : 0.001) }'
+median3() { # command...: the median of three runs' wall seconds
+  { seconds "$@"; seconds "$@"; seconds "$@"; } | sort -n | sed -n 2p
+}
+
+printf '%-12s %8s %8s | %8s %8s %6s | %8s %8s %6s\n' recording samples MB "perf fg" netprof ratio "perf cg" netprof ratio
+for data in "${recordings[@]}"; do
+  cat "$data" >/dev/null # the page cache holds it for both sides alike
+  samples=$("$netprof" report -i "$data" --percent-limit 100 2>/dev/null |
+    sed -n '1s/^# netprof report: \([0-9]*\) samples.*/\1/p')
+  perf_fg=$(median3 bash -c "perf script -i '$data' 2>/dev/null | inferno-collapse-perf | inferno-flamegraph > '$work/perf.svg'")
+  ours_fg=$(median3 "$netprof" report -i "$data" --flame "$work/netprof.svg")
+  perf_cg=$(median3 perf report -i "$data" --stdio --children -g graph,0.5,caller)
+  ours_cg=$(median3 "$netprof" report -i "$data")
+  printf '%-12s %8s %8d | %8s %8s %5.1fx | %8s %8s %5.1fx\n' "$(basename "$data" .data)" "$samples" \
+    "$(($(stat -c %s "$data") / 1048576))" "$perf_fg" "$ours_fg" \
+    "$(awk -v a="$perf_fg" -v b="$ours_fg" 'BEGIN { print a / (b > 0 ? b : 0.01) }')" \
+    "$perf_cg" "$ours_cg" "$(awk -v a="$perf_cg" -v b="$ours_cg" 'BEGIN { print a / (b > 0 ? b : 0.01) }')"
+done

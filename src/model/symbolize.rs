@@ -258,8 +258,14 @@ fn symbolize_file(
             return vec![None; offsets.len()];
         }
     }
+    // The same offset recurs in every process that maps the file: each is
+    // looked up once, in order.
+    let mut distinct = offsets.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
     let src = Source::Elf(Elf::new(path));
-    match symbolizer.symbolize(&src, Input::FileOffset(&offsets)) {
+    let names: Vec<Option<String>> = match symbolizer.symbolize(&src, Input::FileOffset(&distinct))
+    {
         Ok(results) => results
             .into_iter()
             .map(|r| match r {
@@ -267,8 +273,17 @@ fn symbolize_file(
                 Lookup::Unknown(_) => None,
             })
             .collect(),
-        Err(_) => vec![None; offsets.len()],
-    }
+        Err(_) => return vec![None; offsets.len()],
+    };
+    offsets
+        .iter()
+        .map(|o| {
+            names[distinct
+                .binary_search(o)
+                .expect("every offset is among the distinct ones")]
+            .clone()
+        })
+        .collect()
 }
 
 fn kernel_frame(profile: &Profile, addr: u64) -> Frame {
