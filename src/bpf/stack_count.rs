@@ -171,9 +171,8 @@ pub struct StackCounter {
     /// Stacks read so far, by hash: a stack seen again in a later interval
     /// is not read again.
     stacks: HashMap<u64, Vec<u64>>,
-    stacks_capacity: usize,
-    /// Stacks read from the map since it was last emptied of them.
-    read_since_cleanup: usize,
+    /// Hashes of the stacks read from the map and still in it.
+    read_in_map: Vec<u64>,
     /// Off-CPU: the scheduler tracepoints' links (and fork following).
     links: Vec<Link>,
     /// Off-CPU: where the tracing machinery's code is, to cut it off the
@@ -293,8 +292,7 @@ impl StackCounter {
             skeleton,
             kind,
             stacks: HashMap::new(),
-            stacks_capacity: opts.stacks_entries as usize,
-            read_since_cleanup: 0,
+            read_in_map: Vec::new(),
             links: Vec::new(),
             tracing_frames: None,
         })
@@ -426,38 +424,63 @@ impl StackCounter {
     /// would cost as much as copying the samples.
     fn read_stacks(&mut self, counts: &[StackCount]) -> Result<()> {
         let maps = &self.skeleton.maps;
-        for c in counts {
-            for h in [c.kernel_stack, c.user_stack] {
-                if h < 2 || self.stacks.contains_key(&h) {
-                    continue;
-                }
+        let mut wanted: Vec<u64> = counts
+            .iter()
+            .flat_map(|c| [c.kernel_stack, c.user_stack])
+            .filter(|&h| h >= 2 && !self.stacks.contains_key(&h))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        // Many new stacks: one pass over the whole map in batches costs a
+        // few system calls where a lookup each would cost thousands.
+        let found: Vec<(u64, Vec<u8>)> = if wanted.len() > BATCH_READ_ABOVE {
+            maps.stacks
+                .lookup_batch(4096, MapFlags::ANY, MapFlags::ANY)
+                .map_err(|e| map_error("stacks", &e))?
+                .map(|(key, value)| (dword(&key, 0), value))
+                .filter(|(h, _)| wanted.binary_search(h).is_ok())
+                .collect()
+        } else {
+            let mut found = Vec::with_capacity(wanted.len());
+            for &h in &wanted {
                 if let Some(value) = maps
                     .stacks
                     .lookup(&h.to_ne_bytes(), MapFlags::ANY)
                     .map_err(|e| map_error("stacks", &e))?
                 {
-                    let mut frames = parse_stack(&value);
-                    if let Some(tracing) = &self.tracing_frames {
-                        let cut = frames.iter().take_while(|&&a| tracing.contains(a)).count();
-                        frames.drain(..cut);
-                    }
-                    self.stacks.insert(h, frames);
-                    self.read_since_cleanup += 1;
+                    found.push((h, value));
                 }
             }
-        }
-        // Room for new stacks: forget those already read once half the map
-        // may be taken by them (a stack that recurs is stored again).
-        if self.read_since_cleanup * 2 >= self.stacks_capacity {
-            let read: Vec<Vec<u8>> = maps
-                .stacks
-                .keys()
-                .filter(|k| self.stacks.contains_key(&dword(k, 0)))
-                .collect();
-            for key in read {
-                let _ = maps.stacks.delete(&key);
+            found
+        };
+        for (h, value) in found {
+            let mut frames = parse_stack(&value);
+            if let Some(tracing) = &self.tracing_frames {
+                let cut = frames.iter().take_while(|&&a| tracing.contains(a)).count();
+                frames.drain(..cut);
             }
-            self.read_since_cleanup = 0;
+            self.stacks.insert(h, frames);
+            self.read_in_map.push(h);
+        }
+        // Room for new stacks: those read go, in one call, so that the map
+        // only ever holds one interval's new stacks (a stack that recurs is
+        // stored again, and not read again). Tracepoints under load bring
+        // tens of thousands of new stacks a second.
+        if !self.read_in_map.is_empty() {
+            let keys: Vec<u8> = self
+                .read_in_map
+                .iter()
+                .flat_map(|h| h.to_ne_bytes())
+                .collect();
+            // A failure leaves stacks in the map: new ones may then be
+            // dropped, and are counted as such.
+            let _ = maps.stacks.delete_batch(
+                &keys,
+                self.read_in_map.len() as u32,
+                MapFlags::ANY,
+                MapFlags::ANY,
+            );
+            self.read_in_map.clear();
         }
         Ok(())
     }
@@ -489,6 +512,9 @@ impl StackCounter {
 }
 
 /// A stacks map value: depth, then frames.
+/// New stacks beyond which the whole stack map is read in batches.
+const BATCH_READ_ABOVE: usize = 64;
+
 fn parse_stack(value: &[u8]) -> Vec<u64> {
     let words: Vec<u64> = value
         .chunks_exact(8)

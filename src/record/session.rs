@@ -14,7 +14,7 @@ use perf_event_open::count::Counter;
 use perf_event_open::sample::Sampler;
 
 use super::counted::{attach_kind, KernelCounts};
-use super::event::{EventSpec, Source, SW_BPF_OUTPUT, SW_DUMMY};
+use super::event::{EventRequest, EventSpec, Source, SW_BPF_OUTPUT, SW_DUMMY};
 use super::open::{self, Instance, Scope};
 use super::{OffCpuRequest, Progress, RecordOptions};
 use crate::bpf::kprobe_links::{self, Attach};
@@ -519,7 +519,7 @@ fn count_options(opts: &RecordOptions, scope: &Scope) -> CountOptions {
     let cpus = match scope {
         Scope::SystemWide(c) | Scope::Tasks { online: c, .. } => c.len(),
     };
-    let default_entries = default_map_entries(opts.frequency, cpus);
+    let default_entries = default_map_entries(&opts.events, opts.frequency, cpus);
     CountOptions {
         max_frames: if opts.callgraph { MAX_FRAMES } else { 1 },
         cpus: opts.cpus.as_ref().map(|c| c.as_slice().to_vec()),
@@ -560,7 +560,27 @@ fn check_map_memory(options: &CountOptions, available: Option<u64>) -> Result<()
 
 /// Room in each kernel map for one drain interval: every CPU sampling at the
 /// given rate with a distinct stack each time, twice over, within bounds.
-fn default_map_entries(frequency: u64, cpus: usize) -> u32 {
+/// Count entries for events without a rate (with a stack map of 1 << 15:
+/// 64 MiB of kernel memory, 32 for the stacks, 30 for the counts' two generations).
+const UNBOUNDED_EVENT_ENTRIES: u32 = 1 << 17;
+
+/// Count entries for a recording of `events`: room for two drain intervals
+/// of samples at `frequency` on every CPU. Tracepoints and probes fire as
+/// often as the code they watch, not at a chosen rate (sched_switch under
+/// a busy network passes 30,000 distinct stacks a second, which maps sized
+/// by -F dropped by the thousand), so they get the large default.
+fn default_map_entries(events: &[EventRequest], frequency: u64, cpus: usize) -> u32 {
+    let unbounded = events.iter().any(|e| {
+        matches!(
+            e,
+            EventRequest::Tracepoint { .. }
+                | EventRequest::Kprobe { .. }
+                | EventRequest::Uprobe { .. }
+        )
+    });
+    if unbounded {
+        return UNBOUNDED_EVENT_ENTRIES;
+    }
     let per_interval = frequency.saturating_mul(cpus as u64).saturating_mul(2);
     per_interval.clamp(4096, 1 << 18) as u32
 }
@@ -568,6 +588,21 @@ fn default_map_entries(frequency: u64, cpus: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maps_are_sized_by_the_rate_and_large_for_events_without_one() {
+        let clock = [EventRequest::Software(0)];
+        assert_eq!(default_map_entries(&clock, 999, 2), 4096);
+        assert_eq!(default_map_entries(&clock, 10_000, 2), 40_000);
+        let switch = EventRequest::Tracepoint {
+            system: "sched".into(),
+            event: "sched_switch".into(),
+        };
+        assert_eq!(
+            default_map_entries(&[clock[0].clone(), switch], 999, 2),
+            UNBOUNDED_EVENT_ENTRIES
+        );
+    }
 
     #[test]
     fn maps_larger_than_half_the_free_memory_are_refused() {
