@@ -15,7 +15,7 @@ use blazesym::symbolize::{Input, Symbolized as Lookup, Symbolizer};
 use serde::Serialize;
 
 use super::off_cpu;
-use super::profile::{Profile, UNKNOWN_USER_FRAME};
+use super::profile::{Profile, RawStack, UNKNOWN_USER_FRAME};
 use crate::perfdata::Mapping;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -142,24 +142,35 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
         kind: FrameKind::User,
         resolved: false,
     });
-    let stacks = profile
-        .stacks
-        .iter()
-        .map(|stack| {
-            // Root first: user frames (outermost last in the chain), then kernel.
-            let mut ids = Vec::with_capacity(stack.frames.len());
-            for (i, &addr) in stack.frames.iter().enumerate().rev() {
-                if i < stack.kernel_len {
-                    ids.push(kernel_ids[&lookup_addr(addr, i)]);
-                } else if addr == UNKNOWN_USER_FRAME {
-                    ids.push(unknown);
-                } else {
-                    ids.push(user_ids[&(stack.space, lookup_addr(addr, i - stack.kernel_len))]);
-                }
+    let frame_ids = |stack: &RawStack| -> Vec<u32> {
+        // Root first: user frames (outermost last in the chain), then kernel.
+        let mut ids = Vec::with_capacity(stack.frames.len());
+        for (i, &addr) in stack.frames.iter().enumerate().rev() {
+            if i < stack.kernel_len {
+                ids.push(kernel_ids[&lookup_addr(addr, i)]);
+            } else if addr == UNKNOWN_USER_FRAME {
+                ids.push(unknown);
+            } else {
+                ids.push(user_ids[&(stack.space, lookup_addr(addr, i - stack.kernel_len))]);
             }
-            ids
-        })
-        .collect();
+        }
+        ids
+    };
+    // A look-up per frame of every distinct stack: millions on a busy
+    // machine's recording, shared out over the cores.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = profile.stacks.len().div_ceil(cores).max(1);
+    let stacks: Vec<Vec<u32>> = std::thread::scope(|scope| {
+        let parts: Vec<_> = profile
+            .stacks
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(frame_ids).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("naming stacks does not panic"))
+            .collect()
+    });
     SymbolizedProfile {
         frames: table.frames,
         stacks,
