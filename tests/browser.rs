@@ -38,6 +38,17 @@ fn run_ok(args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// `netprof report -i DATA --html PAGE`.
+fn report_html(data: &Path, page: &Path) {
+    run_ok(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+}
+
 /// Opens `page`, checks that it fetched nothing and logged no error.
 fn open_clean(browser: &mut Browser, page: &Path) {
     browser.open(page);
@@ -83,13 +94,7 @@ fn report_page_shows_dd_reading_zeros_and_its_threads() {
         "-c",
         &format!("{dd} & {dd} & wait"),
     ]);
-    run_ok(&[
-        "report",
-        "-i",
-        data.to_str().unwrap(),
-        "--html",
-        page.to_str().unwrap(),
-    ]);
+    report_html(&data, &page);
     // What netprof's own report says: read_zero's share under dd, dd's threads.
     let report: Value = serde_json::from_str(&run_ok(&[
         "report",
@@ -398,13 +403,7 @@ fn report_page_switches_to_off_cpu_time() {
         binary.to_str().unwrap(),
         "3",
     ]);
-    run_ok(&[
-        "report",
-        "-i",
-        data.to_str().unwrap(),
-        "--html",
-        page.to_str().unwrap(),
-    ]);
+    report_html(&data, &page);
     let mut browser = Browser::launch();
     open_clean(&mut browser, &page);
     let events = browser.eval("[...document.getElementById('event').options].map(o => o.text)");

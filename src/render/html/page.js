@@ -42,6 +42,19 @@
     return el;
   }
 
+  // A canvas sized for the screen's pixels, cleared; its 2D context.
+  function prepare(canvas, width, height) {
+    const ratio = window.devicePixelRatio || 1;
+    canvas.width = Math.floor(width * ratio);
+    canvas.height = Math.floor(height * ratio);
+    canvas.style.height = height + "px";
+    const g = canvas.getContext("2d");
+    g.setTransform(ratio, 0, 0, ratio, 0, 0);
+    g.clearRect(0, 0, width, height);
+    g.font = FONT;
+    return g;
+  }
+
   // ---- Trees -------------------------------------------------------------
   // A tree is the pre-order arrays of the data block plus what one pass
   // derives: parent, end of subtree, and totals per column. The virtual root
@@ -254,14 +267,7 @@
       const rects = this.layout(width);
       const levels = rects.reduce((m, r) => Math.max(m, r.level), 0) + 1;
       const height = levels * ROW + 4;
-      const ratio = window.devicePixelRatio || 1;
-      canvas.width = Math.floor(width * ratio);
-      canvas.height = Math.floor(height * ratio);
-      canvas.style.height = height + "px";
-      const g = canvas.getContext("2d");
-      g.setTransform(ratio, 0, 0, ratio, 0, 0);
-      g.clearRect(0, 0, width, height);
-      g.font = FONT;
+      const g = prepare(canvas, width, height);
       g.textBaseline = "middle";
       const yOf = (level) => (this.options.icicle ? level * ROW : height - (level + 1) * ROW);
       this.rects = this.options.noAllBar ? rects : [{ node: -1, x: 0, w: width, level: 0 }, ...rects];
@@ -595,13 +601,7 @@
     const canvas = $("histogram");
     if (!h) return;
     const width = canvas.parentElement.clientWidth || 1000, height = 260, pad = 40;
-    const ratio = window.devicePixelRatio || 1;
-    canvas.width = width * ratio;
-    canvas.height = height * ratio;
-    canvas.style.height = height + "px";
-    const g = canvas.getContext("2d");
-    g.setTransform(ratio, 0, 0, ratio, 0, 0);
-    g.clearRect(0, 0, width, height);
+    const g = prepare(canvas, width, height);
     const all = h.before.concat(h.after);
     const low = Math.max(1, Math.min(...all.map((b) => b[0])));
     const high = Math.max(...all.map((b) => b[1]));
@@ -621,7 +621,6 @@
       }
     });
     g.fillStyle = "#333";
-    g.font = FONT;
     g.textBaseline = "top";
     // The range's ends and every power of ten between them.
     const ticks = [low, high];
@@ -645,14 +644,7 @@
     const width = canvas.parentElement.clientWidth || 1200;
     const rows = timeline.threads;
     const height = 24 + rows.length * LANE;
-    const ratio = window.devicePixelRatio || 1;
-    canvas.width = width * ratio;
-    canvas.height = height * ratio;
-    canvas.style.height = height + "px";
-    const g = canvas.getContext("2d");
-    g.setTransform(ratio, 0, 0, ratio, 0, 0);
-    g.clearRect(0, 0, width, height);
-    g.font = FONT;
+    const g = prepare(canvas, width, height);
     g.textBaseline = "middle";
     const plot = width - LABEL_W - 4;
     const [from, to] = span;
