@@ -171,8 +171,6 @@ pub struct StackCounter {
     /// Stacks read so far, by hash: a stack seen again in a later interval
     /// is not read again.
     stacks: HashMap<u64, Vec<u64>>,
-    /// Hashes of the stacks read from the map and still in it.
-    read_in_map: Vec<u64>,
     /// Off-CPU: the scheduler tracepoints' links (and fork following).
     links: Vec<Link>,
     /// Off-CPU: where the tracing machinery's code is, to cut it off the
@@ -292,7 +290,6 @@ impl StackCounter {
             skeleton,
             kind,
             stacks: HashMap::new(),
-            read_in_map: Vec::new(),
             links: Vec::new(),
             tracing_frames: None,
         })
@@ -453,34 +450,26 @@ impl StackCounter {
             }
             found
         };
-        for (h, value) in found {
-            let mut frames = parse_stack(&value);
+        let mut read: Vec<u8> = Vec::with_capacity(found.len() * 8);
+        for (h, value) in &found {
+            let mut frames = parse_stack(value);
             if let Some(tracing) = &self.tracing_frames {
                 let cut = frames.iter().take_while(|&&a| tracing.contains(a)).count();
                 frames.drain(..cut);
             }
-            self.stacks.insert(h, frames);
-            self.read_in_map.push(h);
+            self.stacks.insert(*h, frames);
+            read.extend(h.to_ne_bytes());
         }
         // Room for new stacks: those read go, in one call, so that the map
         // only ever holds one interval's new stacks (a stack that recurs is
         // stored again, and not read again). Tracepoints under load bring
         // tens of thousands of new stacks a second.
-        if !self.read_in_map.is_empty() {
-            let keys: Vec<u8> = self
-                .read_in_map
-                .iter()
-                .flat_map(|h| h.to_ne_bytes())
-                .collect();
+        if !found.is_empty() {
             // A failure leaves stacks in the map: new ones may then be
             // dropped, and are counted as such.
-            let _ = maps.stacks.delete_batch(
-                &keys,
-                self.read_in_map.len() as u32,
-                MapFlags::ANY,
-                MapFlags::ANY,
-            );
-            self.read_in_map.clear();
+            let _ =
+                maps.stacks
+                    .delete_batch(&read, found.len() as u32, MapFlags::ANY, MapFlags::ANY);
         }
         Ok(())
     }
@@ -511,10 +500,10 @@ impl StackCounter {
     }
 }
 
-/// A stacks map value: depth, then frames.
 /// New stacks beyond which the whole stack map is read in batches.
 const BATCH_READ_ABOVE: usize = 64;
 
+/// A stacks map value: depth, then frames.
 fn parse_stack(value: &[u8]) -> Vec<u64> {
     let words: Vec<u64> = value
         .chunks_exact(8)

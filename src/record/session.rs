@@ -558,14 +558,14 @@ fn check_map_memory(options: &CountOptions, available: Option<u64>) -> Result<()
     Ok(())
 }
 
-/// Room in each kernel map for one drain interval: every CPU sampling at the
-/// given rate with a distinct stack each time, twice over, within bounds.
 /// Count entries for events without a rate (with a stack map of 1 << 15:
-/// 64 MiB of kernel memory, 32 for the stacks, 30 for the counts' two generations).
+/// about 67 MiB of kernel memory, 36 for the stacks, 31 for the counts' two
+/// generations).
 const UNBOUNDED_EVENT_ENTRIES: u32 = 1 << 17;
 
-/// Count entries for a recording of `events`: room for two drain intervals
-/// of samples at `frequency` on every CPU. Tracepoints and probes fire as
+/// Room in each kernel map for a recording of `events`: every CPU sampling
+/// at `frequency` with a distinct stack each time, for two drain
+/// intervals, within bounds. Tracepoints and probes fire as
 /// often as the code they watch, not at a chosen rate (sched_switch under
 /// a busy network passes 30,000 distinct stacks a second, which maps sized
 /// by -F dropped by the thousand), so they get the large default.
