@@ -19,22 +19,13 @@
 # Run from the repository root: benches/html_budget.sh [FILE.data...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in perf iperf3 chromium clang /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install linux-perf iperf3 chromium clang time)" >&2; exit 1; }
-done
-cargo build --release --locked -q
-netprof=$PWD/target/release/netprof
-work=$(mktemp -d)
-trap 'rm -rf "$work"; kill $(jobs -p) 2>/dev/null || true' EXIT
+. benches/common.sh
+need perf iperf3 chromium clang /usr/bin/time -- "apt-get install linux-perf iperf3 chromium clang time"
+setup
 
 recordings=("$@")
 if [ ${#recordings[@]} -eq 0 ]; then
-  iperf3 -s -1 -p 5299 >/dev/null &
-  sleep 0.5
-  iperf3 -c 127.0.0.1 -p 5299 -t 27 >/dev/null &
-  sleep 1
-  perf record -q -e cpu-clock -F 10000 -a -g -o "$work/iperf3.data" -- sleep 25 2>/dev/null
-  wait
+  record_iperf3 25 "$work/iperf3.data"
   "$netprof" record -q -a -g -F 10000 -o "$work/dd.data" -- \
     timeout 10 dd if=/dev/zero of=/dev/null bs=4k 2>/dev/null || true
   "$netprof" record -q -a -g -F 10000 -o "$work/processes.data" -- \

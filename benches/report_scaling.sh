@@ -11,23 +11,10 @@
 # benches/report_scaling.sh [BASE_SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in perf iperf3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install linux-perf iperf3)" >&2; exit 1; }
-done
-cargo build --release --locked -q
-netprof=$PWD/target/release/netprof
+. benches/common.sh
+need perf iperf3 -- "apt-get install linux-perf iperf3"
+setup
 base=${1:-20}
-work=$(mktemp -d)
-trap 'rm -rf "$work"; kill $(jobs -p) 2>/dev/null || true' EXIT
-
-record() { # seconds, file
-  iperf3 -s -1 -p 5299 >/dev/null &
-  sleep 0.5
-  iperf3 -c 127.0.0.1 -p 5299 -t $(($1 + 2)) >/dev/null &
-  sleep 1
-  perf record -q -e cpu-clock -F 10000 -a -g -o "$2" -- sleep "$1" 2>/dev/null
-  wait
-}
 
 run() { # command...: prints "seconds peak-RssAnon-MB" of one run
   local start end peak=0 kb
@@ -50,7 +37,7 @@ median_run() { # command...: the run with the median time of three
 printf '%-6s %9s %8s | %14s %8s | %14s %8s\n' size samples MB "--flame s" "anon MB" "call graph s" "anon MB"
 for factor in 1 4 10; do
   data=$work/x$factor.data
-  record $((base * factor)) "$data"
+  record_iperf3 $((base * factor)) "$data"
   samples=$("$netprof" report -i "$data" --percent-limit 100 2>/dev/null |
     sed -n '1s/^# netprof report: \([0-9]*\) samples.*/\1/p')
   read -r fg_s fg_mb <<<"$(median_run "$netprof" report -i "$data" --flame "$work/out.svg")"
