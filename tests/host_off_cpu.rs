@@ -53,8 +53,8 @@ fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
 }
 
-/// `report --threads --json`: the threads of `comm`.
-fn threads_of(data: &Path, comm: &str) -> Vec<serde_json::Value> {
+/// `report --threads --json`: every thread.
+fn threads(data: &Path) -> Vec<serde_json::Value> {
     let report = json(&netprof(&[
         "report",
         "-i",
@@ -63,12 +63,14 @@ fn threads_of(data: &Path, comm: &str) -> Vec<serde_json::Value> {
         "--json",
     ]));
     assert_eq!(report["schema"], "netprof-threads/1");
-    report["threads"]
-        .as_array()
-        .unwrap()
-        .iter()
+    report["threads"].as_array().unwrap().clone()
+}
+
+/// `report --threads --json`: the threads of `comm`.
+fn threads_of(data: &Path, comm: &str) -> Vec<serde_json::Value> {
+    threads(data)
+        .into_iter()
         .filter(|t| t["comm"] == comm)
-        .cloned()
         .collect()
 }
 
@@ -578,14 +580,7 @@ fn pid_recording_counts_only_that_process() {
     program.kill().unwrap();
     program.wait().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let threads = json(&netprof(&[
-        "report",
-        "-i",
-        data.to_str().unwrap(),
-        "--threads",
-        "--json",
-    ]));
-    let threads = threads["threads"].as_array().unwrap();
+    let threads = threads(&data);
     assert!(!threads.is_empty());
     // Only the followed process has waits in the file.
     for t in threads
