@@ -11,7 +11,8 @@
  *   sched_waking notes the kernel stack of whoever woke it, and the time is
  *   also counted under (waker stack, blocked stack).
  *
- * User space drains the counts every second.
+ * User space drains the counts when a map is a quarter full, every ten
+ * seconds and at the end.
  *
  * Stacks are stored by a 64-bit hash of their frames rather than in a
  * BPF_MAP_TYPE_STACK_TRACE map: stack-trace maps drop a stack whenever two
@@ -122,6 +123,23 @@ struct {
 /* Which generation of maps the programs write to; flipped by user space. */
 volatile __u32 generation;
 
+/*
+ * Entries created in each generation's count map since user space last
+ * emptied it, and stacks stored since the start: user space drains when a
+ * map fills, not at a fixed pace, as emptying walks every bucket of the
+ * map however few are used.
+ */
+__u64 new_counts[2];
+__u64 stacks_stored;
+
+/* Samples counted so far, for the recorder's status line. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} samples_seen SEC(".maps");
+
 /* Set before loading. */
 const volatile __u32 max_frames = MAX_FRAMES;
 /*
@@ -145,6 +163,110 @@ static __always_inline void count_drop(__u32 reason)
 }
 
 /*
+ * User stacks come from walking frame pointers, and code built without them
+ * (most distributions' libc, iperf3, ...) leaves the walk reading whatever
+ * its stack holds: every sample then has a different user stack, nothing
+ * aggregates, and each sample stores a new stack until the map is full. A
+ * real return address is the end of a call instruction, so the walk is cut
+ * at the first frame that does not follow one; the stack then ends in a 0
+ * frame, which the report shows as an unknown user frame (and counts as a
+ * cut chain), as it does for frames outside any mapped code.
+ */
+#if defined(__TARGET_ARCH_x86)
+/*
+ * The length of `call` with this ModRM (and SIB) byte after its 0xff opcode
+ * (the FF /2 forms: through a register or memory), or 0 if it is not one.
+ */
+static __always_inline __u32 indirect_call_len(__u8 modrm, __u8 sib)
+{
+	__u8 mod = modrm >> 6, rm = modrm & 7;
+
+	if (((modrm >> 3) & 7) != 2)
+		return 0;
+	if (mod == 3)
+		return 2;
+	if (mod == 0) {
+		if (rm == 5)
+			return 6; /* rip-relative: call *foo@GOTPCREL(%rip) */
+		if (rm == 4)
+			return (sib & 7) == 5 ? 7 : 3;
+		return 2;
+	}
+	if (mod == 1)
+		return rm == 4 ? 4 : 3;
+	return rm == 4 ? 7 : 6;
+}
+
+static __always_inline int follows_call(__u64 ret)
+{
+	__u8 b[8];
+
+	if (ret < 8 || bpf_probe_read_user(b, sizeof(b), (void *)(ret - 8)))
+		return 0;
+	if (b[3] == 0xe8) /* call rel32 */
+		return 1;
+	/* call through a register or memory: 2, 3, 4, 6 or 7 bytes */
+	if (b[6] == 0xff && indirect_call_len(b[7], 0) == 2)
+		return 1;
+	if (b[5] == 0xff && indirect_call_len(b[6], b[7]) == 3)
+		return 1;
+	if (b[4] == 0xff && indirect_call_len(b[5], b[6]) == 4)
+		return 1;
+	if (b[2] == 0xff && indirect_call_len(b[3], b[4]) == 6)
+		return 1;
+	return b[1] == 0xff && indirect_call_len(b[2], b[3]) == 7;
+}
+#elif defined(__TARGET_ARCH_arm64)
+static __always_inline int follows_call(__u64 ret)
+{
+	__u32 insn;
+
+	if (ret < 4 || bpf_probe_read_user(&insn, sizeof(insn), (void *)(ret - 4)))
+		return 0;
+	/* bl, blr */
+	return (insn & 0xfc000000) == 0x94000000 || (insn & 0xfffffc1f) == 0xd63f0000;
+}
+#else
+/* No check known for this architecture: every frame is kept. */
+static __always_inline int follows_call(__u64 ret)
+{
+	return 1;
+}
+#endif
+
+/* bpf_loop's step: 1 (stop) at the end of the stack or at the frame cut. */
+static long cut_if_uncalled(__u32 i, void *ctx)
+{
+	struct stack *s = *(struct stack **)ctx;
+
+	/* Frame 0 is where the sample hit, not a return address. */
+	if (i == 0)
+		return 0;
+	if (i >= s->depth)
+		return 1;
+	/* Kept apart from the depth's test, which the verifier cannot bound. */
+	barrier_var(i);
+	if (i >= MAX_FRAMES)
+		return 1;
+	if (follows_call(s->frames[i]))
+		return 0;
+	s->frames[i] = 0;
+	s->depth = i + 1;
+	return 1;
+}
+
+/*
+ * Cuts a user stack at its first frame after the sampled one that no call
+ * made. bpf_loop, not a loop: the verifier then checks the step once rather
+ * than once per frame, which costs a quarter of a second at every load.
+ */
+static __always_inline void cut_at_uncalled_frame(struct stack *s)
+{
+	/* bpf_loop's context must be on the BPF stack. */
+	bpf_loop(MAX_FRAMES, cut_if_uncalled, &s, 0);
+}
+
+/*
  * Takes the current kernel or user stack and stores it under its hash;
  * returns the hash, 0 for no stack, or 1 when there was no room for it.
  */
@@ -162,6 +284,8 @@ static __always_inline __u64 save_stack(void *ctx, __u64 flags)
 	if (len <= 0)
 		return 0;
 	s->depth = len / sizeof(__u64);
+	if (flags & BPF_F_USER_STACK)
+		cut_at_uncalled_frame(s);
 	for (__u32 i = 0; i < MAX_FRAMES; i++) {
 		if (i >= s->depth)
 			break;
@@ -173,14 +297,19 @@ static __always_inline __u64 save_stack(void *ctx, __u64 flags)
 	if (bpf_map_lookup_elem(&stacks, &hash))
 		return hash;
 	/* Another CPU may store the same stack meanwhile: EEXIST is fine. */
-	if (bpf_map_update_elem(&stacks, &hash, s, BPF_NOEXIST) && !bpf_map_lookup_elem(&stacks, &hash)) {
+	if (!bpf_map_update_elem(&stacks, &hash, s, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&stacks_stored, 1);
+		return hash;
+	}
+	if (!bpf_map_lookup_elem(&stacks, &hash)) {
 		count_drop(DROPPED_STACKS);
 		return 1;
 	}
 	return hash;
 }
 
-static __always_inline void add_to_count_in(void *counts, struct count_key *key, __u64 amount)
+static __always_inline void add_to_count_in(void *counts, __u32 gen, struct count_key *key,
+					    __u64 amount)
 {
 	__u64 *n = bpf_map_lookup_elem(counts, key);
 
@@ -188,7 +317,9 @@ static __always_inline void add_to_count_in(void *counts, struct count_key *key,
 		__sync_fetch_and_add(n, amount);
 		return;
 	}
-	if (bpf_map_update_elem(counts, key, &amount, BPF_NOEXIST)) {
+	if (!bpf_map_update_elem(counts, key, &amount, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&new_counts[gen & 1], 1);
+	} else {
 		/* Another CPU may have created it meanwhile. */
 		n = bpf_map_lookup_elem(counts, key);
 		if (n)
@@ -201,10 +332,12 @@ static __always_inline void add_to_count_in(void *counts, struct count_key *key,
 /* Adds `amount` to the count of `key` in the current generation. */
 static __always_inline void add_to_count(struct count_key *key, __u64 amount)
 {
-	if (generation & 1)
-		add_to_count_in(&counts1, key, amount);
+	__u32 gen = generation;
+
+	if (gen & 1)
+		add_to_count_in(&counts1, 1, key, amount);
 	else
-		add_to_count_in(&counts0, key, amount);
+		add_to_count_in(&counts0, 0, key, amount);
 }
 
 static __always_inline int cpu_selected(__u32 cpu)
@@ -216,6 +349,8 @@ static __always_inline void count_current(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct count_key key = {};
+	__u32 zero = 0;
+	__u64 *seen;
 
 	key.cpu = bpf_get_smp_processor_id();
 	if (!cpu_selected(key.cpu))
@@ -231,6 +366,9 @@ static __always_inline void count_current(void *ctx)
 	if (key.kernel_stack == 1 || key.user_stack == 1)
 		return;
 	add_to_count(&key, 1);
+	seen = bpf_map_lookup_elem(&samples_seen, &zero);
+	if (seen)
+		*seen += 1;
 }
 
 /*

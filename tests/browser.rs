@@ -13,7 +13,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 use cdp::Browser;
@@ -232,19 +231,6 @@ fn report_page_shows_dd_reading_zeros_and_its_threads() {
     browser.screenshot(&screenshot_path("report-tracepoint"));
 }
 
-/// A C program of the tests (`tests/SOURCE.c`) built with frame pointers into DIR.
-fn build(dir: &Path, source: &str) -> PathBuf {
-    let binary = dir.join(Path::new(source).file_name().unwrap());
-    let out = Command::new("clang")
-        .args(["-O1", "-fno-omit-frame-pointer", "-o"])
-        .arg(&binary)
-        .arg(format!("{}/tests/{source}.c", env!("CARGO_MANIFEST_DIR")))
-        .output()
-        .expect("clang");
-    assert!(out.status.success(), "{source}: {}", stderr(&out));
-    binary
-}
-
 /// `netprof diff BEFORE AFTER --html` opened cleanly; the browser and the
 /// change table's first row (its cells' text).
 fn compare_in_browser(before: &Path, after: &Path, dir: &Path) -> (Browser, Value) {
@@ -267,7 +253,7 @@ fn compare_in_browser(before: &Path, after: &Path, dir: &Path) -> (Browser, Valu
 fn diff_page_puts_the_shifted_function_first_and_marks_it() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let binary = build(dir.path(), "browser/spin");
+    let binary = build_c(dir.path(), "browser/spin");
     let record = |name: &str, shares: [&str; 3]| {
         let data = dir.path().join(name);
         let mut args = vec![
@@ -388,7 +374,7 @@ fn html_refuses_what_it_cannot_draw() {
 fn report_page_switches_to_off_cpu_time() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let binary = build(dir.path(), "off_cpu/busy_sleep");
+    let binary = build_c(dir.path(), "off_cpu/busy_sleep");
     let data = dir.path().join("off.data");
     let page = dir.path().join("off.html");
     // 100 ms on the CPU, then 300 ms asleep, three times.

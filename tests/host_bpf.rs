@@ -256,6 +256,103 @@ fn record_bpf_counts_dd_and_reports_read_zero() {
     );
 }
 
+/// Sample records in a recording of `comm`, and the samples they stand for
+/// (a record of `--bpf` is one count: as many samples as its period).
+fn records_and_samples(data: &Path, comm: &str) -> (usize, u64) {
+    let data = data.to_str().unwrap();
+    let listing = stdout(&netprof(&[
+        "report",
+        "-i",
+        data,
+        "--samples",
+        "--comm",
+        comm,
+    ]));
+    let records = listing
+        .lines()
+        .filter(|l| l.trim_end().ends_with(": cpu-clock:"))
+        .count();
+    let report = json(&netprof(&["report", "-i", data, "--json", "--comm", comm]));
+    (records, report["total_samples"].as_u64().unwrap())
+}
+
+/// User stacks are walked by frame pointers; the counting program keeps a
+/// frame only if it follows a call instruction. Built with frame pointers,
+/// main -> outer -> (through a pointer) middle -> leaf stays whole; perl,
+/// built without, has its walk cut where it leaves the return addresses,
+/// so its samples aggregate into a few counts instead of one each.
+#[test]
+fn record_bpf_keeps_called_user_frames_and_cuts_the_rest() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let calls = build_c(dir.path(), "user_stacks/calls");
+    let data = dir.path().join("calls.data");
+    let out = netprof(&[
+        "record",
+        "--bpf",
+        "-g",
+        "-F",
+        "999",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        calls.to_str().unwrap(),
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let folded = stdout(&netprof(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--folded",
+        "--comm",
+        "calls",
+    ]));
+    let (mut whole, mut all) = (0, 0);
+    for line in folded.lines() {
+        let (stack, count) = line.rsplit_once(' ').unwrap();
+        let count: u64 = count.parse().unwrap();
+        all += count;
+        if stack.contains(";main;outer;middle;leaf") {
+            whole += count;
+        }
+    }
+    assert!(all > 500, "{folded}");
+    assert!(whole * 10 >= all * 9, "chains cut short: {folded}");
+
+    let data = dir.path().join("perl.data");
+    let out = netprof(&[
+        "record",
+        "--bpf",
+        "-g",
+        "-F",
+        "999",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "perl",
+        "-e",
+        "my $x = 0; for (1..3e7) { $x += $_ * 3 % 7 }",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (records, samples) = records_and_samples(&data, "perl");
+    assert!(samples > 500, "{samples} samples");
+    assert!(
+        records * 6 < samples as usize,
+        "{records} counts for {samples} samples: perl's stacks did not aggregate"
+    );
+    let report = json(&netprof(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(
+        report["truncated_user_samples"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+}
+
 #[test]
 fn bpf_lists_own_xdp_program_measures_its_runs_and_names_its_frame() {
     let _serial = serial();
@@ -531,6 +628,45 @@ fn record_bpf_reports_samples_its_full_maps_dropped() {
         report["total_samples"].as_u64().unwrap(),
         samples_of_summary(&err)
     );
+}
+
+/// Maps are drained as they fill, not only every ten seconds: a shell
+/// spawning a hundred processes a second brings far more distinct (task,
+/// stacks) in five seconds than 256 entries hold, and none is dropped.
+#[test]
+fn record_bpf_drains_maps_as_they_fill() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("spawn.data");
+    let out = netprof(&[
+        "record",
+        "--bpf",
+        "-a",
+        "-g",
+        "--bpf-map-entries",
+        "256",
+        "--duration",
+        "5",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "while :; do /bin/true; sleep 0.01; done",
+    ]);
+    let err = stderr(&out);
+    assert!(!err.contains("not counted"), "{err}");
+    let listing = stdout(&netprof(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--samples",
+    ]));
+    let counts = listing
+        .lines()
+        .filter(|l| l.trim_end().ends_with(": cpu-clock:"))
+        .count();
+    assert!(counts > 2 * 256, "only {counts} distinct counts: {err}");
 }
 
 #[test]

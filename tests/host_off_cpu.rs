@@ -20,23 +20,9 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// tests/off_cpu/NAME.c built with frame pointers into DIR/NAME.
-fn build(dir: &Path, name: &str) -> PathBuf {
-    let binary = dir.join(name);
-    let source = format!("{}/tests/off_cpu/{name}.c", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("clang")
-        .args(["-O1", "-fno-omit-frame-pointer", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("clang");
-    assert!(out.status.success(), "{source}: {}", stderr(&out));
-    binary
-}
-
 /// `netprof record --off-cpu -g [extra] -o DIR/NAME.data -- PROGRAM ARGS`.
 fn record(dir: &Path, program: &str, args: &[&str], extra: &[&str]) -> (PathBuf, Output) {
-    let binary = build(dir, program);
+    let binary = build_c(dir, &format!("off_cpu/{program}"));
     let data = dir.join(format!("{program}.data"));
     let mut all = vec!["record", "--off-cpu", "-g", "-o", data.to_str().unwrap()];
     all.extend_from_slice(extra);
@@ -560,7 +546,7 @@ fn off_cpu_shares_one_file_with_tracepoint_hits() {
 fn pid_recording_counts_only_that_process() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let binary = build(dir.path(), "busy_sleep");
+    let binary = build_c(dir.path(), "off_cpu/busy_sleep");
     // 10 x 400 ms: still running when the 1.5 s recording ends.
     let mut program = Command::new(&binary).arg("10").spawn().unwrap();
     let data = dir.path().join("p.data");

@@ -2,8 +2,8 @@
 //! count of each sample's (task, CPU, kernel stack, user stack) instead of
 //! copying every stack to a ring buffer (`record --bpf`), or the time a
 //! thread spent off the CPU to the count of its (task, state, stacks)
-//! (`record --off-cpu`); netprof drains the counts every second and at the
-//! end.
+//! (`record --off-cpu`); netprof drains the counts when a map is a quarter
+//! full, every ten seconds, and at the end.
 //!
 //! The sample counter is attached to perf events netprof opened (cpu-clock
 //! ticks, tracepoints, kprobes) through perf-event-open's `attach_bpf`
@@ -171,6 +171,11 @@ pub struct StackCounter {
     /// Stacks read so far, by hash: a stack seen again in a later interval
     /// is not read again.
     stacks: HashMap<u64, Vec<u64>>,
+    /// Entries in each generation's count map, and in the stacks map.
+    counts_entries: u32,
+    stacks_entries: u32,
+    /// Stacks deleted from the stacks map once read.
+    stacks_deleted: u64,
     /// Off-CPU: the scheduler tracepoints' links (and fork following).
     links: Vec<Link>,
     /// Off-CPU: where the tracing machinery's code is, to cut it off the
@@ -290,6 +295,9 @@ impl StackCounter {
             skeleton,
             kind,
             stacks: HashMap::new(),
+            counts_entries: opts.counts_entries,
+            stacks_entries: opts.stacks_entries,
+            stacks_deleted: 0,
             links: Vec::new(),
             tracing_frames: None,
         })
@@ -344,6 +352,40 @@ impl StackCounter {
         })
     }
 
+    /// Whether the generation the programs write to is a quarter full, or
+    /// the stacks map half full: time to drain, before they run out of
+    /// room. Draining walks every bucket of the map, so a map that fills
+    /// slowly is drained seldom.
+    pub fn filling(&self) -> bool {
+        let Some(bss) = self.skeleton.maps.bss_data.as_deref() else {
+            return true;
+        };
+        // SAFETY: plain loads from the mmapped BPF globals, which the
+        // programs change concurrently; any value read is a valid u32/u64.
+        let (generation, new_counts, stacks_stored) = unsafe {
+            (
+                std::ptr::read_volatile(&bss.generation),
+                std::ptr::read_volatile(&bss.new_counts),
+                std::ptr::read_volatile(&bss.stacks_stored),
+            )
+        };
+        let stacks_held = stacks_stored.saturating_sub(self.stacks_deleted);
+        new_counts[(generation & 1) as usize] * 4 >= u64::from(self.counts_entries)
+            || stacks_held * 2 >= u64::from(self.stacks_entries)
+    }
+
+    /// Samples counted in the kernel since the start, drained or not.
+    pub fn samples_seen(&self) -> Result<u64> {
+        let per_cpu = self
+            .skeleton
+            .maps
+            .samples_seen
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| map_error("sample counters", &e))?
+            .unwrap_or_default();
+        Ok(per_cpu.iter().map(|v| dword(v, 0)).sum())
+    }
+
     /// Switches the programs to the other generation of maps and reads and
     /// empties the one they were writing to.
     pub fn drain(&mut self) -> Result<Vec<StackCount>> {
@@ -367,6 +409,10 @@ impl StackCounter {
             .lookup_and_delete_batch(4096, MapFlags::ANY, MapFlags::ANY)
             .map_err(|e| map_error("counts", &e))?
             .collect();
+        if let Some(bss) = self.skeleton.maps.bss_data.as_deref_mut() {
+            // SAFETY: as above; the programs no longer write to `old`.
+            unsafe { std::ptr::write_volatile(&mut bss.new_counts[old as usize], 0) };
+        }
         let drained: Vec<StackCount> = entries
             .into_iter()
             .filter_map(|(key, value)| {
@@ -417,7 +463,7 @@ impl StackCounter {
     }
 
     /// Reads the frames of the counts' stacks not seen before: a busy
-    /// datapath repeats its stacks, and reading each of them every second
+    /// datapath repeats its stacks, and reading each of them at every drain
     /// would cost as much as copying the samples.
     fn read_stacks(&mut self, counts: &[StackCount]) -> Result<()> {
         let maps = &self.skeleton.maps;
@@ -467,9 +513,13 @@ impl StackCounter {
         if !found.is_empty() {
             // A failure leaves stacks in the map: new ones may then be
             // dropped, and are counted as such.
-            let _ =
-                maps.stacks
-                    .delete_batch(&read, found.len() as u32, MapFlags::ANY, MapFlags::ANY);
+            if maps
+                .stacks
+                .delete_batch(&read, found.len() as u32, MapFlags::ANY, MapFlags::ANY)
+                .is_ok()
+            {
+                self.stacks_deleted += found.len() as u64;
+            }
         }
         Ok(())
     }

@@ -50,6 +50,8 @@ pub struct KernelCounts {
     off_cpu_attr: Option<EventAttr>,
     /// Off-CPU time collected, in nanoseconds (counted once, not by waker).
     pub off_cpu_ns: u64,
+    /// Samples collected so far.
+    samples_collected: u64,
 }
 
 /// The BPF program type an event takes (a tracefs event may turn out to be
@@ -72,6 +74,7 @@ impl KernelCounts {
             off_cpu_events: Vec::new(),
             off_cpu_attr: None,
             off_cpu_ns: 0,
+            samples_collected: 0,
         }
     }
 
@@ -126,6 +129,21 @@ impl KernelCounts {
         }
     }
 
+    /// Whether a count map is filling up and should be drained now.
+    pub fn filling(&self) -> bool {
+        self.counters.iter().any(|(counter, _)| counter.filling())
+    }
+
+    /// Samples counted in the kernel and not yet collected, for the status
+    /// line between drains.
+    pub fn samples_not_collected(&self) -> Result<u64> {
+        let mut seen = 0;
+        for (counter, _) in &self.counters {
+            seen += counter.samples_seen()?;
+        }
+        Ok(seen.saturating_sub(self.samples_collected))
+    }
+
     /// Empties the kernel's count maps into the pending counts; returns
     /// how many samples they stand for (off-CPU time goes to `off_cpu_ns`).
     pub fn collect(&mut self) -> Result<u64> {
@@ -133,7 +151,9 @@ impl KernelCounts {
         for (index, (counter, _)) in self.counters.iter_mut().enumerate() {
             drained.extend(counter.drain()?.into_iter().map(|c| (index, c)));
         }
-        Ok(self.add_pending(drained))
+        let samples = self.add_pending(drained);
+        self.samples_collected += samples;
+        Ok(samples)
     }
 
     /// The end of an off-CPU recording: detaches from the scheduler, takes

@@ -45,11 +45,10 @@ const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// How often a `-p` recording checks that its processes still run, and a
 /// system-wide one which CPUs are online.
 const LIVENESS_INTERVAL: Duration = Duration::from_millis(250);
-/// How often `record --bpf` empties the kernel's count maps.
-const COUNT_DRAIN_INTERVAL: Duration = Duration::from_secs(1);
-/// How often `record --bpf` writes the counts gathered since the last time:
-/// a busy datapath's stacks vary from tick to tick, and only a longer
-/// window merges enough of them to beat writing every sample.
+/// How often `record --bpf` empties the kernel's count maps and writes the
+/// counts gathered since the last time (more often when a map fills): a
+/// busy datapath's stacks vary from tick to tick, and only a longer window
+/// merges enough of them to beat writing every sample.
 const COUNT_WRITE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What to record, as the command line gave it (values already checked).
@@ -314,28 +313,32 @@ impl Sampling<'_> {
         } else {
             SIDE_BAND_POLL_INTERVAL
         };
-        let (mut last_status, mut last_count_drain, mut last_count_write, mut last_liveness) = (
-            Instant::now(),
-            Instant::now(),
-            Instant::now(),
-            Instant::now(),
-        );
+        let (mut last_status, mut last_count_write, mut last_liveness) =
+            (Instant::now(), Instant::now(), Instant::now());
         loop {
             drain::wait_for_data(self.session.ring_fds(), poll);
             self.drain_rings()?;
             if let Some(counts) = self.session.kernel_counts.as_mut() {
-                if last_count_drain.elapsed() >= COUNT_DRAIN_INTERVAL {
-                    last_count_drain = Instant::now();
+                let write = last_count_write.elapsed() >= COUNT_WRITE_INTERVAL;
+                if write || counts.filling() {
                     self.summary.samples += counts.collect()?;
                 }
-                if last_count_write.elapsed() >= COUNT_WRITE_INTERVAL {
+                if write {
                     last_count_write = Instant::now();
                     counts.write(self.writer, self.last_time)?;
                 }
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
                 last_status = Instant::now();
-                progress.status(start.elapsed(), self.summary.samples, self.summary.lost);
+                let counted = match &self.session.kernel_counts {
+                    Some(counts) => counts.samples_not_collected()?,
+                    None => 0,
+                };
+                progress.status(
+                    start.elapsed(),
+                    self.summary.samples + counted,
+                    self.summary.lost,
+                );
             }
             if stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(());

@@ -564,8 +564,9 @@ fn check_map_memory(options: &CountOptions, available: Option<u64>) -> Result<()
 const UNBOUNDED_EVENT_ENTRIES: u32 = 1 << 17;
 
 /// Room in each kernel map for a recording of `events`: every CPU sampling
-/// at `frequency` with a distinct stack each time, for two drain
-/// intervals, within bounds. Tracepoints and probes fire as
+/// at `frequency` with a distinct stack each time, for two seconds, within
+/// bounds (a map is drained once a quarter full, checked four times a
+/// second). Tracepoints and probes fire as
 /// often as the code they watch, not at a chosen rate (sched_switch under
 /// a busy network passes 30,000 distinct stacks a second, which maps sized
 /// by -F dropped by the thousand), so they get the large default.

@@ -17,6 +17,20 @@ use netprof::perfdata::{
 #[allow(unused_imports)]
 pub use netprof::ErrorKind::{self, *};
 
+/// A C program of the tests (`tests/SOURCE.c`, SOURCE as `off_cpu/busy_sleep`)
+/// built with frame pointers into DIR, under its file name.
+pub fn build_c(dir: &Path, source: &str) -> PathBuf {
+    let binary = dir.join(Path::new(source).file_name().unwrap());
+    let out = Command::new("clang")
+        .args(["-O1", "-fno-omit-frame-pointer", "-o"])
+        .arg(&binary)
+        .arg(format!("{}/tests/{source}.c", env!("CARGO_MANIFEST_DIR")))
+        .output()
+        .expect("clang (.ci/run installs it)");
+    assert!(out.status.success(), "{source}: {}", stderr(&out));
+    binary
+}
+
 pub fn netprof(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_netprof"))
         .args(args)
