@@ -139,25 +139,40 @@ impl<'a> View<'a> {
     /// Folded stacks (`comm;root;...;leaf count`), identical lines merged,
     /// sorted, as inferno and flamegraph.pl read them.
     pub fn folded(&self) -> Vec<(String, u64)> {
+        // Rows (one per task, CPU and raw stack) merge by command and named
+        // frames first: hashing a few integers instead of a line of text
+        // each, and a line is written once however many rows it has.
+        let mut merged: HashMap<(u32, &[u32]), u64> = HashMap::new();
+        for row in &self.rows {
+            let frames = self.symbols.stacks[row.stack as usize].as_slice();
+            *merged.entry((row.comm, frames)).or_insert(0) += row.count;
+        }
         let labels: Vec<String> = self
             .symbols
             .frames
             .iter()
             .map(|f| f.label().replace(';', ":"))
             .collect();
-        let mut merged: HashMap<String, u64> = HashMap::new();
-        let mut line = String::new();
-        for row in &self.rows {
-            line.clear();
-            line.push_str(&self.profile.comms[row.comm as usize].replace(';', ":"));
-            for &f in &self.symbols.stacks[row.stack as usize] {
-                line.push(';');
-                line.push_str(&labels[f as usize]);
-            }
-            *merged.entry(line.clone()).or_insert(0) += row.count;
-        }
-        let mut lines: Vec<(String, u64)> = merged.into_iter().collect();
+        let mut lines: Vec<(String, u64)> = merged
+            .into_iter()
+            .map(|((comm, frames), count)| {
+                let mut line = self.profile.comms[comm as usize].replace(';', ":");
+                for &f in frames {
+                    line.push(';');
+                    line.push_str(&labels[f as usize]);
+                }
+                (line, count)
+            })
+            .collect();
         lines.sort_unstable();
+        // Distinct frames or commands can read the same once written.
+        lines.dedup_by(|next, kept| {
+            let same = next.0 == kept.0;
+            if same {
+                kept.1 += next.1;
+            }
+            same
+        });
         lines
     }
 

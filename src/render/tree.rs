@@ -118,24 +118,54 @@ struct Entry {
     self_count: u64,
 }
 
+/// A named stack with its command (when entries are commands) and count.
+struct Path<'v> {
+    comm: u32,
+    frames: &'v [u32],
+    count: u64,
+}
+
+/// The view's rows (one per task, CPU and raw stack) merged into distinct
+/// named stacks: the entries and trees are built once per path, not once
+/// per row that has it. The command stays apart only when it is the entry.
+fn distinct_paths<'v>(view: &'v View, sort: SortKey) -> Vec<Path<'v>> {
+    let mut merged: HashMap<(u32, &[u32]), u64> = HashMap::new();
+    for row in &view.rows {
+        let comm = if sort == SortKey::Comm { row.comm } else { 0 };
+        let frames = view.symbols.stacks[row.stack as usize].as_slice();
+        *merged.entry((comm, frames)).or_insert(0) += row.count;
+    }
+    let mut paths: Vec<Path> = merged
+        .into_iter()
+        .map(|((comm, frames), count)| Path {
+            comm,
+            frames,
+            count,
+        })
+        .collect();
+    // Trees list equal branches in the order met: keep it the same each run.
+    paths.sort_unstable_by(|a, b| (a.comm, a.frames).cmp(&(b.comm, b.frames)));
+    paths
+}
+
 /// The entries at or above the percent limit, largest children share first.
 /// An entry counts once per sample even if it appears several times in the
 /// stack (recursion).
-fn entries(view: &View, keys: &Keys, opts: &TreeOptions) -> Vec<Entry> {
+fn entries(view: &View, paths: &[Path], keys: &Keys, opts: &TreeOptions) -> Vec<Entry> {
     let total = view.total.max(1) as f64;
     let mut self_count: HashMap<Key, u64> = HashMap::new();
     let mut children_count: HashMap<Key, u64> = HashMap::new();
     let mut seen: Vec<Key> = Vec::new();
-    for row in &view.rows {
-        let stack = &view.symbols.stacks[row.stack as usize];
+    for path in paths {
+        let stack = path.frames;
         let Some(&leaf) = stack.last() else { continue };
-        *self_count.entry(keys.of(leaf, row.comm)).or_insert(0) += row.count;
+        *self_count.entry(keys.of(leaf, path.comm)).or_insert(0) += path.count;
         seen.clear();
         for &f in stack {
-            let k = keys.of(f, row.comm);
+            let k = keys.of(f, path.comm);
             if !seen.contains(&k) {
                 seen.push(k);
-                *children_count.entry(k).or_insert(0) += row.count;
+                *children_count.entry(k).or_insert(0) += path.count;
             }
         }
     }
@@ -158,7 +188,7 @@ fn entries(view: &View, keys: &Keys, opts: &TreeOptions) -> Vec<Entry> {
 }
 
 /// One call tree per entry shown, built in a single pass over the rows.
-fn trees(view: &View, keys: &Keys, entries: &[Entry], order: Order) -> Vec<Tree> {
+fn trees(paths: &[Path], keys: &Keys, entries: &[Entry], order: Order) -> Vec<Tree> {
     let shown: HashMap<Key, usize> = entries
         .iter()
         .enumerate()
@@ -166,12 +196,12 @@ fn trees(view: &View, keys: &Keys, entries: &[Entry], order: Order) -> Vec<Tree>
         .collect();
     let mut trees: Vec<Tree> = entries.iter().map(|_| Tree::default()).collect();
     let mut seen: Vec<Key> = Vec::new();
-    let mut path: Vec<u32> = Vec::new();
-    for row in &view.rows {
-        let stack = &view.symbols.stacks[row.stack as usize];
+    let mut branch: Vec<u32> = Vec::new();
+    for path in paths {
+        let stack = path.frames;
         seen.clear();
         for (i, &f) in stack.iter().enumerate() {
-            let k = keys.of(f, row.comm);
+            let k = keys.of(f, path.comm);
             let Some(&tree) = shown.get(&k) else { continue };
             if seen.contains(&k) {
                 continue;
@@ -180,15 +210,17 @@ fn trees(view: &View, keys: &Keys, entries: &[Entry], order: Order) -> Vec<Tree>
             // Symbol entries start their paths at themselves; command and
             // module entries show the whole stack from the first frame.
             let whole_stack = matches!(k, Key::Comm(_));
-            path.clear();
+            branch.clear();
             match order {
-                Order::Caller => path.extend_from_slice(&stack[if whole_stack { 0 } else { i }..]),
+                Order::Caller => {
+                    branch.extend_from_slice(&stack[if whole_stack { 0 } else { i }..])
+                }
                 Order::Callee => {
                     let end = if whole_stack { stack.len() - 1 } else { i };
-                    path.extend(stack[..=end].iter().rev());
+                    branch.extend(stack[..=end].iter().rev());
                 }
             }
-            trees[tree].insert(&path, row.count);
+            trees[tree].insert(&branch, path.count);
         }
     }
     trees
@@ -196,8 +228,9 @@ fn trees(view: &View, keys: &Keys, entries: &[Entry], order: Order) -> Vec<Tree>
 
 pub fn render(view: &View, opts: &TreeOptions) -> String {
     let keys = Keys::new(view, opts.sort);
-    let entries = entries(view, &keys, opts);
-    let trees = trees(view, &keys, &entries, opts.order);
+    let paths = distinct_paths(view, opts.sort);
+    let entries = entries(view, &paths, &keys, opts);
+    let trees = trees(&paths, &keys, &entries, opts.order);
     let total = view.total.max(1) as f64;
     let pct = |n: u64| 100.0 * n as f64 / total;
 
