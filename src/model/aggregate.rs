@@ -4,7 +4,8 @@
 
 use ahash::AHashMap as HashMap;
 use linux_perf_data::linux_perf_event_reader::{
-    CpuMode, EventRecord, RawData, RawEventRecord, RecordParseInfo, RecordType, SampleRecord,
+    CpuMode, EventRecord, RawData, RawEventRecord, RecordParseInfo, RecordType, SampleFormat,
+    SampleRecord,
 };
 use linux_perf_data::PerfFileRecord;
 
@@ -100,6 +101,32 @@ fn raw_stack(spaces: &AddressSpaces, space: u32, kernel_len: usize, frames: &[u6
     }
 }
 
+/// A chain's frames without perf's context markers, and how many of them
+/// (from the start) are kernel frames; guest and hypervisor frames end it.
+fn without_markers<'f>(
+    chain: &[u64],
+    kernel_first: bool,
+    frames: &'f mut Vec<u64>,
+) -> (&'f [u64], usize) {
+    frames.clear();
+    let (mut in_kernel, mut kernel_len) = (kernel_first, 0);
+    for &addr in chain {
+        if addr >= PERF_CONTEXT_MAX {
+            if addr != PERF_CONTEXT_KERNEL && addr != PERF_CONTEXT_USER {
+                // Guest and hypervisor frames: not ours to name.
+                break;
+            }
+            in_kernel = addr == PERF_CONTEXT_KERNEL;
+            continue;
+        }
+        frames.push(addr);
+        if in_kernel {
+            kernel_len += 1;
+        }
+    }
+    (frames, kernel_len)
+}
+
 /// An MMAP2 record whose build id claims more than 20 bytes: the parser
 /// asserts on it (a panic), so such corrupt records are skipped here.
 fn mmap2_build_id_too_long(record_type: RecordType, misc: u16, body: &[u8]) -> bool {
@@ -163,6 +190,66 @@ pub(super) struct Attribute {
     pub period_weighted: bool,
     /// Whether its samples carry DWARF stack snapshots.
     pub dwarf: bool,
+    /// Where the call chain starts in its samples' bodies, when known
+    /// (see [`callchain_offset`]).
+    pub callchain_at: Option<usize>,
+}
+
+/// Where a sample's call chain (its length, then its frames) starts in the
+/// record's body: the fields before it have fixed sizes, unless the format
+/// has READ (whose size depends on the read format).
+pub(super) fn callchain_offset(format: SampleFormat) -> Option<usize> {
+    if !format.contains(SampleFormat::CALLCHAIN) || format.contains(SampleFormat::READ) {
+        return None;
+    }
+    let before = [
+        SampleFormat::IDENTIFIER,
+        SampleFormat::IP,
+        SampleFormat::TID,
+        SampleFormat::TIME,
+        SampleFormat::ADDR,
+        SampleFormat::ID,
+        SampleFormat::STREAM_ID,
+        SampleFormat::CPU,
+        SampleFormat::PERIOD,
+    ];
+    Some(8 * before.iter().filter(|&&f| format.contains(f)).count())
+}
+
+/// A sample's frames as one slice of the record's bytes, when they are
+/// where the format says and in this machine's byte order (the parser's
+/// first frame and count agree); reading them so is a copy, where the
+/// parser reads frame by frame.
+fn callchain_bytes<'r>(body: &'r [u8], at: usize, s: &SampleRecord) -> Option<&'r [u8]> {
+    let chain = s.callchain.as_ref()?;
+    let len = chain.len();
+    let count = u64::from_ne_bytes(body.get(at..at + 8)?.try_into().ok()?);
+    let frames = body.get(at + 8..at + 8 + 8 * len)?;
+    let first = frames
+        .get(..8)
+        .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")));
+    (count == len as u64 && first == chain.get(0)).then_some(frames)
+}
+
+/// Who a distinct raw stack is, without keeping its frames: the address
+/// space, how many frames are the kernel's, and a 128-bit hash of the
+/// frames. Comparing stored frames instead costs a copy of every distinct
+/// stack and a comparison per sample; two stacks of a recording sharing a
+/// 128-bit hash is not a risk worth that (a chance near 2^-90 for millions
+/// of stacks).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct StackKey {
+    space: u32,
+    kernel_len: u32,
+    hash: (u64, u64),
+}
+
+/// Two independent hashes of the frames (fixed seeds: the same file gives
+/// the same stack ids on every run).
+fn frames_hash(frames: &[u64]) -> (u64, u64) {
+    let a = ahash::RandomState::with_seeds(1, 2, 3, 4);
+    let b = ahash::RandomState::with_seeds(5, 6, 7, 8);
+    (a.hash_one(frames), b.hash_one(frames))
 }
 
 /// Counts samples per (event, task, CPU, command, stack) while following
@@ -175,7 +262,10 @@ pub(super) struct Aggregator<'f> {
     comm_ids: HashMap<String, u32>,
     comms: Vec<String>,
     comm_of_tid: HashMap<i32, u32>,
-    stack_ids: HashMap<Vec<u64>, u32>,
+    /// Each distinct stack's id, and whether its user part was cut (kept
+    /// here, where the look-up already is, rather than read from `stacks`:
+    /// a second place in memory per sample).
+    stack_ids: HashMap<StackKey, (u32, bool)>,
     stacks: Vec<RawStack>,
     groups: HashMap<(u16, i32, i32, u32, u32, u32), u64>,
     samples: Vec<Sample>,
@@ -187,8 +277,10 @@ pub(super) struct Aggregator<'f> {
     lost_samples: u64,
     dwarf_samples: u64,
     truncated_user_samples: u64,
-    /// Reused for each sample: [space, kernel_len, frames...].
-    key: Vec<u64>,
+    /// Reused for each sample: its frames (the ip alone without a chain).
+    chain: Vec<u64>,
+    /// Reused for each sample: its frames without context markers.
+    frames: Vec<u64>,
 }
 
 /// What the aggregator counted, once the records are all read.
@@ -225,7 +317,8 @@ impl<'f> Aggregator<'f> {
             lost_samples: 0,
             dwarf_samples: 0,
             truncated_user_samples: 0,
-            key: Vec::with_capacity(130),
+            chain: Vec::with_capacity(130),
+            frames: Vec::with_capacity(130),
         }
     }
 
@@ -316,20 +409,20 @@ impl<'f> Aggregator<'f> {
                     );
                 }
                 EventRecord::Lost(l) => self.lost_samples += l.count,
-                EventRecord::Sample(s) => self.sample(event, &s),
+                EventRecord::Sample(s) => self.sample(event, &s, bytes),
                 _ => {}
             }
         }
     }
 
-    fn sample(&mut self, attribute: u16, s: &SampleRecord) {
+    fn sample(&mut self, attribute: u16, s: &SampleRecord, body: &[u8]) {
         let pid = s.pid.unwrap_or(-1);
         let tid = s.tid.unwrap_or(pid);
         let cpu = s.cpu.unwrap_or(0);
         let Some(attr) = self.attributes.get(attribute as usize) else {
             return;
         };
-        let event = attr.event;
+        let (event, callchain_at) = (attr.event, attr.callchain_at);
         let weight = match attr.period_weighted {
             // bpf-output events (multi-kprobe hits) carry period 0: one hit each.
             true => s.period.filter(|&p| p > 0).unwrap_or(1),
@@ -359,40 +452,41 @@ impl<'f> Aggregator<'f> {
         }
         self.total_samples += weight;
         let space = self.spaces.of(pid);
-        let key = &mut self.key;
-        key.clear();
-        key.push(space as u64);
-        key.push(0);
-        let mut in_kernel = s.cpu_mode == CpuMode::Kernel;
-        let chain_len = s.callchain.as_ref().map_or(0, |c| c.len());
-        let frames = (0..chain_len).filter_map(|i| s.callchain.as_ref()?.get(i));
-        // A sample without a call chain is its ip alone.
-        let ip_only = if chain_len == 0 { s.ip } else { None };
-        for addr in frames.chain(ip_only) {
-            if addr >= PERF_CONTEXT_MAX {
-                if addr != PERF_CONTEXT_KERNEL && addr != PERF_CONTEXT_USER {
-                    // Guest and hypervisor frames: not ours to name.
-                    break;
-                }
-                in_kernel = addr == PERF_CONTEXT_KERNEL;
-                continue;
-            }
-            key.push(addr);
-            if in_kernel {
-                key[1] += 1;
-            }
+        let chain = &mut self.chain;
+        chain.clear();
+        let bytes = callchain_at.and_then(|at| callchain_bytes(body, at, s));
+        match (bytes, &s.callchain) {
+            (Some(bytes), _) => chain.extend(
+                bytes
+                    .chunks_exact(8)
+                    .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))),
+            ),
+            (None, Some(c)) => chain.extend((0..c.len()).filter_map(|i| c.get(i))),
+            (None, None) => {}
         }
-        let stack = match self.stack_ids.get(key.as_slice()) {
-            Some(&id) => id,
+        // A sample without a call chain is its ip alone.
+        if chain.is_empty() {
+            chain.extend(s.ip);
+        }
+        let in_kernel = s.cpu_mode == CpuMode::Kernel;
+        let (frames, kernel_len) = without_markers(chain, in_kernel, &mut self.frames);
+        let key = StackKey {
+            space,
+            kernel_len: kernel_len as u32,
+            hash: frames_hash(frames),
+        };
+        let (stack, user_truncated) = match self.stack_ids.get(&key) {
+            Some(&known) => known,
             None => {
                 let id = self.stacks.len() as u32;
-                let raw = raw_stack(&self.spaces, space, key[1] as usize, &key[2..]);
+                let raw = raw_stack(&self.spaces, space, kernel_len, frames);
+                let known = (id, raw.user_truncated);
                 self.stacks.push(raw);
-                self.stack_ids.insert(key.clone(), id);
-                id
+                self.stack_ids.insert(key, known);
+                known
             }
         };
-        if self.stacks[stack as usize].user_truncated {
+        if user_truncated {
             self.truncated_user_samples += weight;
         }
         *self
@@ -412,5 +506,50 @@ impl<'f> Aggregator<'f> {
                 raw: s.raw.map(|r| r.as_slice().into_owned()).unwrap_or_default(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_chains_are_found_after_the_fixed_size_fields() {
+        // perf record -g: ip, tid, time, cpu and period come first.
+        let perf = SampleFormat::IP
+            | SampleFormat::TID
+            | SampleFormat::TIME
+            | SampleFormat::CPU
+            | SampleFormat::PERIOD
+            | SampleFormat::CALLCHAIN;
+        assert_eq!(callchain_offset(perf), Some(40));
+        assert_eq!(
+            callchain_offset(perf | SampleFormat::IDENTIFIER | SampleFormat::RAW),
+            Some(48)
+        );
+        // READ's size depends on the read format: the parser's way then.
+        assert_eq!(callchain_offset(perf | SampleFormat::READ), None);
+        assert_eq!(callchain_offset(SampleFormat::IP | SampleFormat::TID), None);
+    }
+
+    #[test]
+    fn frames_lose_their_context_markers_and_count_the_kernel_ones() {
+        let mut frames = Vec::new();
+        let chain = [PERF_CONTEXT_KERNEL, 1, 2, PERF_CONTEXT_USER, 3];
+        assert_eq!(
+            without_markers(&chain, false, &mut frames),
+            (&[1u64, 2, 3][..], 2)
+        );
+        // No marker: the sample's mode says which side the frames are on.
+        assert_eq!(
+            without_markers(&[7, 8], true, &mut frames),
+            (&[7u64, 8][..], 2)
+        );
+        // A guest's frames end the chain.
+        let guest = PERF_CONTEXT_MAX + 1;
+        assert_eq!(
+            without_markers(&[PERF_CONTEXT_USER, 5, guest, 6], true, &mut frames),
+            (&[5u64][..], 0)
+        );
     }
 }

@@ -225,7 +225,13 @@ fn name_user_files(profile: &Profile, files: &AddrsByFile) -> Vec<Vec<Option<Str
             .map(|_| {
                 let next = &next;
                 scope.spawn(move || {
-                    let symbolizer = Symbolizer::new();
+                    // Reports name functions only: without source lines and
+                    // inlined calls, blazesym reads no DWARF line tables
+                    // (the names are the same).
+                    let symbolizer = Symbolizer::builder()
+                        .enable_code_info(false)
+                        .enable_inlined_fns(false)
+                        .build();
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
