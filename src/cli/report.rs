@@ -1,6 +1,7 @@
 //! `netprof report`.
 
 use std::io::Write;
+use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -141,7 +142,10 @@ pub struct ReportArgs {
 pub fn run(args: ReportArgs) -> Result<()> {
     // The page's timeline draws every sample at its time.
     let filter = args.selection.filter(args.samples || args.html.is_some());
-    let mut profile = Profile::read(&args.input, &filter)?;
+    // The process ends with the report: the kernel takes the profile's
+    // memory back at once, where dropping it frees its allocations one by
+    // one (25 ms for a recording of 126k distinct stacks).
+    let mut profile = ManuallyDrop::new(Profile::read(&args.input, &filter)?);
     if args.threads {
         return threads(&profile, &args);
     }
@@ -156,7 +160,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         false => args.selection.event.as_deref(),
     };
     let chosen = profile.choose_event(event, args.selection.state.as_ref())?;
-    let symbols = symbolize(&profile);
+    let symbols = ManuallyDrop::new(symbolize(&profile));
     let view_filter = |event: Option<u16>| args.selection.view(event);
     let file_or_listing =
         args.flame.is_some() || args.pprof.is_some() || args.folded || args.json || args.samples;
