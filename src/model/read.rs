@@ -15,7 +15,7 @@ use super::profile::{Filter, KernelNames, Profile, RecordingFacts};
 use super::tracepoint_format::Format;
 use crate::error::{Error, ErrorKind, Result};
 use crate::infile::open_regular;
-use crate::perfdata::check::{check_layout, Layout};
+use crate::perfdata::check::{announces_feature, check_layout, Layout};
 use crate::perfdata::{FEATURE_NETPROF_KALLSYMS, FEATURE_NETPROF_TP_FORMATS};
 
 impl Profile {
@@ -121,6 +121,12 @@ fn read_profile(
     filter: &Filter,
     kallsyms: fn() -> Option<String>,
 ) -> Result<Profile> {
+    // A file without netprof's kallsyms snapshot (perf's) names kernel
+    // frames from this machine's /proc/kallsyms, which costs the kernel
+    // tens of milliseconds to write out: read it on another core while this
+    // one checks the file.
+    let live = (announces_feature(bytes, FEATURE_NETPROF_KALLSYMS) == Some(false))
+        .then(|| std::thread::spawn(kallsyms));
     let layout = check_layout(bytes)?;
     let reader = std::io::Cursor::new(bytes);
     let PerfFileReader {
@@ -192,7 +198,7 @@ fn read_profile(
         .map(|text| String::from_utf8_lossy(text).into_owned());
     let kernel_thread = std::thread::spawn(move || match snapshot {
         Some(text) => (KernelSymbols::parse(text), KernelNames::Snapshot),
-        None => match kallsyms() {
+        None => match live.map_or_else(kallsyms, |read| read.join().ok().flatten()) {
             Some(text) => (KernelSymbols::parse(text), KernelNames::LiveKallsyms),
             None => (KernelSymbols::parse(""), KernelNames::Unavailable),
         },

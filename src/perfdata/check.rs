@@ -76,6 +76,26 @@ impl Bytes<'_> {
     }
 }
 
+/// Whether a perf.data file's header announces feature section `feature`,
+/// read before anything is checked (a bit of the header's bitmap: no
+/// offset is trusted); `None` for a pipe's stream, which has no bitmap, or
+/// what is not a perf.data header.
+pub fn announces_feature(data: &[u8], feature: u32) -> Option<bool> {
+    let magic = data.get(..8)?;
+    if magic != b"PERFILE2" && magic != b"2ELIFREP" {
+        return None;
+    }
+    let f = Bytes {
+        data,
+        big_endian: magic == b"2ELIFREP",
+    };
+    if f.u64(8) == Some(PIPE_HEADER_SIZE) || feature >= 256 {
+        return None;
+    }
+    let bit = u64::from(feature);
+    Some(f.u64(72 + 8 * (bit / 64))? & (1 << (bit % 64)) != 0)
+}
+
 /// Checks every size and count the parser will trust. Errors are of kind
 /// CorruptInput and read as the rest of a sentence that starts with the
 /// file's name.
@@ -272,6 +292,21 @@ mod tests {
         }
         h.resize(104, 0);
         h
+    }
+
+    #[test]
+    fn announced_features_are_read_from_the_header_bitmap() {
+        let mut h = header(136, (104, 0), (104, 0));
+        // Bitmap at byte 72: feature 200 is bit 8 of its fourth word.
+        h[72 + 8 * 3 + 1] |= 1;
+        assert_eq!(announces_feature(&h, 200), Some(true));
+        assert_eq!(announces_feature(&h, 199), Some(false));
+        assert_eq!(announces_feature(&h, 256), None);
+        assert_eq!(announces_feature(b"not perf", 200), None);
+        // A pipe's header has no bitmap.
+        let mut pipe = b"PERFILE2".to_vec();
+        pipe.extend_from_slice(&16u64.to_le_bytes());
+        assert_eq!(announces_feature(&pipe, 200), None);
     }
 
     #[test]
