@@ -137,15 +137,43 @@ fn mmap2_build_id_too_long(record_type: RecordType, misc: u16, body: &[u8]) -> b
         && body.get(32).is_some_and(|&len| len > 20)
 }
 
-const BATCH_RECORDS: usize = 4096;
+pub(super) const BATCH_RECORDS: usize = 4096;
 
-/// Records as the file holds them, copied out of the parser's buffers so that
-/// another thread can parse and count them.
+/// Records handed to the counting thread: their bodies copied out of the
+/// parser's buffers, or where they lie in the file.
 #[derive(Default)]
-pub(super) struct Batch {
-    /// Attr index, record type, misc, parse info, end of the body in `bytes`.
-    records: Vec<(u16, RecordType, u16, RecordParseInfo, usize)>,
+pub(super) struct Batch<'f> {
+    /// Attr index, record type, misc, parse info, and the body's start and
+    /// end in `file` when read in place, else in `bytes`.
+    records: Vec<(u16, RecordType, u16, RecordParseInfo, usize, usize)>,
     bytes: Vec<u8>,
+    file: Option<&'f [u8]>,
+}
+
+impl<'f> Batch<'f> {
+    /// An empty batch of records read in place from `file`.
+    pub(super) fn in_place(file: &'f [u8]) -> Batch<'f> {
+        Batch {
+            records: Vec::with_capacity(BATCH_RECORDS),
+            bytes: Vec::new(),
+            file: Some(file),
+        }
+    }
+
+    /// Adds a record read in place: attr index, type, misc, body's start and end.
+    pub(super) fn push_in_place(
+        &mut self,
+        (attr, record_type, misc, start, end): (u16, RecordType, u16, usize, usize),
+        parse_infos: &[RecordParseInfo],
+    ) {
+        let parse_info = parse_infos[attr as usize];
+        self.records
+            .push((attr, record_type, misc, parse_info, start, end));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.records.len()
+    }
 }
 
 /// Walks the file's records in time order (linux-perf-data sorts each round)
@@ -160,6 +188,7 @@ pub(super) fn read_records<R: std::io::Read>(
         let PerfFileRecord::EventRecord { attr_index, record } = record else {
             continue;
         };
+        let start = batch.bytes.len();
         match record.data {
             RawData::Single(body) => batch.bytes.extend_from_slice(body),
             RawData::Split(a, b) => {
@@ -172,6 +201,7 @@ pub(super) fn read_records<R: std::io::Read>(
             record.record_type,
             record.misc,
             record.parse_info,
+            start,
             batch.bytes.len(),
         ));
         if batch.records.len() >= BATCH_RECORDS && out.send(std::mem::take(&mut batch)).is_err() {
@@ -364,10 +394,9 @@ impl<'f> Aggregator<'f> {
     }
 
     pub(super) fn add(&mut self, batch: &Batch) {
-        let mut start = 0;
-        for &(event, record_type, misc, parse_info, end) in &batch.records {
-            let bytes = &batch.bytes[start..end];
-            start = end;
+        let source = batch.file.unwrap_or(&batch.bytes);
+        for &(event, record_type, misc, parse_info, start, end) in &batch.records {
+            let bytes = &source[start..end];
             if mmap2_build_id_too_long(record_type, misc, bytes) {
                 continue;
             }

@@ -7,6 +7,7 @@
 
 mod aggregate;
 pub mod funcgraph;
+mod in_place;
 pub mod kernel_symbols;
 pub mod latency;
 pub mod off_cpu;

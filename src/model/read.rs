@@ -9,7 +9,8 @@ use ahash::AHashMap as HashMap;
 use linux_perf_data::linux_perf_event_reader::{SampleFormat, SamplingPolicy};
 use linux_perf_data::{Feature, PerfFileReader};
 
-use super::aggregate::{read_records, Aggregator, Attribute, Batch};
+use super::aggregate::{read_records, Aggregator, Attribute, Batch, BATCH_RECORDS};
+use super::in_place::Walk;
 use super::kernel_symbols::KernelSymbols;
 use super::profile::{Filter, KernelNames, Profile, RecordingFacts};
 use super::tracepoint_format::Format;
@@ -133,7 +134,7 @@ fn read_profile(
         mut perf_file,
         mut record_iter,
     } = match layout {
-        Layout::File => PerfFileReader::parse_file(reader),
+        Layout::File { .. } => PerfFileReader::parse_file(reader),
         Layout::Pipe => PerfFileReader::parse_pipe(reader),
     }
     .map_err(|e| parse_error(&e))?;
@@ -204,13 +205,30 @@ fn read_profile(
         },
     });
 
-    // One thread walks the records (the perf.data parser), this one parses
-    // and counts them: the two halves of the work run on two cores.
+    // Plain files are walked where they lie; the others (compressed, with
+    // AUX data, from a pipe or simpleperf) through linux-perf-data.
+    let simpleperf = perf_file
+        .feature_section_data(Feature::SIMPLEPERF_META_INFO)
+        .is_some();
+    let walk = match layout {
+        Layout::File { plain: true } if !simpleperf => {
+            Walk::new(data_section(bytes), perf_file.event_attributes())
+        }
+        _ => None,
+    };
+
+    // One thread walks the records, this one parses and counts them: the
+    // two halves of the work run on two cores.
     let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel::<Batch>(8);
     let mut counts = Aggregator::new(filter, attributes, events.len());
     std::thread::scope(|scope| -> Result<()> {
-        let reader =
-            scope.spawn(move || read_records(&mut perf_file, &mut record_iter, batches_tx));
+        let reader = scope.spawn(move || match walk {
+            Some(walk) => {
+                walk.run(BATCH_RECORDS, batches_tx);
+                Ok(())
+            }
+            None => read_records(&mut perf_file, &mut record_iter, batches_tx),
+        });
         for batch in batches_rx {
             counts.add(&batch);
         }
@@ -249,6 +267,15 @@ fn read_profile(
         dwarf_samples: counted.dwarf_samples,
         truncated_user_samples: counted.truncated_user_samples,
     })
+}
+
+/// The data section of a file whose layout was checked (in this machine's
+/// byte order): its offset and size are header words 5 and 6.
+fn data_section(bytes: &[u8]) -> &[u8] {
+    let word =
+        |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes")) as usize;
+    let (at, size) = (word(40), word(48));
+    &bytes[at..at + size]
 }
 
 /// The tracepoint formats netprof stored, aligned with the file's events.

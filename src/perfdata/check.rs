@@ -28,8 +28,11 @@ const MAX_EXPANDED_RECORD: usize = 64 << 20;
 /// How a perf.data file is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// A file with a header, sections and a feature table.
-    File,
+    /// A file with a header, sections and a feature table; `plain` when its
+    /// records are all as written in this machine's byte order, none
+    /// compressed and none followed by AUX data, so they can be read where
+    /// they lie.
+    File { plain: bool },
     /// A stream (`perf record -o -`): a 16-byte header, then records only.
     Pipe,
 }
@@ -112,6 +115,7 @@ pub fn check_layout(data: &[u8]) -> Result<Layout> {
         check_records(&f, PIPE_HEADER_SIZE, data.len() as u64)?;
         return Ok(Layout::Pipe);
     }
+    let native = f.big_endian == cfg!(target_endian = "big");
     if data.len() < HEADER_SIZE {
         return corrupt("is truncated (shorter than a perf.data header); record it again");
     }
@@ -158,8 +162,10 @@ pub fn check_layout(data: &[u8]) -> Result<Layout> {
         }
         table += 16;
     }
-    check_records(&f, data_at, data_at + data_size)?;
-    Ok(Layout::File)
+    let plain = check_records(&f, data_at, data_at + data_size)?;
+    Ok(Layout::File {
+        plain: plain && native,
+    })
 }
 
 /// How far ahead of the record being checked the walk touches the file.
@@ -167,8 +173,10 @@ const READ_AHEAD: u64 = 4096;
 
 /// Walks the records in [start, end): each must fit, the data an AUXTRACE
 /// record announces must follow it, and a compressed record must expand to
-/// at most [`MAX_EXPANDED_RECORD`].
-fn check_records(f: &Bytes, start: u64, end: u64) -> Result<()> {
+/// at most [`MAX_EXPANDED_RECORD`]. Whether none was compressed or had AUX
+/// data.
+fn check_records(f: &Bytes, start: u64, end: u64) -> Result<bool> {
+    let mut plain = true;
     let mut zstd: Option<Expander> = None;
     let mut at = start;
     while at < end {
@@ -188,14 +196,19 @@ fn check_records(f: &Bytes, start: u64, end: u64) -> Result<()> {
         let body = &f.data[(at + 8) as usize..(at + size) as usize];
         match type_ {
             PERF_RECORD_AUXTRACE => {
+                plain = false;
                 let aux = f.u64(at + 8).unwrap_or(u64::MAX);
                 if aux > end - (at + size) {
                     return corrupt("is corrupt (an AUXTRACE record claims more data than the file holds); record it again");
                 }
                 at += aux;
             }
-            PERF_RECORD_COMPRESSED => zstd.get_or_insert_with(Expander::new).expand(body)?,
+            PERF_RECORD_COMPRESSED => {
+                plain = false;
+                zstd.get_or_insert_with(Expander::new).expand(body)?
+            }
             PERF_RECORD_COMPRESSED2 => {
+                plain = false;
                 // The compressed size comes first; the rest may be padding.
                 let len = f.u64(at + 8).unwrap_or(u64::MAX);
                 let Some(data) = body
@@ -210,7 +223,7 @@ fn check_records(f: &Bytes, start: u64, end: u64) -> Result<()> {
         }
         at += size;
     }
-    Ok(())
+    Ok(plain)
 }
 
 /// Expands compressed records as the parser will (one zstd stream across
@@ -326,6 +339,6 @@ mod tests {
             .to_string()
             .contains("attributes"));
         let h = header(144, (104, 0), (104, 0));
-        assert_eq!(check_layout(&h).unwrap(), Layout::File);
+        assert_eq!(check_layout(&h).unwrap(), Layout::File { plain: true });
     }
 }
