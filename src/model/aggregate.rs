@@ -146,6 +146,9 @@ pub(super) struct Batch<'f> {
     /// Attr index, record type, misc, parse info, and the body's start and
     /// end in `file` when read in place, else in `bytes`.
     records: Vec<(u16, RecordType, u16, RecordParseInfo, usize, usize)>,
+    /// For records read in place: each sample's digest, made by the
+    /// walking thread (`None` for other records).
+    digests: Vec<Option<Digest>>,
     bytes: Vec<u8>,
     file: Option<&'f [u8]>,
 }
@@ -155,20 +158,23 @@ impl<'f> Batch<'f> {
     pub(super) fn in_place(file: &'f [u8]) -> Batch<'f> {
         Batch {
             records: Vec::with_capacity(BATCH_RECORDS),
+            digests: Vec::with_capacity(BATCH_RECORDS),
             bytes: Vec::new(),
             file: Some(file),
         }
     }
 
-    /// Adds a record read in place: attr index, type, misc, body's start and end.
+    /// Adds a record read in place (attr index, type, misc, body's start
+    /// and end) with its digest if it is a sample.
     pub(super) fn push_in_place(
         &mut self,
         (attr, record_type, misc, start, end): (u16, RecordType, u16, usize, usize),
-        parse_infos: &[RecordParseInfo],
+        parse_info: RecordParseInfo,
+        digest: Option<Digest>,
     ) {
-        let parse_info = parse_infos[attr as usize];
         self.records
             .push((attr, record_type, misc, parse_info, start, end));
+        self.digests.push(digest);
     }
 
     pub(super) fn len(&self) -> usize {
@@ -395,8 +401,18 @@ impl<'f> Aggregator<'f> {
 
     pub(super) fn add(&mut self, batch: &Batch) {
         let source = batch.file.unwrap_or(&batch.bytes);
-        for &(event, record_type, misc, parse_info, start, end) in &batch.records {
+        for (i, &(event, record_type, misc, parse_info, start, end)) in
+            batch.records.iter().enumerate()
+        {
             let bytes = &source[start..end];
+            // A sample digested by the walking thread is counted without
+            // being parsed again, unless the sample itself is kept.
+            if let (Some(Some(digest)), false) = (batch.digests.get(i), self.filter.keep_samples) {
+                let record =
+                    RawEventRecord::new(record_type, misc, RawData::Single(bytes), parse_info);
+                self.count(event, digest, None, FramesAt::Record(record));
+                continue;
+            }
             if mmap2_build_id_too_long(record_type, misc, bytes) {
                 continue;
             }
@@ -445,23 +461,33 @@ impl<'f> Aggregator<'f> {
     }
 
     fn sample(&mut self, attribute: u16, s: &SampleRecord, body: &[u8]) {
-        let pid = s.pid.unwrap_or(-1);
-        let tid = s.tid.unwrap_or(pid);
-        let cpu = s.cpu.unwrap_or(0);
+        let callchain_at = self
+            .attributes
+            .get(attribute as usize)
+            .and_then(|a| a.callchain_at);
+        let digest = Digest::of(s, body, callchain_at, &mut self.chain, &mut self.frames);
+        self.count(attribute, &digest, Some(s), FramesAt::Scratch);
+    }
+
+    /// Counts a sample from its digest; `s` (the parsed record) is needed
+    /// only to keep the sample itself (--samples, the page's timeline), and
+    /// the frames only for a stack not met before.
+    fn count(&mut self, attribute: u16, d: &Digest, s: Option<&SampleRecord>, frames: FramesAt) {
+        let (pid, tid, cpu) = (d.pid, d.tid, d.cpu);
         let Some(attr) = self.attributes.get(attribute as usize) else {
             return;
         };
         let (event, callchain_at) = (attr.event, attr.callchain_at);
         let weight = match attr.period_weighted {
             // bpf-output events (multi-kprobe hits) carry period 0: one hit each.
-            true => s.period.filter(|&p| p > 0).unwrap_or(1),
+            true => d.period.filter(|&p| p > 0).unwrap_or(1),
             false => 1,
         };
         if attr.dwarf {
             self.dwarf_samples += weight;
         }
         self.file_samples[event as usize] += weight;
-        self.file_periods[event as usize] += s.period.unwrap_or(0);
+        self.file_periods[event as usize] += d.period.unwrap_or(0);
         let comm = match self
             .comm_of_tid
             .get(&tid)
@@ -481,7 +507,83 @@ impl<'f> Aggregator<'f> {
         }
         self.total_samples += weight;
         let space = self.spaces.of(pid);
-        let chain = &mut self.chain;
+        let key = StackKey {
+            space,
+            kernel_len: d.kernel_len,
+            hash: d.hash,
+        };
+        let (stack, user_truncated) = match self.stack_ids.get(&key) {
+            Some(&known) => known,
+            None => {
+                if let FramesAt::Record(record) = frames {
+                    // Digested elsewhere: its frames again, from the record.
+                    if let Ok(EventRecord::Sample(s)) = record.parse() {
+                        let body = record.data.as_slice();
+                        Digest::of(&s, &body, callchain_at, &mut self.chain, &mut self.frames);
+                    }
+                }
+                let id = self.stacks.len() as u32;
+                let raw = raw_stack(&self.spaces, space, d.kernel_len as usize, &self.frames);
+                let known = (id, raw.user_truncated);
+                self.stacks.push(raw);
+                self.stack_ids.insert(key, known);
+                known
+            }
+        };
+        if user_truncated {
+            self.truncated_user_samples += weight;
+        }
+        *self
+            .groups
+            .entry((event, pid, tid, cpu, comm, stack))
+            .or_insert(0) += weight;
+        if let (true, Some(s)) = (self.filter.keep_samples, s) {
+            self.samples.push(Sample {
+                time: s.timestamp.unwrap_or(0),
+                event,
+                pid,
+                tid,
+                cpu,
+                comm,
+                stack,
+                count: weight,
+                raw: s.raw.map(|r| r.as_slice().into_owned()).unwrap_or_default(),
+            });
+        }
+    }
+}
+
+/// Where a sample's frames are when its stack turns out to be new: in the
+/// aggregator's scratch (just digested), or to be read again from the record.
+enum FramesAt<'r> {
+    Scratch,
+    Record(RawEventRecord<'r>),
+}
+
+/// What counting a sample needs of it, worked out from the record alone,
+/// so that the thread walking the records can do it while another counts.
+#[derive(Clone, Copy)]
+pub(super) struct Digest {
+    pid: i32,
+    tid: i32,
+    cpu: u32,
+    period: Option<u64>,
+    /// How many of its frames (from the leaf) are the kernel's.
+    kernel_len: u32,
+    /// Its frames' 128-bit hash (see [`StackKey`]).
+    hash: (u64, u64),
+}
+
+impl Digest {
+    /// The digest of a parsed sample; its frames without context markers
+    /// are left in `frames` (`chain` is scratch room).
+    pub(super) fn of(
+        s: &SampleRecord,
+        body: &[u8],
+        callchain_at: Option<usize>,
+        chain: &mut Vec<u64>,
+        frames: &mut Vec<u64>,
+    ) -> Digest {
         chain.clear();
         let bytes = callchain_at.and_then(|at| callchain_bytes(body, at, s));
         match (bytes, &s.callchain) {
@@ -498,43 +600,31 @@ impl<'f> Aggregator<'f> {
             chain.extend(s.ip);
         }
         let in_kernel = s.cpu_mode == CpuMode::Kernel;
-        let (frames, kernel_len) = without_markers(chain, in_kernel, &mut self.frames);
-        let key = StackKey {
-            space,
+        let (frames, kernel_len) = without_markers(chain, in_kernel, frames);
+        let pid = s.pid.unwrap_or(-1);
+        Digest {
+            pid,
+            tid: s.tid.unwrap_or(pid),
+            cpu: s.cpu.unwrap_or(0),
+            period: s.period,
             kernel_len: kernel_len as u32,
             hash: frames_hash(frames),
-        };
-        let (stack, user_truncated) = match self.stack_ids.get(&key) {
-            Some(&known) => known,
-            None => {
-                let id = self.stacks.len() as u32;
-                let raw = raw_stack(&self.spaces, space, kernel_len, frames);
-                let known = (id, raw.user_truncated);
-                self.stacks.push(raw);
-                self.stack_ids.insert(key, known);
-                known
-            }
-        };
-        if user_truncated {
-            self.truncated_user_samples += weight;
         }
-        *self
-            .groups
-            .entry((event, pid, tid, cpu, comm, stack))
-            .or_insert(0) += weight;
-        if self.filter.keep_samples {
-            self.samples.push(Sample {
-                time: s.timestamp.unwrap_or(0),
-                event,
-                pid,
-                tid,
-                cpu,
-                comm,
-                stack,
-                count: weight,
-                raw: s.raw.map(|r| r.as_slice().into_owned()).unwrap_or_default(),
-            });
-        }
+    }
+
+    /// The digest of a sample record's body (parsed here), or `None` for a
+    /// record that is not a readable sample.
+    pub(super) fn of_record(
+        record: &RawEventRecord,
+        callchain_at: Option<usize>,
+        chain: &mut Vec<u64>,
+        frames: &mut Vec<u64>,
+    ) -> Option<Digest> {
+        let Ok(EventRecord::Sample(s)) = record.parse() else {
+            return None;
+        };
+        let body = record.data.as_slice();
+        Some(Digest::of(&s, &body, callchain_at, chain, frames))
     }
 }
 

@@ -15,12 +15,12 @@ use std::sync::mpsc::SyncSender;
 use ahash::AHashMap as HashMap;
 use byteorder::NativeEndian;
 use linux_perf_data::linux_perf_event_reader::{
-    get_record_id, get_record_identifier, get_record_timestamp, AttrFlags, RawData,
+    get_record_id, get_record_identifier, get_record_timestamp, AttrFlags, RawData, RawEventRecord,
     RecordIdParseInfo, RecordParseInfo, RecordType, SampleFormat,
 };
 use linux_perf_data::{AttributeDescription, Endianness, UserRecordType};
 
-use super::aggregate::Batch;
+use super::aggregate::{callchain_offset, Batch, Digest};
 
 /// How a record tells which of the file's attributes it belongs to.
 enum AttrOf {
@@ -41,8 +41,11 @@ pub(super) struct Walk<'f> {
     attr_of_id: HashMap<u64, usize>,
 }
 
+/// A record: its attribute's index, type, misc, and body's start and end.
+type Record = (u16, RecordType, u16, usize, usize);
+
 /// A record waiting for its round: (time, offset in the file) orders it.
-type Pending = ((Option<u64>, usize), (u16, RecordType, u16, usize, usize));
+type Pending = ((Option<u64>, usize), Record);
 
 impl<'f> Walk<'f> {
     /// `data` is the file's data section. `None` where the attributes do not
@@ -98,6 +101,7 @@ impl<'f> Walk<'f> {
         let (mut previous_max, mut current_max) = ((None, 0), (None, 0));
         let mut not_after_previous = 0;
         let mut batch = Batch::in_place(self.data);
+        let mut scratch = (Vec::new(), Vec::new());
         let mut at = 0;
         while let Some(header) = self.data.get(at..at + 8) {
             let record_type = u32::from_ne_bytes(header[..4].try_into().expect("4 bytes"));
@@ -117,7 +121,7 @@ impl<'f> Walk<'f> {
                     // latest wait for the next round.
                     let ready = finish_round(&mut incoming, not_after_previous);
                     for (_, record) in ready {
-                        batch.push_in_place(record, &self.parse_infos);
+                        self.push(&mut batch, record, &mut scratch);
                         if batch.len() >= batch_records
                             && out
                                 .send(std::mem::replace(&mut batch, Batch::in_place(self.data)))
@@ -155,9 +159,28 @@ impl<'f> Walk<'f> {
         }
         incoming.sort_unstable_by_key(|&(key, _)| key);
         for (_, record) in incoming {
-            batch.push_in_place(record, &self.parse_infos);
+            self.push(&mut batch, record, &mut scratch);
         }
         let _ = out.send(batch);
+    }
+}
+
+impl<'f> Walk<'f> {
+    /// Adds a record to the batch, with its digest if it is a sample: the
+    /// part of counting that needs nothing but the record is done on this
+    /// thread, which walking alone leaves mostly idle.
+    fn push(&self, batch: &mut Batch<'f>, record: Record, scratch: &mut (Vec<u64>, Vec<u64>)) {
+        let (attr, record_type, misc, start, end) = record;
+        let parse_info = self.parse_infos[attr as usize];
+        let digest = (record_type == RecordType::SAMPLE)
+            .then(|| {
+                let body = RawData::Single(&self.data[start..end]);
+                let raw = RawEventRecord::new(record_type, misc, body, parse_info);
+                let at = callchain_offset(parse_info.sample_format);
+                Digest::of_record(&raw, at, &mut scratch.0, &mut scratch.1)
+            })
+            .flatten();
+        batch.push_in_place(record, parse_info, digest);
     }
 }
 
