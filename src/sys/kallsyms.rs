@@ -18,6 +18,28 @@ pub struct CodeSymbol<'a> {
 /// Parses a kallsyms line if it is a code symbol (types t, T, w, W): the
 /// only symbols a stack or a probe can point into.
 pub fn code_symbol(line: &str) -> Option<CodeSymbol<'_>> {
+    // A 64-bit kernel's lines (16 hex digits, a type letter, a name) read
+    // byte by byte: a report parses a hundred thousand of them, and this is
+    // a fifth of the general way's cost.
+    let bytes = line.as_bytes();
+    if bytes.len() > 19 && bytes[16] == b' ' && bytes[18] == b' ' {
+        if !matches!(bytes[17], b't' | b'T' | b'w' | b'W') {
+            return None;
+        }
+        let address = bytes[..16].iter().try_fold(0u64, |a, &b| {
+            Some(a << 4 | u64::from((b as char).to_digit(16)?))
+        })?;
+        let rest = &line[19..];
+        let (name, module) = match rest.find('\t') {
+            Some(tab) => (&rest[..tab], module_name(&rest[tab + 1..])),
+            None => (rest.trim_end(), None),
+        };
+        return Some(CodeSymbol {
+            address,
+            name,
+            module,
+        });
+    }
     let mut parts = line.splitn(3, ' ');
     let (address, kind, rest) = (parts.next()?, parts.next()?, parts.next()?);
     if !matches!(kind, "t" | "T" | "w" | "W") {
@@ -25,10 +47,7 @@ pub fn code_symbol(line: &str) -> Option<CodeSymbol<'_>> {
     }
     let address = u64::from_str_radix(address, 16).ok()?;
     let (name, module) = match rest.split_once('\t') {
-        Some((name, m)) => (
-            name,
-            Some(m.trim().trim_start_matches('[').trim_end_matches(']')),
-        ),
+        Some((name, m)) => (name, module_name(m)),
         None => (rest.trim_end(), None),
     };
     Some(CodeSymbol {
@@ -36,6 +55,16 @@ pub fn code_symbol(line: &str) -> Option<CodeSymbol<'_>> {
         name,
         module,
     })
+}
+
+/// `[hsr]` (what follows a name's tab) as `hsr`.
+fn module_name(bracketed: &str) -> Option<&str> {
+    Some(
+        bracketed
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']'),
+    )
 }
 
 /// The whole of /proc/kallsyms.
@@ -88,6 +117,12 @@ mod tests {
         );
         assert_eq!(code_symbol("ffffffff81003000 D some_data"), None);
         assert_eq!(code_symbol("garbage"), None);
+        // Not a 64-bit kernel's width: read the general way.
+        assert_eq!(
+            code_symbol("c0001000 T start_kernel").map(|s| (s.address, s.name)),
+            Some((0xc000_1000, "start_kernel"))
+        );
+        assert_eq!(code_symbol("ffffffffx1000000 T bad_hex"), None);
         let text = "0000000000000000 T hidden\nffffffff81000000 T _text\n";
         assert_eq!(address_in(text, "_text"), Some(0xffffffff81000000));
         assert_eq!(address_in(text, "hidden"), None);
