@@ -55,8 +55,9 @@ pub struct RecordArgs {
     /// recorder CPU on busy systems); the file and its reports are the same. Needs root
     #[arg(long)]
     pub bpf: bool,
-    /// With --bpf: room for this many distinct stacks (and counts) per second in the kernel's maps,
-    /// up to 1048576; samples beyond it are counted as dropped and reported
+    /// With --bpf: room for this many distinct counts (and stacks) at a time in the kernel's maps,
+    /// which are drained as they fill, up to 1048576; samples beyond it are counted as dropped and
+    /// reported
     #[arg(long, value_name = "N", requires = "bpf", value_parser = values::map_entries)]
     pub bpf_map_entries: Option<u32>,
     /// Attach a kprobe glob (-e 'kprobe:GLOB' -a) through one BPF link per function, as on kernels
