@@ -276,6 +276,23 @@ fn records_and_samples(data: &Path, comm: &str) -> (usize, u64) {
     (records, report["total_samples"].as_u64().unwrap())
 }
 
+/// `record --bpf -g -F 999 -o DATA -- COMMAND`, which must succeed.
+fn record_bpf_g(data: &Path, command: &[&str]) {
+    let mut args = vec![
+        "record",
+        "--bpf",
+        "-g",
+        "-F",
+        "999",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+    ];
+    args.extend_from_slice(command);
+    let out = netprof(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// User stacks are walked by frame pointers; the counting program keeps a
 /// frame only if it follows a call instruction. Built with frame pointers,
 /// main -> outer -> (through a pointer) middle -> leaf stays whole; perl,
@@ -287,19 +304,7 @@ fn record_bpf_keeps_called_user_frames_and_cuts_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let calls = build_c(dir.path(), "user_stacks/calls");
     let data = dir.path().join("calls.data");
-    let out = netprof(&[
-        "record",
-        "--bpf",
-        "-g",
-        "-F",
-        "999",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        calls.to_str().unwrap(),
-        "1",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    record_bpf_g(&data, &[calls.to_str().unwrap(), "1"]);
     let folded = stdout(&netprof(&[
         "report",
         "-i",
@@ -321,20 +326,10 @@ fn record_bpf_keeps_called_user_frames_and_cuts_the_rest() {
     assert!(whole * 10 >= all * 9, "chains cut short: {folded}");
 
     let data = dir.path().join("perl.data");
-    let out = netprof(&[
-        "record",
-        "--bpf",
-        "-g",
-        "-F",
-        "999",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        "perl",
-        "-e",
-        "my $x = 0; for (1..3e7) { $x += $_ * 3 % 7 }",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    record_bpf_g(
+        &data,
+        &["perl", "-e", "my $x = 0; for (1..3e7) { $x += $_ * 3 % 7 }"],
+    );
     let (records, samples) = records_and_samples(&data, "perl");
     assert!(samples > 500, "{samples} samples");
     assert!(

@@ -1,6 +1,7 @@
 //! From the record stream of a perf.data file to counted samples: one
-//! thread walks the records (the perf.data parser), another parses and
-//! counts them, following process names and address spaces as it goes.
+//! thread walks the records (in place, see [`super::in_place`], digesting
+//! samples as it goes; or through the perf.data parser), another parses
+//! and counts them, following process names and address spaces.
 
 use ahash::AHashMap as HashMap;
 use linux_perf_data::linux_perf_event_reader::{

@@ -163,9 +163,7 @@ impl<'f> Walk<'f> {
         }
         let _ = out.send(batch);
     }
-}
 
-impl<'f> Walk<'f> {
     /// Adds a record to the batch, with its digest if it is a sample: the
     /// part of counting that needs nothing but the record is done on this
     /// thread, which walking alone leaves mostly idle.

@@ -8,6 +8,18 @@ use super::profile::{KernelNames, Profile, SampleGroup};
 use super::symbolize::{FrameKind, SymbolizedProfile};
 use crate::error::{Error, Result};
 
+/// Sorts (key, count) pairs by key and merges equal keys, adding counts.
+pub fn sort_and_merge<K: Ord>(pairs: &mut Vec<(K, u64)>) {
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    pairs.dedup_by(|next, kept| {
+        let same = next.0 == kept.0;
+        if same {
+            kept.1 += next.1;
+        }
+        same
+    });
+}
+
 pub struct View<'a> {
     pub profile: &'a Profile,
     /// Every frame of the profile named (once, for all of its views).
@@ -164,15 +176,8 @@ impl<'a> View<'a> {
                 (line, count)
             })
             .collect();
-        lines.sort_unstable();
         // Distinct frames or commands can read the same once written.
-        lines.dedup_by(|next, kept| {
-            let same = next.0 == kept.0;
-            if same {
-                kept.1 += next.1;
-            }
-            same
-        });
+        sort_and_merge(&mut lines);
         lines
     }
 

@@ -10,7 +10,7 @@ use inferno::flamegraph::{self, Direction, Options};
 
 use crate::error::{Error, IoContext, Result};
 use crate::model::symbolize::FrameKind;
-use crate::model::view::View;
+use crate::model::view::{sort_and_merge, View};
 
 pub struct FlameOptions {
     pub title: Option<String>,
@@ -229,14 +229,7 @@ fn cut_narrow(paths: &[(Vec<u32>, u64)], min_count: u64) -> Vec<(&[u32], u64)> {
         }
     }
     // A cut path sorts before the paths it was cut from: merge again.
-    cut.sort_unstable();
-    cut.dedup_by(|next, kept| {
-        let same = next.0 == kept.0;
-        if same {
-            kept.1 += next.1;
-        }
-        same
-    });
+    sort_and_merge(&mut cut);
     cut
 }
 
