@@ -256,22 +256,21 @@ fn record_bpf_counts_dd_and_reports_read_zero() {
     );
 }
 
-/// Sample records in a recording of `comm`, and the samples they stand for
-/// (a record of `--bpf` is one count: as many samples as its period).
-fn records_and_samples(data: &Path, comm: &str) -> (usize, u64) {
-    let data = data.to_str().unwrap();
-    let listing = stdout(&netprof(&[
-        "report",
-        "-i",
-        data,
-        "--samples",
-        "--comm",
-        comm,
-    ]));
-    let records = listing
+/// Sample records in a recording (with report options `extra`): a record
+/// of `--bpf` is one count, of as many samples as its period.
+fn sample_records(data: &Path, extra: &[&str]) -> usize {
+    let mut args = vec!["report", "-i", data.to_str().unwrap(), "--samples"];
+    args.extend_from_slice(extra);
+    stdout(&netprof(&args))
         .lines()
         .filter(|l| l.trim_end().ends_with(": cpu-clock:"))
-        .count();
+        .count()
+}
+
+/// Sample records in a recording of `comm`, and the samples they stand for.
+fn records_and_samples(data: &Path, comm: &str) -> (usize, u64) {
+    let records = sample_records(data, &["--comm", comm]);
+    let data = data.to_str().unwrap();
     let report = json(&netprof(&["report", "-i", data, "--json", "--comm", comm]));
     (records, report["total_samples"].as_u64().unwrap())
 }
@@ -651,16 +650,7 @@ fn record_bpf_drains_maps_as_they_fill() {
     ]);
     let err = stderr(&out);
     assert!(!err.contains("not counted"), "{err}");
-    let listing = stdout(&netprof(&[
-        "report",
-        "-i",
-        data.to_str().unwrap(),
-        "--samples",
-    ]));
-    let counts = listing
-        .lines()
-        .filter(|l| l.trim_end().ends_with(": cpu-clock:"))
-        .count();
+    let counts = sample_records(&data, &[]);
     assert!(counts > 2 * 256, "only {counts} distinct counts: {err}");
 }
 

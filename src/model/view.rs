@@ -148,27 +148,50 @@ impl<'a> View<'a> {
         })
     }
 
+    /// The rows (one per task, CPU and raw stack) merged into distinct
+    /// (command, named stack) paths with their counts: outputs work once per
+    /// path, not once per row that has it. Without `by_command` every path
+    /// has command 0, and paths differing only in their command merge.
+    pub fn named_paths(&self, by_command: bool) -> HashMap<(u32, &[u32]), u64> {
+        let mut merged: HashMap<(u32, &[u32]), u64> = HashMap::new();
+        for row in &self.rows {
+            let comm = if by_command { row.comm } else { 0 };
+            let frames = self.symbols.stacks[row.stack as usize].as_slice();
+            *merged.entry((comm, frames)).or_insert(0) += row.count;
+        }
+        merged
+    }
+
+    /// Every command's and frame's name as folded lines write them (`;`,
+    /// their separator, becomes `:`), by command and frame id.
+    pub fn folded_names(&self) -> (Vec<String>, Vec<String>) {
+        let comms = self
+            .profile
+            .comms
+            .iter()
+            .map(|c| c.replace(';', ":"))
+            .collect();
+        let frames = self
+            .symbols
+            .frames
+            .iter()
+            .map(|f| f.label().replace(';', ":"))
+            .collect();
+        (comms, frames)
+    }
+
     /// Folded stacks (`comm;root;...;leaf count`), identical lines merged,
     /// sorted, as inferno and flamegraph.pl read them.
     pub fn folded(&self) -> Vec<(String, u64)> {
         // Rows (one per task, CPU and raw stack) merge by command and named
         // frames first: hashing a few integers instead of a line of text
         // each, and a line is written once however many rows it has.
-        let mut merged: HashMap<(u32, &[u32]), u64> = HashMap::new();
-        for row in &self.rows {
-            let frames = self.symbols.stacks[row.stack as usize].as_slice();
-            *merged.entry((row.comm, frames)).or_insert(0) += row.count;
-        }
-        let labels: Vec<String> = self
-            .symbols
-            .frames
-            .iter()
-            .map(|f| f.label().replace(';', ":"))
-            .collect();
-        let mut lines: Vec<(String, u64)> = merged
+        let (comms, labels) = self.folded_names();
+        let mut lines: Vec<(String, u64)> = self
+            .named_paths(true)
             .into_iter()
             .map(|((comm, frames), count)| {
-                let mut line = self.profile.comms[comm as usize].replace(';', ":");
+                let mut line = comms[comm as usize].clone();
                 for &f in frames {
                     line.push(';');
                     line.push_str(&labels[f as usize]);

@@ -3,8 +3,6 @@
 
 use std::io::Write;
 
-use ahash::AHashMap as HashMap;
-
 use inferno::flamegraph::color::{Color, PaletteMap};
 use inferno::flamegraph::{self, Direction, Options};
 
@@ -54,18 +52,7 @@ pub fn write_svg(view: &View, opts: &FlameOptions, out: impl Write) -> Result<()
             "no samples to draw (the filters left none, or the recording is empty)",
         ));
     }
-    let labels: Vec<String> = view
-        .symbols
-        .frames
-        .iter()
-        .map(|f| f.label().replace(';', ":"))
-        .collect();
-    let comms: Vec<String> = view
-        .profile
-        .comms
-        .iter()
-        .map(|c| c.replace(';', ":"))
-        .collect();
+    let (comms, labels) = view.folded_names();
     let mut palette = PaletteMap::default();
     for (frame, label) in view.symbols.frames.iter().zip(&labels) {
         let color = match (frame.kind, frame.resolved) {
@@ -123,12 +110,8 @@ fn drawable_lines(view: &View, comms: &[String], labels: &[String], min_count: u
     // the labels would, without comparing text.
     let comm_rank = ranks(comms);
     let frame_rank = ranks(labels);
-    let mut merged: HashMap<(u32, &[u32]), u64> = HashMap::new();
-    for row in &view.rows {
-        let frames = view.symbols.stacks[row.stack as usize].as_slice();
-        *merged.entry((row.comm, frames)).or_insert(0) += row.count;
-    }
-    let mut paths: Vec<(Vec<u32>, u64)> = merged
+    let mut paths: Vec<(Vec<u32>, u64)> = view
+        .named_paths(true)
         .into_iter()
         .map(|((comm, frames), count)| {
             let mut path = Vec::with_capacity(frames.len() + 1);

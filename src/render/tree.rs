@@ -125,17 +125,11 @@ struct Path<'v> {
     count: u64,
 }
 
-/// The view's rows (one per task, CPU and raw stack) merged into distinct
-/// named stacks: the entries and trees are built once per path, not once
-/// per row that has it. The command stays apart only when it is the entry.
+/// The view's distinct named stacks ([`View::named_paths`]), in a fixed
+/// order; the command stays apart only when it is the entry.
 fn distinct_paths<'v>(view: &'v View, sort: SortKey) -> Vec<Path<'v>> {
-    let mut merged: HashMap<(u32, &[u32]), u64> = HashMap::new();
-    for row in &view.rows {
-        let comm = if sort == SortKey::Comm { row.comm } else { 0 };
-        let frames = view.symbols.stacks[row.stack as usize].as_slice();
-        *merged.entry((comm, frames)).or_insert(0) += row.count;
-    }
-    let mut paths: Vec<Path> = merged
+    let mut paths: Vec<Path> = view
+        .named_paths(sort == SortKey::Comm)
         .into_iter()
         .map(|((comm, frames), count)| Path {
             comm,
