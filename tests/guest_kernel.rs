@@ -806,33 +806,6 @@ fn latency_programs() -> Vec<serde_json::Value> {
 }
 
 fn latency_leaves_nothing(_: &Path) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netprof"))
-        .args(["latency", "-m", "netprof_test", "netprof_test_*"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Programs load first, then their links attach.
-    let places_of = |programs: &[serde_json::Value]| -> Vec<String> {
-        programs
-            .iter()
-            .flat_map(|p| p["attached"].as_array().unwrap().clone())
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let running = loop {
-        let programs = latency_programs();
-        let all_attached = !programs.is_empty()
-            && programs
-                .iter()
-                .all(|p| !p["attached"].as_array().unwrap().is_empty());
-        if all_attached || std::time::Instant::now() > deadline {
-            break programs;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let places = places_of(&running);
     // Every function of the module, through a multi-kprobe link pair, or a
     // link pair each.
     let count = netprof_ok(&["probe", "--list", "-m", "netprof_test", "netprof_test_*"])
@@ -849,16 +822,45 @@ fn latency_leaves_nothing(_: &Path) {
     } else {
         "kretprobe"
     };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netprof"))
+        .args(["latency", "-m", "netprof_test", "netprof_test_*"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let places_of = |programs: &[serde_json::Value]| -> Vec<String> {
+        programs
+            .iter()
+            .flat_map(|p| p["attached"].as_array().unwrap().clone())
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
     // One session program at entry and return (6.10 and later), or an
-    // entry and a return program.
-    let returns_too =
-        running.len() == 1 || places.contains(&format!("{ret_kind} on {count} functions"));
-    assert!(
-        places.contains(&format!("{kind} on {count} functions")) && returns_too,
-        "netprof bpf shows where latency's programs are attached: {running:?}"
-    );
+    // entry and a return program. Programs load first, then their links
+    // attach, one function at a time without multi-kprobe links: wait for
+    // all of them.
+    let attached_everywhere = |programs: &[serde_json::Value]| {
+        let places = places_of(programs);
+        let returns_too =
+            programs.len() == 1 || places.contains(&format!("{ret_kind} on {count} functions"));
+        places.contains(&format!("{kind} on {count} functions")) && returns_too
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let running = loop {
+        let programs = latency_programs();
+        if attached_everywhere(&programs) || std::time::Instant::now() > deadline {
+            break programs;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Killed before any assertion, so that a failure leaves no probes to
+    // the checks after it.
     child.kill().unwrap();
     child.wait().unwrap();
+    assert!(
+        attached_everywhere(&running),
+        "netprof bpf shows where latency's programs are attached: {running:?}"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !latency_programs().is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
