@@ -399,7 +399,10 @@ fn report_page_switches_to_off_cpu_time() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    let off_cpu = events.iter().position(|&e| e == "offcpu-time").unwrap();
+    let off_cpu = events
+        .iter()
+        .position(|&e| e == "offcpu-time")
+        .unwrap_or_else(|| panic!("no offcpu-time among {events:?}"));
     events.sort_unstable();
     assert_eq!(events, ["cpu-clock", "offcpu-time", "offcpu-waker"]);
     browser.eval(&format!(

@@ -517,3 +517,25 @@ fn fixed_period_samples_weigh_their_period_and_frequency_samples_one() {
     s.samples(2, 200, 0, &stack, &[]);
     assert_eq!(total(&s, "counted.data"), 3 * 7 + 2);
 }
+
+#[test]
+fn off_cpu_time_of_one_state_is_still_reported_as_offcpu_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // As netprof writes off-CPU samples: a fixed period of 1, each
+    // sample's period the nanoseconds away.
+    let mut s = Synth::new();
+    s.rate = netprof::perfdata::attr::Rate::Period(1);
+    s.event = "offcpu-time:S".to_string();
+    s.comm(200, "sleeper");
+    s.period = 5_000;
+    s.samples(2, 200, 0, &[k("vfs_read"), k("ksys_read")], &[]);
+    let file = s.write_in(dir.path(), "sleeps.data");
+    let out = netprof(&["report", "-i", file.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // A run that saw only sleeps (S) names its event as one that also saw
+    // preemptions (R) does: what the report shows does not hang on the
+    // states a run happened to see.
+    assert_eq!(v["event"], "offcpu-time", "{v}");
+    assert_eq!(v["total_samples"], 10_000, "{v}");
+}

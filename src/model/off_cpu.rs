@@ -211,7 +211,10 @@ impl Profile {
                 self.event(name).map(Some)
             }
             None => {
-                if off_cpu.len() > 1 {
+                // One state is merged too: the event's name must not hang on
+                // which states a run happened to see (a busy task is now and
+                // then preempted, R, beside its sleeps, S).
+                if !off_cpu.is_empty() {
                     self.merge_events(&off_cpu, OFF_CPU_EVENT);
                 }
                 Ok(None)

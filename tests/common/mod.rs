@@ -107,6 +107,8 @@ pub struct Synth {
     pub rate: Rate,
     /// The period field of the samples added from now on.
     pub period: u64,
+    /// The event's name (cpu-clock unless changed).
+    pub event: String,
 }
 
 pub const EVENT_ID: u64 = 7;
@@ -120,6 +122,7 @@ impl Synth {
             time: 1,
             rate: Rate::Frequency(999),
             period: 1,
+            event: "cpu-clock".to_string(),
         }
     }
 
@@ -214,7 +217,7 @@ impl Synth {
                 exclude_user: false,
                 exclude_kernel: false,
             },
-            name: "cpu-clock".to_string(),
+            name: self.event.clone(),
             ids: vec![EVENT_ID],
         }];
         let mut features = vec![(HEADER_EVENT_DESC, event_desc_feature(&events))];
