@@ -655,6 +655,53 @@ fn record_bpf_drains_maps_as_they_fill() {
 }
 
 #[test]
+fn record_bpf_makes_room_for_new_stacks_while_known_ones_recur() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = build_c(dir.path(), "user_stacks/paths");
+    let data = dir.path().join("paths.data");
+    // 768 user stacks, each hit once in each of 3 rounds, with room for 512
+    // at once: the map holds a round only if the stacks already read leave
+    // it, those that recur included.
+    let out = netprof(&[
+        "record",
+        "--bpf",
+        "-a",
+        "-g",
+        "-e",
+        "syscalls:sys_enter_getppid",
+        "--bpf-map-entries",
+        "512",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        paths.to_str().unwrap(),
+        "768",
+        "3",
+        "500",
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("not counted"), "{err}");
+    let out = netprof(&[
+        "report",
+        "-i",
+        data.to_str().unwrap(),
+        "--folded",
+        "--comm",
+        "paths",
+    ]);
+    let text = stdout(&out);
+    let counts: Vec<u64> = text
+        .lines()
+        .filter(|l| l.contains("descend"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 768, "{}", stderr(&out));
+    assert!(counts.iter().all(|&n| n == 3), "{text}");
+}
+
+#[test]
 fn record_bpf_leaves_nothing_loaded_after_kill_9() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();

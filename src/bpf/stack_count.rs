@@ -362,16 +362,14 @@ impl StackCounter {
         };
         // SAFETY: plain loads from the mmapped BPF globals, which the
         // programs change concurrently; any value read is a valid u32/u64.
-        let (generation, new_counts, stacks_stored) = unsafe {
+        let (generation, new_counts) = unsafe {
             (
                 std::ptr::read_volatile(&bss.generation),
                 std::ptr::read_volatile(&bss.new_counts),
-                std::ptr::read_volatile(&bss.stacks_stored),
             )
         };
-        let stacks_held = stacks_stored.saturating_sub(self.stacks_deleted);
         new_counts[(generation & 1) as usize] * 4 >= u64::from(self.counts_entries)
-            || stacks_held * 2 >= u64::from(self.stacks_entries)
+            || self.stacks_held() * 2 >= u64::from(self.stacks_entries)
     }
 
     /// Samples counted in the kernel since the start, drained or not.
@@ -465,8 +463,13 @@ impl StackCounter {
     /// Reads the frames of the counts' stacks not seen before: a busy
     /// datapath repeats its stacks, and reading each of them at every drain
     /// would cost as much as copying the samples.
+    ///
+    /// Every stack read leaves the map, to make room. The programs store a
+    /// stack again when it recurs after that, so the map also fills with
+    /// stacks already known: when it holds many, one pass takes them all
+    /// out (in batches, a few system calls), new or not; when it holds few,
+    /// only the new ones are looked up, one call each.
     fn read_stacks(&mut self, counts: &[StackCount]) -> Result<()> {
-        let maps = &self.skeleton.maps;
         let mut wanted: Vec<u64> = counts
             .iter()
             .flat_map(|c| [c.kernel_stack, c.user_stack])
@@ -474,15 +477,18 @@ impl StackCounter {
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
-        // Many new stacks: one pass over the whole map in batches costs a
-        // few system calls where a lookup each would cost thousands.
-        let found: Vec<(u64, Vec<u8>)> = if wanted.len() > BATCH_READ_ABOVE {
-            maps.stacks
-                .lookup_batch(4096, MapFlags::ANY, MapFlags::ANY)
+        let held = self.stacks_held();
+        let one_pass = wanted.len() > BATCH_READ_ABOVE
+            || held.saturating_mul(STACKS_HELD_FOR_ONE_PASS) >= u64::from(self.stacks_entries);
+        let maps = &self.skeleton.maps;
+        let (found, taken_out): (Vec<(u64, Vec<u8>)>, bool) = if one_pass {
+            let all = maps
+                .stacks
+                .lookup_and_delete_batch(4096, MapFlags::ANY, MapFlags::ANY)
                 .map_err(|e| map_error("stacks", &e))?
                 .map(|(key, value)| (dword(&key, 0), value))
-                .filter(|(h, _)| wanted.binary_search(h).is_ok())
-                .collect()
+                .collect();
+            (all, true)
         } else {
             let mut found = Vec::with_capacity(wanted.len());
             for &h in &wanted {
@@ -494,25 +500,26 @@ impl StackCounter {
                     found.push((h, value));
                 }
             }
-            found
+            (found, false)
         };
         let mut read: Vec<u8> = Vec::with_capacity(found.len() * 8);
         for (h, value) in &found {
+            read.extend(h.to_ne_bytes());
+            if self.stacks.contains_key(h) {
+                continue;
+            }
             let mut frames = parse_stack(value);
             if let Some(tracing) = &self.tracing_frames {
                 let cut = frames.iter().take_while(|&&a| tracing.contains(a)).count();
                 frames.drain(..cut);
             }
             self.stacks.insert(*h, frames);
-            read.extend(h.to_ne_bytes());
         }
-        // Room for new stacks: those read go, in one call, so that the map
-        // only ever holds one interval's new stacks (a stack that recurs is
-        // stored again, and not read again). Tracepoints under load bring
-        // tens of thousands of new stacks a second.
-        if !found.is_empty() {
-            // A failure leaves stacks in the map: new ones may then be
-            // dropped, and are counted as such.
+        if taken_out {
+            self.stacks_deleted += found.len() as u64;
+        } else if !found.is_empty() {
+            // Those read go in one call. A failure leaves stacks in the map:
+            // new ones may then be dropped, and are counted as such.
             if maps
                 .stacks
                 .delete_batch(&read, found.len() as u32, MapFlags::ANY, MapFlags::ANY)
@@ -522,6 +529,18 @@ impl StackCounter {
             }
         }
         Ok(())
+    }
+
+    /// Stacks the map holds now, about: stored by the programs, less those
+    /// taken out.
+    fn stacks_held(&self) -> u64 {
+        let Some(bss) = self.skeleton.maps.bss_data.as_deref() else {
+            return 0;
+        };
+        // SAFETY: a plain load from the mmapped BPF global, which the
+        // programs change concurrently; any value read is a valid u64.
+        let stored = unsafe { std::ptr::read_volatile(&bss.stacks_stored) };
+        stored.saturating_sub(self.stacks_deleted)
     }
 
     /// Samples dropped for want of room, since the start.
@@ -552,6 +571,10 @@ impl StackCounter {
 
 /// New stacks beyond which the whole stack map is read in batches.
 const BATCH_READ_ABOVE: usize = 64;
+
+/// The map is emptied in one pass once it holds more than this fraction
+/// (1/n) of its room, most of it then stacks already known.
+const STACKS_HELD_FOR_ONE_PASS: u64 = 8;
 
 /// A stacks map value: depth, then frames.
 fn parse_stack(value: &[u8]) -> Vec<u64> {
