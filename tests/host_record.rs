@@ -644,3 +644,33 @@ fn uprobes_count_a_programs_calls_and_returns_with_stacks() {
     assert_eq!(missing.status.code(), Some(3), "{}", stderr(&missing));
     assert_eq!(stderr(&missing).lines().count(), 1, "{}", stderr(&missing));
 }
+
+#[test]
+fn library_functions_only_its_debug_file_names_are_named_from_it() {
+    // memcpy's code is one of several implementations chosen at load time
+    // (__memcpy_avx_unaligned_erms, ...): local symbols, which only the C
+    // library's debug file (libc6-dbg, installed by tests/run-all) holds.
+    let dir = tempfile::tempdir().unwrap();
+    let copies = build_c(dir.path(), "user_stacks/copies");
+    let data = record_command(
+        dir.path(),
+        "copies",
+        &["-g"],
+        &[copies.to_str().unwrap(), "1"],
+    );
+    let text = folded(&data, &["--comm", "copies"]);
+    let total = samples_in(&text);
+    let in_copy: u64 = text
+        .lines()
+        .filter(|l| {
+            l.split(';')
+                .any(|f| f.starts_with("__mem") && f.contains("unaligned"))
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(
+        total > 0 && in_copy * 2 > total,
+        "{in_copy} of {total}: {text}"
+    );
+    assert!(!text.contains("libc.so.6+0x"), "{text}");
+}

@@ -40,7 +40,8 @@ all samples left after the filters. Return addresses are looked up at the call s
 
 Frames: kernel frames are named from the kallsyms snapshot stored in the recording (files written \
 by perf use this machine's /proc/kallsyms); module frames read `func [module]`, BPF programs \
-`bpf_prog_<tag>_<name> [bpf]`; user frames come from the ELF symbols (and DWARF) of the mapped file. \
+`bpf_prog_<tag>_<name> [bpf]`; user frames come from the ELF symbols of the mapped file, or of its \
+debug file under /usr/lib/debug/.build-id where one is installed (DWARF only for a file without either). \
 A kernel address that cannot be named is shown in hex, a user one as file+0xOFFSET. A user call \
 chain ends at its first frame outside every executable mapping of its process (a binary without \
 frame pointers unwinds into garbage) with one `[unknown]` frame, as perf shows it; the header \

@@ -6,6 +6,7 @@
 //! ([`funcgraph`]) and off-CPU time ([`off_cpu`]).
 
 mod aggregate;
+mod debug_file;
 pub mod funcgraph;
 mod in_place;
 pub mod kernel_symbols;

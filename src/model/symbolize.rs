@@ -1,6 +1,7 @@
 //! Naming every frame: kernel and module frames from the kallsyms snapshot,
 //! BPF programs as `bpf_prog_<tag>_<name> [bpf]`, user frames from the ELF
-//! symbols (and DWARF where present) of the mapped file, through blazesym.
+//! symbols of the mapped file or of its debug file (see [`super::debug_file`]),
+//! through blazesym.
 //!
 //! A frame that cannot be named keeps its address (kernel frames) or its
 //! file and offset (user frames), so it is never dropped nor merged into a
@@ -14,6 +15,7 @@ use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{Input, Symbolized as Lookup, Symbolizer};
 use serde::Serialize;
 
+use super::debug_file::DebugFile;
 use super::off_cpu;
 use super::profile::{Profile, RawStack, UNKNOWN_USER_FRAME};
 use crate::perfdata::Mapping;
@@ -269,29 +271,42 @@ fn symbolize_file(
     if !path.starts_with('/') || !crate::infile::is_regular(std::path::Path::new(path)) {
         return vec![None; offsets.len()];
     }
-    if let Some(recorded) = recorded_id {
-        let current = blazesym::helper::read_elf_build_id(path).ok().flatten();
-        if current.as_deref() != Some(recorded) {
-            return vec![None; offsets.len()];
-        }
+    let current_id = blazesym::helper::read_elf_build_id(path).ok().flatten();
+    if recorded_id.is_some_and(|recorded| current_id.as_deref() != Some(recorded)) {
+        return vec![None; offsets.len()];
     }
     // The same offset recurs in every process that maps the file: each is
     // looked up once, in order.
     let mut distinct = offsets.clone();
     distinct.sort_unstable();
     distinct.dedup();
-    let src = Source::Elf(Elf::new(path));
-    let names: Vec<Option<String>> = match symbolizer.symbolize(&src, Input::FileOffset(&distinct))
-    {
-        Ok(results) => results
-            .into_iter()
-            .map(|r| match r {
-                Lookup::Sym(sym) => Some(sym.name.into_owned()),
-                Lookup::Unknown(_) => None,
-            })
-            .collect(),
-        Err(_) => return vec![None; offsets.len()],
+    let debug_file = current_id
+        .as_deref()
+        .and_then(|id| DebugFile::find(path, id));
+    let names = match debug_file {
+        Some(debug) => {
+            // Its symbol table, by address; not its DWARF.
+            let mut source = Elf::new(&debug.path);
+            source.debug_syms = false;
+            let addresses: Vec<Option<u64>> = distinct.iter().map(|&o| debug.address(o)).collect();
+            let known: Vec<u64> = addresses.iter().flatten().copied().collect();
+            match lookup(symbolizer, source, Input::VirtOffset(&known)) {
+                found if found.len() == known.len() => {
+                    let mut found = found.into_iter();
+                    addresses
+                        .iter()
+                        .map(|a| a.and_then(|_| found.next().flatten()))
+                        .collect()
+                }
+                // An unreadable debug file: the file itself, as without one.
+                _ => lookup(symbolizer, Elf::new(path), Input::FileOffset(&distinct)),
+            }
+        }
+        None => lookup(symbolizer, Elf::new(path), Input::FileOffset(&distinct)),
     };
+    if names.len() != distinct.len() {
+        return vec![None; offsets.len()];
+    }
     offsets
         .iter()
         .map(|o| {
@@ -301,6 +316,40 @@ fn symbolize_file(
             .clone()
         })
         .collect()
+}
+
+/// The names blazesym finds in `source` for `input`, one per address (an
+/// empty list if it cannot read the file).
+fn lookup(symbolizer: &Symbolizer, source: Elf, input: Input<&[u64]>) -> Vec<Option<String>> {
+    match symbolizer.symbolize(&Source::Elf(source), input) {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| match r {
+                Lookup::Sym(sym) => Some(without_version(&sym.name).to_string()),
+                Lookup::Unknown(_) => None,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `fopen@@GLIBC_2.2.5` is `fopen`: a symbol table gives a versioned
+/// function its version in the name, the dynamic symbol table (all a
+/// library without a debug file has) keeps it apart. One name for both, so
+/// that reports from machines with and without debug files compare.
+fn without_version(name: &str) -> &str {
+    let Some(at) = name.find('@').filter(|&at| at > 0) else {
+        return name;
+    };
+    let version = name[at..].trim_start_matches('@');
+    let is_version = !version.is_empty()
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    match is_version {
+        true => &name[..at],
+        false => name,
+    }
 }
 
 fn kernel_frame(profile: &Profile, addr: u64) -> Frame {
@@ -339,4 +388,26 @@ fn kernel_frame(profile: &Profile, addr: u64) -> Frame {
 /// The newest mapping containing `addr` (later maps replace earlier ones).
 fn find_map(maps: &[Mapping], addr: u64) -> Option<&Mapping> {
     maps.iter().rev().find(|m| m.contains(addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbol_versions_leave_the_name() {
+        assert_eq!(
+            without_version("_IO_file_fopen@@GLIBC_2.2.5"),
+            "_IO_file_fopen"
+        );
+        assert_eq!(without_version("memcpy@GLIBC_2.2.5"), "memcpy");
+        assert_eq!(without_version("read"), "read");
+        // Not a version after the @: kept whole.
+        assert_eq!(
+            without_version("odd@name with space"),
+            "odd@name with space"
+        );
+        assert_eq!(without_version("@@GLIBC_2.2.5"), "@@GLIBC_2.2.5");
+        assert_eq!(without_version("trailing@"), "trailing@");
+    }
 }
