@@ -44,10 +44,10 @@ impl DebugFile {
     /// The address of the byte at `offset` in the mapped file, as the
     /// symbol table counts addresses; None outside its loaded segments.
     pub fn address(&self, offset: u64) -> Option<u64> {
-        self.segments
-            .iter()
-            .find(|&&(start, size, _)| (start..start + size).contains(&offset))
-            .map(|&(start, _, address)| offset - start + address)
+        self.segments.iter().find_map(|&(start, size, address)| {
+            let within = offset.checked_sub(start).filter(|&d| d < size)?;
+            address.checked_add(within)
+        })
     }
 }
 
@@ -73,7 +73,10 @@ fn load_segments(path: &Path) -> Option<Vec<(u64, u64, u64)>> {
         usize::from(u16_at(&header, 0x36)),
         usize::from(u16_at(&header, 0x38)),
     );
-    if phentsize < 56 || phnum == 0 {
+    // An ELF64 program header is 56 bytes; a count of 0xffff means the
+    // real one is elsewhere (no library has that many). Anything else is
+    // not a file to trust with an allocation.
+    if !(56..=256).contains(&phentsize) || phnum == 0 || phnum >= 0xffff {
         return None;
     }
     let mut table = vec![0u8; phentsize * phnum];
@@ -100,6 +103,12 @@ mod tests {
         assert_eq!(file.address(0x10), Some(0x10));
         assert_eq!(file.address(0x1010), Some(0x201010));
         assert_eq!(file.address(0x3000), None);
+        // A corrupt header's sizes and addresses cannot overflow.
+        let corrupt = DebugFile {
+            path: PathBuf::new(),
+            segments: vec![(u64::MAX - 1, u64::MAX, u64::MAX)],
+        };
+        assert_eq!(corrupt.address(u64::MAX), None);
     }
 
     #[test]
