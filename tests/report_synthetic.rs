@@ -539,3 +539,19 @@ fn off_cpu_time_of_one_state_is_still_reported_as_offcpu_time() {
     assert_eq!(v["event"], "offcpu-time", "{v}");
     assert_eq!(v["total_samples"], 10_000, "{v}");
 }
+
+#[test]
+fn the_same_file_gives_the_same_json_on_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture(dir.path());
+    let json = || {
+        let out = netprof(&["report", "-i", file.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        out.stdout
+    };
+    // The frame table's order included: it numbers the stacks' frames.
+    let first = json();
+    for _ in 0..3 {
+        assert!(json() == first, "the JSON changed from one run to the next");
+    }
+}

@@ -64,8 +64,14 @@ pub struct SymbolizedProfile {
 /// in the mapped file.
 type UserAddr = (u32, u64, u64);
 
-/// User addresses by the file mapped at them.
-type AddrsByFile<'p> = Vec<(&'p str, Vec<UserAddr>)>;
+/// A mapped file's user addresses, and their distinct offsets in it,
+/// sorted: the same offset recurs in every process that maps the file, and
+/// is named once.
+struct FileAddrs<'p> {
+    path: &'p str,
+    addrs: Vec<UserAddr>,
+    offsets: Vec<u64>,
+}
 
 #[derive(Default)]
 struct FrameTable {
@@ -100,8 +106,12 @@ fn lookup_addr(addr: u64, index: usize) -> u64 {
 /// frame ids, root first.
 pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
     let mut table = FrameTable::default();
-    let mut kernel_ids: HashMap<u64, u32> = HashMap::new();
-    let mut user_wanted: HashMap<(u32, u64), ()> = HashMap::new();
+    // Frames are numbered in the order these maps list them: fixed seeds,
+    // so that the same file gives the same numbers (the JSON's frame table)
+    // on every run.
+    let seeds = || ahash::RandomState::with_seeds(1, 2, 3, 4);
+    let mut kernel_ids: HashMap<u64, u32> = HashMap::with_hasher(seeds());
+    let mut user_wanted: HashMap<(u32, u64), ()> = HashMap::with_hasher(seeds());
     for stack in &profile.stacks {
         for (i, &addr) in stack.frames.iter().enumerate() {
             if i < stack.kernel_len {
@@ -121,20 +131,28 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
         }
         workers
             .join()
-            .unwrap_or_else(|_| files.iter().map(|(_, e)| vec![None; e.len()]).collect())
+            .unwrap_or_else(|_| files.iter().map(|f| vec![None; f.offsets.len()]).collect())
     });
-    for ((path, entries), names) in files.into_iter().zip(names_per_file) {
-        let short = path.rsplit('/').next().unwrap_or(path);
-        for ((space, addr, offset), name) in entries.into_iter().zip(names) {
-            let frame = Frame {
-                resolved: name.is_some(),
-                // By file offset, which stays the same from run to run
-                // (the address moves with ASLR), so that diff matches it.
-                name: name.unwrap_or_else(|| format!("{short}+{offset:#x}")),
-                module: Some(path.to_string()),
-                kind: FrameKind::User,
-            };
-            user_ids.insert((space, addr), table.intern(frame));
+    for (file, names) in files.iter().zip(names_per_file) {
+        let short = file.path.rsplit('/').next().unwrap_or(file.path);
+        let mut ids: Vec<Option<u32>> = vec![None; file.offsets.len()];
+        for &(space, addr, offset) in &file.addrs {
+            let k = file
+                .offsets
+                .binary_search(&offset)
+                .expect("every offset is among the file's distinct ones");
+            let id = *ids[k].get_or_insert_with(|| {
+                let name = names.get(k).cloned().flatten();
+                table.intern(Frame {
+                    resolved: name.is_some(),
+                    // By file offset, which stays the same from run to run
+                    // (the address moves with ASLR), so that diff matches it.
+                    name: name.unwrap_or_else(|| format!("{short}+{offset:#x}")),
+                    module: Some(file.path.to_string()),
+                    kind: FrameKind::User,
+                })
+            });
+            user_ids.insert((space, addr), id);
         }
     }
     // Where a user chain went astray: one frame for all, as perf's [unknown].
@@ -186,7 +204,7 @@ fn user_addresses_by_file<'p>(
     profile: &'p Profile,
     wanted: &HashMap<(u32, u64), ()>,
     table: &mut FrameTable,
-) -> (AddrsByFile<'p>, HashMap<(u32, u64), u32>) {
+) -> (Vec<FileAddrs<'p>>, HashMap<(u32, u64), u32>) {
     let mut per_file: HashMap<&str, Vec<UserAddr>> = HashMap::new();
     let mut unmapped = HashMap::new();
     for &(space, addr) in wanted.keys() {
@@ -207,18 +225,30 @@ fn user_addresses_by_file<'p>(
             }
         }
     }
-    let mut files: AddrsByFile = per_file.into_iter().collect();
-    files.sort_by(|a, b| a.0.cmp(b.0));
+    let mut files: Vec<FileAddrs> = per_file
+        .into_iter()
+        .map(|(path, addrs)| {
+            let mut offsets: Vec<u64> = addrs.iter().map(|a| a.2).collect();
+            offsets.sort_unstable();
+            offsets.dedup();
+            FileAddrs {
+                path,
+                addrs,
+                offsets,
+            }
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(b.path));
     (files, unmapped)
 }
 
-/// Names for the addresses of each file, from one worker per core. A file
-/// that makes the ELF reader panic leaves its frames unnamed (hex, with file
-/// and offset) rather than ending the report.
-fn name_user_files(profile: &Profile, files: &AddrsByFile) -> Vec<Vec<Option<String>>> {
+/// Names for the distinct offsets of each file, from one worker per core. A
+/// file that makes the ELF reader panic leaves its frames unnamed (hex, with
+/// file and offset) rather than ending the report.
+fn name_user_files(profile: &Profile, files: &[FileAddrs]) -> Vec<Vec<Option<String>>> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut names: Vec<Vec<Option<String>>> =
-        files.iter().map(|(_, e)| vec![None; e.len()]).collect();
+        files.iter().map(|f| vec![None; f.offsets.len()]).collect();
     std::thread::scope(|scope| {
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -237,11 +267,14 @@ fn name_user_files(profile: &Profile, files: &AddrsByFile) -> Vec<Vec<Option<Str
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((path, entries)) = files.get(i) else {
+                        let Some(file) = files.get(i) else {
                             break done;
                         };
-                        let recorded_id = profile.build_ids.get(*path).map(Vec::as_slice);
-                        done.push((i, symbolize_file(&symbolizer, path, recorded_id, entries)));
+                        let recorded_id = profile.build_ids.get(file.path).map(Vec::as_slice);
+                        done.push((
+                            i,
+                            symbolize_file(&symbolizer, file.path, recorded_id, &file.offsets),
+                        ));
                     }
                 })
             })
@@ -255,31 +288,25 @@ fn name_user_files(profile: &Profile, files: &AddrsByFile) -> Vec<Vec<Option<Str
     names
 }
 
-/// Names for file offsets in one mapped file; `None` where nothing covers
-/// one, or where the file on disk is no longer the one that was recorded
-/// (its build id changed): a wrong name is worse than none.
+/// Names for file offsets (sorted, distinct) in one mapped file; `None`
+/// where nothing covers one, or where the file on disk is no longer the one
+/// that was recorded (its build id changed): a wrong name is worse than none.
 fn symbolize_file(
     symbolizer: &Symbolizer,
     path: &str,
     recorded_id: Option<&[u8]>,
-    entries: &[UserAddr],
+    distinct: &[u64],
 ) -> Vec<Option<String>> {
-    let offsets: Vec<u64> = entries.iter().map(|e| e.2).collect();
     // [vdso] and friends have no file to read; and a path the recording
     // names is read only if it is a regular file now (a FIFO or device
     // there would hang or flood the report).
     if !path.starts_with('/') || !crate::infile::is_regular(std::path::Path::new(path)) {
-        return vec![None; offsets.len()];
+        return vec![None; distinct.len()];
     }
     let current_id = blazesym::helper::read_elf_build_id(path).ok().flatten();
     if recorded_id.is_some_and(|recorded| current_id.as_deref() != Some(recorded)) {
-        return vec![None; offsets.len()];
+        return vec![None; distinct.len()];
     }
-    // The same offset recurs in every process that maps the file: each is
-    // looked up once, in order.
-    let mut distinct = offsets.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
     let debug_file = current_id
         .as_deref()
         .and_then(|id| DebugFile::find(path, id));
@@ -299,23 +326,15 @@ fn symbolize_file(
                         .collect()
                 }
                 // An unreadable debug file: the file itself, as without one.
-                _ => lookup(symbolizer, Elf::new(path), Input::FileOffset(&distinct)),
+                _ => lookup(symbolizer, Elf::new(path), Input::FileOffset(distinct)),
             }
         }
-        None => lookup(symbolizer, Elf::new(path), Input::FileOffset(&distinct)),
+        None => lookup(symbolizer, Elf::new(path), Input::FileOffset(distinct)),
     };
     if names.len() != distinct.len() {
-        return vec![None; offsets.len()];
+        return vec![None; distinct.len()];
     }
-    offsets
-        .iter()
-        .map(|o| {
-            names[distinct
-                .binary_search(o)
-                .expect("every offset is among the distinct ones")]
-            .clone()
-        })
-        .collect()
+    names
 }
 
 /// The names blazesym finds in `source` for `input`, one per address (an
