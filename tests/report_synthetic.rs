@@ -346,6 +346,96 @@ fn unknown_addresses_never_get_a_wrong_name() {
 }
 
 #[test]
+fn user_frames_are_named_after_the_mapping_of_their_time() {
+    // The process maps one library, then another over the same range: each
+    // sample is named from what was mapped when it was taken.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new();
+    s.comm(300, "app")
+        .mmap(300, 0x400000, 0x500000, "/nonexistent/liba.so")
+        .samples(2, 300, 0, &[], &[0x400123]);
+    s.mmap_later(300, 0x400000, 0x500000, 0x1000, "/nonexistent/libb.so")
+        .samples(3, 300, 0, &[], &[0x400123]);
+    let file = s.write_in(dir.path(), "remapped.data");
+    let folded = stdout(&netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--folded",
+    ]));
+    let mut lines: Vec<&str> = folded.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["app;liba.so+0x123 2", "app;libb.so+0x1123 3"],
+        "{folded}"
+    );
+}
+
+#[test]
+fn processes_running_the_same_code_elsewhere_share_one_stack() {
+    // Two processes load one library at other addresses (ASLR): the same
+    // call path in each is one stack, counted once and named once; a path
+    // through other offsets stays apart.
+    let dir = tempfile::tempdir().unwrap();
+    let lib = "/nonexistent/libshared.so";
+    let mut s = Synth::new();
+    s.comm(300, "one").comm(301, "two");
+    s.mmap(300, 0x7f0000000000, 0x7f0000100000, lib)
+        .mmap(301, 0x7f5500000000, 0x7f5500100000, lib);
+    s.samples(
+        2,
+        300,
+        0,
+        &[k("vfs_read")],
+        &[0x7f0000000100, 0x7f0000000200],
+    );
+    s.samples(
+        3,
+        301,
+        1,
+        &[k("vfs_read")],
+        &[0x7f5500000100, 0x7f5500000200],
+    );
+    s.samples(
+        4,
+        301,
+        1,
+        &[k("vfs_read")],
+        &[0x7f5500000100, 0x7f5500000300],
+    );
+    let file = s.write_in(dir.path(), "aslr.data");
+    let bytes = std::fs::read(&file).unwrap();
+    let filter = netprof::model::profile::Filter::default();
+    let profile = netprof::model::profile::Profile::from_bytes(&bytes, &filter).unwrap();
+    assert_eq!(profile.stacks.len(), 2, "{:?}", profile.stacks);
+    let counts: Vec<(i32, u32, u64)> = profile
+        .groups
+        .iter()
+        .map(|g| (g.pid, g.stack, g.count))
+        .collect();
+    let shared = counts.iter().find(|c| c.0 == 300).unwrap().1;
+    assert!(counts.contains(&(301, shared, 3)), "{counts:?}");
+    assert!(counts
+        .iter()
+        .any(|&(pid, stack, n)| pid == 301 && stack != shared && n == 4));
+    let folded = stdout(&netprof(&[
+        "report",
+        "-i",
+        file.to_str().unwrap(),
+        "--folded",
+    ]));
+    assert!(
+        folded.contains("one;libshared.so+0x1ff;libshared.so+0x100;vfs_read 2"),
+        "{folded}"
+    );
+    assert!(
+        folded.contains("two;libshared.so+0x2ff;libshared.so+0x100;vfs_read 4"),
+        "{folded}"
+    );
+}
+
+#[test]
 fn impossible_user_frames_end_the_chain_whatever_follows() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Synth::new();

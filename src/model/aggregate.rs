@@ -10,95 +10,153 @@ use linux_perf_data::linux_perf_event_reader::{
 };
 use linux_perf_data::PerfFileRecord;
 
-use super::profile::{Filter, RawStack, Sample, SampleGroup, UNKNOWN_USER_FRAME};
-use crate::perfdata::{Mapping, PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER};
+use super::profile::{Filter, RawFrame, RawStack, Sample, SampleGroup};
+use crate::perfdata::{PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER};
 
 /// User addresses at or above this are no user code on any x86-64 or
 /// arm64 kernel (57-bit virtual addresses at the most).
 const USER_SPACE_END: u64 = 1 << 56;
 
+/// One executable mapping of an address space.
+#[derive(Clone, Copy)]
+struct MappedRange {
+    start: u64,
+    end: u64,
+    /// Offset in the file of the mapping's first byte.
+    pgoff: u64,
+    /// Index of its path in [`AddressSpaces::files`].
+    file: u32,
+    /// When it was mapped (among all mappings): where mappings overlap,
+    /// the newest one is what the process runs.
+    seq: u32,
+    /// The highest end of this range and all before it, so that a look-up
+    /// stops at the first range below the address that cannot reach it.
+    reach: u64,
+}
+
 /// Each process's executable mappings as they change: a process gets a
-/// new address space at exec and a copy at fork.
+/// new address space at exec, a copy at fork, and a new one with each
+/// mapping it makes.
 #[derive(Default)]
 struct AddressSpaces {
-    spaces: Vec<Vec<Mapping>>,
-    /// The same mappings as (start, end), sorted by start, to tell fast
-    /// whether an address lies in any of them.
-    ranges: Vec<Vec<(u64, u64)>>,
+    /// Each space's mappings, sorted by start.
+    spaces: Vec<Vec<MappedRange>>,
     current: HashMap<i32, u32>,
+    /// The mapped files' paths, each once.
+    files: Vec<String>,
+    file_ids: HashMap<String, u32>,
+    /// How many mappings were made so far: the next one's `seq`.
+    mapped: u32,
 }
 
 impl AddressSpaces {
     fn of(&mut self, pid: i32) -> u32 {
-        let (spaces, ranges) = (&mut self.spaces, &mut self.ranges);
+        let spaces = &mut self.spaces;
         *self.current.entry(pid).or_insert_with(|| {
             spaces.push(Vec::new());
-            ranges.push(Vec::new());
             (spaces.len() - 1) as u32
         })
     }
     fn exec(&mut self, pid: i32) {
         self.spaces.push(Vec::new());
-        self.ranges.push(Vec::new());
         self.current.insert(pid, (self.spaces.len() - 1) as u32);
     }
     fn fork(&mut self, parent: i32, child: i32) {
-        let (maps, ranges) = match self.current.get(&parent) {
-            Some(&s) => (
-                self.spaces[s as usize].clone(),
-                self.ranges[s as usize].clone(),
-            ),
-            None => Default::default(),
+        let maps = match self.current.get(&parent) {
+            Some(&s) => self.spaces[s as usize].clone(),
+            None => Vec::new(),
         };
         self.spaces.push(maps);
-        self.ranges.push(ranges);
         self.current.insert(child, (self.spaces.len() - 1) as u32);
     }
-    fn map(&mut self, pid: i32, m: Mapping) {
-        let s = self.of(pid) as usize;
-        let ranges = &mut self.ranges[s];
-        let at = ranges.partition_point(|r| r.0 <= m.start);
-        ranges.insert(at, (m.start, m.end));
-        self.spaces[s].push(m);
+    fn map(&mut self, pid: i32, start: u64, length: u64, pgoff: u64, path: &[u8]) {
+        let file = match std::str::from_utf8(path)
+            .ok()
+            .and_then(|p| self.file_ids.get(p))
+        {
+            Some(&id) => id,
+            None => {
+                let path = String::from_utf8_lossy(path).into_owned();
+                self.files.push(path.clone());
+                let id = (self.files.len() - 1) as u32;
+                self.file_ids.insert(path, id);
+                id
+            }
+        };
+        let seq = self.mapped;
+        self.mapped += 1;
+        // A new mapping makes a new address space: stacks are told apart by
+        // their space and addresses (see StackKey), and the same addresses
+        // may now run other code. The old space is no one's any more.
+        let old = self.of(pid) as usize;
+        let mut ranges = std::mem::take(&mut self.spaces[old]);
+        let at = ranges.partition_point(|r| r.start <= start);
+        let end = start.saturating_add(length);
+        ranges.insert(
+            at,
+            MappedRange {
+                start,
+                end,
+                pgoff,
+                file,
+                seq,
+                reach: end,
+            },
+        );
+        let mut reach = at.checked_sub(1).map_or(0, |i| ranges[i].reach);
+        for r in &mut ranges[at..] {
+            reach = reach.max(r.end);
+            r.reach = reach;
+        }
+        self.spaces.push(ranges);
+        self.current.insert(pid, (self.spaces.len() - 1) as u32);
     }
 
-    /// Whether `addr` can be a frame of user code in address space
-    /// `space`: in user space, and inside one of its executable mappings.
-    /// Frames of a binary without frame pointers end in garbage that is not.
-    fn holds_code(&self, space: u32, addr: u64) -> bool {
-        if addr >= USER_SPACE_END {
-            return false;
-        }
-        let ranges = &self.ranges[space as usize];
-        let at = ranges.partition_point(|r| r.0 <= addr);
-        // Mappings seldom overlap; the few just below are enough to look at.
-        ranges[..at].iter().rev().take(4).any(|r| addr < r.1)
+    /// The mapping that holds `addr` in address space `space` now (the
+    /// newest where several do), if any.
+    fn mapping(&self, space: u32, addr: u64) -> Option<&MappedRange> {
+        let ranges = &self.spaces[space as usize];
+        let at = ranges.partition_point(|r| r.start <= addr);
+        ranges[..at]
+            .iter()
+            .rev()
+            .take_while(|r| r.reach > addr)
+            .filter(|r| addr < r.end)
+            .max_by_key(|r| r.seq)
     }
 }
 
-/// A stack as kept: its user part ends at the first frame that cannot
-/// be user code of the process (an address outside its mappings, where
-/// the unwinding of a binary without frame pointers went astray), which
-/// becomes one [`UNKNOWN_USER_FRAME`], as perf shows `[unknown]`.
+/// A stack as kept: kernel frames as addresses, user frames as (file,
+/// offset). The user part ends at the first frame that cannot be user code
+/// of the process (an address outside its mappings, where the unwinding of
+/// a binary without frame pointers went astray), which becomes one
+/// [`RawFrame::Unknown`], as perf shows `[unknown]`.
 fn raw_stack(spaces: &AddressSpaces, space: u32, kernel_len: usize, frames: &[u64]) -> RawStack {
-    let user = &frames[kernel_len..];
-    match user.iter().position(|&a| !spaces.holds_code(space, a)) {
-        None => RawStack {
-            space,
-            kernel_len,
-            frames: frames.to_vec(),
-            user_truncated: false,
-        },
-        Some(cut) => {
-            let mut kept = frames[..kernel_len + cut].to_vec();
-            kept.push(UNKNOWN_USER_FRAME);
-            RawStack {
-                space,
-                kernel_len,
-                frames: kept,
-                user_truncated: true,
-            }
+    let (kernel, user) = frames.split_at(kernel_len);
+    let mut kept: Vec<RawFrame> = Vec::with_capacity(frames.len());
+    kept.extend(kernel.iter().map(|&a| RawFrame::Kernel(a)));
+    let mut user_truncated = false;
+    for (i, &addr) in user.iter().enumerate() {
+        if addr >= USER_SPACE_END || spaces.mapping(space, addr).is_none() {
+            kept.push(RawFrame::Unknown);
+            user_truncated = true;
+            break;
         }
+        // A return address points after its call: the byte before it is
+        // the call, and names the function that made it (the leaf's own
+        // address is exact).
+        let at = if i > 0 { addr.saturating_sub(1) } else { addr };
+        kept.push(match spaces.mapping(space, at) {
+            Some(m) => RawFrame::File {
+                file: m.file,
+                offset: at - m.start + m.pgoff,
+            },
+            None => RawFrame::Unmapped(at),
+        });
+    }
+    RawStack {
+        frames: kept,
+        user_truncated,
     }
 }
 
@@ -283,7 +341,7 @@ struct StackKey {
 
 /// Two independent hashes of the frames (fixed seeds: the same file gives
 /// the same stack ids on every run).
-fn frames_hash(frames: &[u64]) -> (u64, u64) {
+fn frames_hash<T: std::hash::Hash + ?Sized>(frames: &T) -> (u64, u64) {
     let a = ahash::RandomState::with_seeds(1, 2, 3, 4);
     let b = ahash::RandomState::with_seeds(5, 6, 7, 8);
     (a.hash_one(frames), b.hash_one(frames))
@@ -303,6 +361,10 @@ pub(super) struct Aggregator<'f> {
     /// here, where the look-up already is, rather than read from `stacks`:
     /// a second place in memory per sample).
     stack_ids: HashMap<StackKey, (u32, bool)>,
+    /// The id of each distinct stack of (file, offset) frames, by their
+    /// 128-bit hash: the raw stacks of processes that ran the same code
+    /// from libraries loaded at other addresses share one.
+    kept_ids: HashMap<(u64, u64), u32>,
     stacks: Vec<RawStack>,
     groups: HashMap<(u16, i32, i32, u32, u32, u32), u64>,
     samples: Vec<Sample>,
@@ -325,7 +387,7 @@ pub(super) struct Counted {
     pub groups: Vec<SampleGroup>,
     pub stacks: Vec<RawStack>,
     pub comms: Vec<String>,
-    pub spaces: Vec<Vec<Mapping>>,
+    pub files: Vec<String>,
     pub samples: Vec<Sample>,
     pub total_samples: u64,
     pub file_samples: Vec<u64>,
@@ -345,6 +407,7 @@ impl<'f> Aggregator<'f> {
             comms: Vec::new(),
             comm_of_tid: HashMap::new(),
             stack_ids: HashMap::new(),
+            kept_ids: HashMap::new(),
             stacks: Vec::new(),
             groups: HashMap::new(),
             samples: Vec::new(),
@@ -389,7 +452,7 @@ impl<'f> Aggregator<'f> {
             groups,
             stacks: self.stacks,
             comms: self.comms,
-            spaces: self.spaces.spaces,
+            files: self.spaces.files,
             samples: self.samples,
             total_samples: self.total_samples,
             file_samples: self.file_samples,
@@ -440,19 +503,17 @@ impl<'f> Aggregator<'f> {
                     }
                 }
                 EventRecord::Mmap(m) if m.is_executable && m.cpu_mode == CpuMode::User => {
-                    self.spaces.map(
-                        m.pid,
-                        Mapping::new(m.address, m.length, m.page_offset, path(&m.path)),
-                    );
+                    let path = m.path.as_slice();
+                    self.spaces
+                        .map(m.pid, m.address, m.length, m.page_offset, &path);
                 }
                 EventRecord::Mmap2(m)
                     if m.protection & libc::PROT_EXEC as u32 != 0
                         && m.cpu_mode == CpuMode::User =>
                 {
-                    self.spaces.map(
-                        m.pid,
-                        Mapping::new(m.address, m.length, m.page_offset, path(&m.path)),
-                    );
+                    let path = m.path.as_slice();
+                    self.spaces
+                        .map(m.pid, m.address, m.length, m.page_offset, &path);
                 }
                 EventRecord::Lost(l) => self.lost_samples += l.count,
                 EventRecord::Sample(s) => self.sample(event, &s, bytes),
@@ -523,12 +584,18 @@ impl<'f> Aggregator<'f> {
                         Digest::of(&s, &body, callchain_at, &mut self.chain, &mut self.frames);
                     }
                 }
-                let id = self.stacks.len() as u32;
                 let raw = raw_stack(&self.spaces, space, d.kernel_len as usize, &self.frames);
-                let known = (id, raw.user_truncated);
-                self.stacks.push(raw);
-                self.stack_ids.insert(key, known);
-                known
+                let user_truncated = raw.user_truncated;
+                let next_id = self.stacks.len() as u32;
+                let id = *self
+                    .kept_ids
+                    .entry(frames_hash(&raw.frames))
+                    .or_insert(next_id);
+                if id == next_id {
+                    self.stacks.push(raw);
+                }
+                self.stack_ids.insert(key, (id, user_truncated));
+                (id, user_truncated)
             }
         };
         if user_truncated {

@@ -1,16 +1,16 @@
 //! The profile every report works from: sample counts per distinct (task,
-//! CPU, event, stack), with the process address spaces and kernel symbols
-//! needed to name frames. [`super::read`] fills it from a perf.data file.
+//! CPU, event, stack), with the mapped files and kernel symbols needed to
+//! name frames. [`super::read`] fills it from a perf.data file.
 //!
-//! Stacks are interned as raw addresses, so a file of hundreds of thousands
-//! of samples turns into a few thousand distinct stacks, and symbolization
-//! later runs once per distinct address, not per sample.
+//! Stacks are interned as kernel addresses and (file, offset) user frames,
+//! so a file of hundreds of thousands of samples turns into a few thousand
+//! distinct stacks, and symbolization later runs once per distinct frame,
+//! not per sample.
 
 use ahash::AHashMap as HashMap;
 
 use super::kernel_symbols::KernelSymbols;
 use super::tracepoint_format::Format;
-use crate::perfdata::Mapping;
 
 /// Which tasks, CPUs and commands a report keeps.
 #[derive(Clone, Debug, Default)]
@@ -52,20 +52,34 @@ pub struct SampleGroup {
     pub count: u64,
 }
 
-/// Where a user call chain stopped making sense: the outermost user frame
-/// of a stack whose unwinding went astray (shown as `[unknown]`). No user
-/// or kernel code lives at this address.
-pub const UNKNOWN_USER_FRAME: u64 = 0x8000_0000_0000_0000;
+/// One frame of a stack as the recording saw it. User frames are told by
+/// the file they ran in and their offset there, not by address: the same
+/// code in two processes (each loaded elsewhere by ASLR) is one frame, and
+/// stacks that differ only by where their libraries were loaded are one
+/// stack, which spares naming and folding each copy again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RawFrame {
+    /// A kernel address, as sampled (see [`crate::model::symbolize`] for the
+    /// byte that names a return address).
+    Kernel(u64),
+    /// User code in a mapped file ([`Profile::files`]); `offset` is that of
+    /// the byte that names the frame (a return address's call, the byte
+    /// before it), worked out with the mapping of the sample's time.
+    File { file: u32, offset: u64 },
+    /// A user address (the byte that names it) in no mapping: a return
+    /// address at the very start of a mapping, whose call lies outside it.
+    Unmapped(u64),
+    /// Where the user chain stopped making sense (its unwinding went
+    /// astray): shown as `[unknown]`, as perf does.
+    Unknown,
+}
 
-/// A call stack as addresses, leaf first: `kernel_len` kernel frames, then
-/// user frames, all in the address space `space`.
+/// A call stack, leaf first: kernel frames, then user frames.
 #[derive(Clone, Debug)]
 pub struct RawStack {
-    pub space: u32,
-    pub kernel_len: usize,
-    pub frames: Vec<u64>,
+    pub frames: Vec<RawFrame>,
     /// Whether the user part was cut at an impossible frame (its last frame
-    /// is then [`UNKNOWN_USER_FRAME`]).
+    /// is then [`RawFrame::Unknown`]).
     pub user_truncated: bool,
 }
 
@@ -96,9 +110,9 @@ pub struct Profile {
     pub groups: Vec<SampleGroup>,
     pub stacks: Vec<RawStack>,
     pub comms: Vec<String>,
-    /// Address spaces (executable mappings): a process gets a new one at
-    /// exec and a copy at fork.
-    pub spaces: Vec<Vec<Mapping>>,
+    /// The files whose code user frames ran in, by [`RawFrame::File`]'s
+    /// index: paths as the recording's mappings give them.
+    pub files: Vec<String>,
     pub kernel: KernelSymbols,
     pub kernel_names: KernelNames,
     /// Build ids of the files the recording mapped, by path, where known.

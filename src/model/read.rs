@@ -254,7 +254,7 @@ fn read_profile(
         groups: counted.groups,
         stacks: counted.stacks,
         comms: counted.comms,
-        spaces: counted.spaces,
+        files: counted.files,
         kernel,
         kernel_names,
         build_ids,

@@ -17,8 +17,7 @@ use serde::Serialize;
 
 use super::debug_file::DebugFile;
 use super::off_cpu;
-use super::profile::{Profile, RawStack, UNKNOWN_USER_FRAME};
-use crate::perfdata::Mapping;
+use super::profile::{Profile, RawFrame, RawStack};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,16 +59,10 @@ pub struct SymbolizedProfile {
     pub stacks: Vec<Vec<u32>>,
 }
 
-/// A user address to name: its address space, the address, and its offset
-/// in the mapped file.
-type UserAddr = (u32, u64, u64);
-
-/// A mapped file's user addresses, and their distinct offsets in it,
-/// sorted: the same offset recurs in every process that maps the file, and
-/// is named once.
-struct FileAddrs<'p> {
+/// A mapped file's distinct offsets that frames ran at, sorted.
+struct FileOffsets<'p> {
+    file: u32,
     path: &'p str,
-    addrs: Vec<UserAddr>,
     offsets: Vec<u64>,
 }
 
@@ -91,9 +84,10 @@ impl FrameTable {
     }
 }
 
-/// Return addresses point after the call; the byte before them is looked
-/// up so that a call at the very end of a function is named after that
-/// function. `index` is the frame's position within its kernel or user part.
+/// Kernel return addresses point after the call; the byte before them is
+/// looked up so that a call at the very end of a function is named after
+/// that function. `index` is the frame's position within the kernel part.
+/// (User frames come with that byte's offset already, see [`RawFrame`].)
 fn lookup_addr(addr: u64, index: usize) -> u64 {
     if index > 0 {
         addr.saturating_sub(1)
@@ -111,17 +105,25 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
     // on every run.
     let seeds = || ahash::RandomState::with_seeds(1, 2, 3, 4);
     let mut kernel_ids: HashMap<u64, u32> = HashMap::with_hasher(seeds());
-    let mut user_wanted: HashMap<(u32, u64), ()> = HashMap::with_hasher(seeds());
+    let mut user_ids: HashMap<(u32, u64), u32> = HashMap::with_hasher(seeds());
+    let mut unmapped_ids: HashMap<u64, u32> = HashMap::with_hasher(seeds());
     for stack in &profile.stacks {
-        for (i, &addr) in stack.frames.iter().enumerate() {
-            if i < stack.kernel_len {
-                kernel_ids.insert(lookup_addr(addr, i), 0);
-            } else if addr != UNKNOWN_USER_FRAME {
-                user_wanted.insert((stack.space, lookup_addr(addr, i - stack.kernel_len)), ());
+        for (i, frame) in stack.frames.iter().enumerate() {
+            match *frame {
+                RawFrame::Kernel(addr) => {
+                    kernel_ids.insert(lookup_addr(addr, i), 0);
+                }
+                RawFrame::File { file, offset } => {
+                    user_ids.insert((file, offset), 0);
+                }
+                RawFrame::Unmapped(addr) => {
+                    unmapped_ids.insert(addr, 0);
+                }
+                RawFrame::Unknown => {}
             }
         }
     }
-    let (files, mut user_ids) = user_addresses_by_file(profile, &user_wanted, &mut table);
+    let files = offsets_by_file(profile, &user_ids);
     // Reading ELF and DWARF is the slow part: it runs on every core while
     // this thread names the kernel frames.
     let names_per_file = std::thread::scope(|scope| {
@@ -135,25 +137,25 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
     });
     for (file, names) in files.iter().zip(names_per_file) {
         let short = file.path.rsplit('/').next().unwrap_or(file.path);
-        let mut ids: Vec<Option<u32>> = vec![None; file.offsets.len()];
-        for &(space, addr, offset) in &file.addrs {
-            let k = file
-                .offsets
-                .binary_search(&offset)
-                .expect("every offset is among the file's distinct ones");
-            let id = *ids[k].get_or_insert_with(|| {
-                let name = names.get(k).cloned().flatten();
-                table.intern(Frame {
-                    resolved: name.is_some(),
-                    // By file offset, which stays the same from run to run
-                    // (the address moves with ASLR), so that diff matches it.
-                    name: name.unwrap_or_else(|| format!("{short}+{offset:#x}")),
-                    module: Some(file.path.to_string()),
-                    kind: FrameKind::User,
-                })
+        for (&offset, name) in file.offsets.iter().zip(names) {
+            let id = table.intern(Frame {
+                resolved: name.is_some(),
+                // By file offset, which stays the same from run to run (the
+                // address moves with ASLR), so that diff matches it.
+                name: name.unwrap_or_else(|| format!("{short}+{offset:#x}")),
+                module: Some(file.path.to_string()),
+                kind: FrameKind::User,
             });
-            user_ids.insert((space, addr), id);
+            user_ids.insert((file.file, offset), id);
         }
+    }
+    for (addr, id) in unmapped_ids.iter_mut() {
+        *id = table.intern(Frame {
+            name: format!("{addr:#x}"),
+            module: None,
+            kind: FrameKind::User,
+            resolved: false,
+        });
     }
     // Where a user chain went astray: one frame for all, as perf's [unknown].
     let unknown = table.intern(Frame {
@@ -165,14 +167,13 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
     let frame_ids = |stack: &RawStack| -> Vec<u32> {
         // Root first: user frames (outermost last in the chain), then kernel.
         let mut ids = Vec::with_capacity(stack.frames.len());
-        for (i, &addr) in stack.frames.iter().enumerate().rev() {
-            if i < stack.kernel_len {
-                ids.push(kernel_ids[&lookup_addr(addr, i)]);
-            } else if addr == UNKNOWN_USER_FRAME {
-                ids.push(unknown);
-            } else {
-                ids.push(user_ids[&(stack.space, lookup_addr(addr, i - stack.kernel_len))]);
-            }
+        for (i, frame) in stack.frames.iter().enumerate().rev() {
+            ids.push(match *frame {
+                RawFrame::Kernel(addr) => kernel_ids[&lookup_addr(addr, i)],
+                RawFrame::File { file, offset } => user_ids[&(file, offset)],
+                RawFrame::Unmapped(addr) => unmapped_ids[&addr],
+                RawFrame::Unknown => unknown,
+            });
         }
         ids
     };
@@ -197,55 +198,35 @@ pub fn symbolize(profile: &Profile) -> SymbolizedProfile {
     }
 }
 
-/// User addresses grouped by the file mapped there, with their offsets in
-/// it, files sorted by path; an address outside every mapping is named
-/// here, as hex.
-fn user_addresses_by_file<'p>(
+/// The distinct offsets of each mapped file that frames ran at, files in
+/// the order the recording mapped them first.
+fn offsets_by_file<'p>(
     profile: &'p Profile,
-    wanted: &HashMap<(u32, u64), ()>,
-    table: &mut FrameTable,
-) -> (Vec<FileAddrs<'p>>, HashMap<(u32, u64), u32>) {
-    let mut per_file: HashMap<&str, Vec<UserAddr>> = HashMap::new();
-    let mut unmapped = HashMap::new();
-    for &(space, addr) in wanted.keys() {
-        match find_map(&profile.spaces[space as usize], addr) {
-            Some(m) => per_file.entry(m.path.as_str()).or_default().push((
-                space,
-                addr,
-                addr - m.start + m.pgoff,
-            )),
-            None => {
-                let id = table.intern(Frame {
-                    name: format!("{addr:#x}"),
-                    module: None,
-                    kind: FrameKind::User,
-                    resolved: false,
-                });
-                unmapped.insert((space, addr), id);
-            }
-        }
+    user_ids: &HashMap<(u32, u64), u32>,
+) -> Vec<FileOffsets<'p>> {
+    let mut per_file: Vec<Vec<u64>> = vec![Vec::new(); profile.files.len()];
+    for &(file, offset) in user_ids.keys() {
+        per_file[file as usize].push(offset);
     }
-    let mut files: Vec<FileAddrs> = per_file
+    per_file
         .into_iter()
-        .map(|(path, addrs)| {
-            let mut offsets: Vec<u64> = addrs.iter().map(|a| a.2).collect();
+        .enumerate()
+        .filter(|(_, offsets)| !offsets.is_empty())
+        .map(|(file, mut offsets)| {
             offsets.sort_unstable();
-            offsets.dedup();
-            FileAddrs {
-                path,
-                addrs,
+            FileOffsets {
+                file: file as u32,
+                path: &profile.files[file],
                 offsets,
             }
         })
-        .collect();
-    files.sort_by(|a, b| a.path.cmp(b.path));
-    (files, unmapped)
+        .collect()
 }
 
 /// Names for the distinct offsets of each file, from one worker per core. A
 /// file that makes the ELF reader panic leaves its frames unnamed (hex, with
 /// file and offset) rather than ending the report.
-fn name_user_files(profile: &Profile, files: &[FileAddrs]) -> Vec<Vec<Option<String>>> {
+fn name_user_files(profile: &Profile, files: &[FileOffsets]) -> Vec<Vec<Option<String>>> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut names: Vec<Vec<Option<String>>> =
         files.iter().map(|f| vec![None; f.offsets.len()]).collect();
@@ -402,11 +383,6 @@ fn kernel_frame(profile: &Profile, addr: u64) -> Frame {
             resolved: false,
         },
     }
-}
-
-/// The newest mapping containing `addr` (later maps replace earlier ones).
-fn find_map(maps: &[Mapping], addr: u64) -> Option<&Mapping> {
-    maps.iter().rev().find(|m| m.contains(addr))
 }
 
 #[cfg(test)]

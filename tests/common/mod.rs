@@ -153,6 +153,31 @@ impl Synth {
         self
     }
 
+    /// A mapping made during the recording, after the samples added so far
+    /// (synthesized maps are dated 0: from before the recording started).
+    pub fn mmap_later(
+        &mut self,
+        pid: u32,
+        start: u64,
+        end: u64,
+        pgoff: u64,
+        path: &str,
+    ) -> &mut Self {
+        let m = Mapping {
+            start,
+            end,
+            pgoff,
+            path: path.to_string(),
+        };
+        let mut record = RecordBuilder::mmap2(pid, &m, EVENT_ID);
+        // The sample_id trailer: pid, tid, time, id, cpu.
+        let at = record.len() - 24;
+        record[at..at + 8].copy_from_slice(&self.time.to_le_bytes());
+        self.time += 1;
+        self.records.push(record);
+        self
+    }
+
     /// `n` samples of `pid` on `cpu` with kernel frames and user frames, each
     /// list leaf first, in the layout netprof's attr declares.
     pub fn samples(
