@@ -347,6 +347,60 @@ fn frames_hash<T: std::hash::Hash + ?Sized>(frames: &T) -> (u64, u64) {
     (a.hash_one(frames), b.hash_one(frames))
 }
 
+/// Who a group of samples is: event, pid, tid, CPU, stack and command, in
+/// the order groups are listed.
+type GroupKey = (u16, i32, i32, u32, u32, u32);
+
+/// Sample counts per group: a sorted list, and the samples since it was
+/// last brought up to date. On a busy machine most samples start a group of
+/// their own (a new process, a new stack), and appending them to a list
+/// costs far less than inserting each at its place in a large hash table.
+/// The recent samples are merged in once they are as many as the list's
+/// groups, so that each is merged a logarithmic number of times at most.
+#[derive(Default)]
+struct GroupCounts {
+    merged: Vec<(GroupKey, u64)>,
+    recent: Vec<(GroupKey, u64)>,
+}
+
+impl GroupCounts {
+    fn add(&mut self, key: GroupKey, weight: u64) {
+        self.recent.push((key, weight));
+        if self.recent.len() >= self.merged.len().max(1 << 16) {
+            self.merge();
+        }
+    }
+
+    fn merge(&mut self) {
+        self.recent.sort_unstable_by_key(|&(key, _)| key);
+        let mut out: Vec<(GroupKey, u64)> =
+            Vec::with_capacity(self.merged.len() + self.recent.len());
+        let mut old = self.merged.drain(..).peekable();
+        let mut new = self.recent.drain(..).peekable();
+        loop {
+            let next = match (old.peek(), new.peek()) {
+                (Some(a), Some(b)) if a.0 <= b.0 => old.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => new.next(),
+                (Some(_), None) => old.next(),
+                (None, None) => break,
+            };
+            let Some((key, count)) = next else { break };
+            match out.last_mut() {
+                Some(last) if last.0 == key => last.1 += count,
+                _ => out.push((key, count)),
+            }
+        }
+        drop((old, new));
+        self.merged = out;
+    }
+
+    /// Every group and its count, sorted by key.
+    fn finish(mut self) -> Vec<(GroupKey, u64)> {
+        self.merge();
+        self.merged
+    }
+}
+
 /// Counts samples per (event, task, CPU, command, stack) while following
 /// process names and address spaces through the record stream.
 pub(super) struct Aggregator<'f> {
@@ -366,7 +420,7 @@ pub(super) struct Aggregator<'f> {
     /// from libraries loaded at other addresses share one.
     kept_ids: HashMap<(u64, u64), u32>,
     stacks: Vec<RawStack>,
-    groups: HashMap<(u16, i32, i32, u32, u32, u32), u64>,
+    groups: GroupCounts,
     samples: Vec<Sample>,
     total_samples: u64,
     /// Per event, before filters.
@@ -409,7 +463,7 @@ impl<'f> Aggregator<'f> {
             stack_ids: HashMap::new(),
             kept_ids: HashMap::new(),
             stacks: Vec::new(),
-            groups: HashMap::new(),
+            groups: GroupCounts::default(),
             samples: Vec::new(),
             total_samples: 0,
             file_samples: vec![0; events],
@@ -434,10 +488,11 @@ impl<'f> Aggregator<'f> {
 
     /// The counts, with groups in a deterministic order.
     pub(super) fn finish(self) -> Counted {
-        let mut groups: Vec<SampleGroup> = self
+        let groups: Vec<SampleGroup> = self
             .groups
+            .finish()
             .into_iter()
-            .map(|((event, pid, tid, cpu, comm, stack), count)| SampleGroup {
+            .map(|((event, pid, tid, cpu, stack, comm), count)| SampleGroup {
                 event,
                 pid,
                 tid,
@@ -447,7 +502,6 @@ impl<'f> Aggregator<'f> {
                 count,
             })
             .collect();
-        groups.sort_by_key(|g| (g.event, g.pid, g.tid, g.cpu, g.stack));
         Counted {
             groups,
             stacks: self.stacks,
@@ -601,10 +655,7 @@ impl<'f> Aggregator<'f> {
         if user_truncated {
             self.truncated_user_samples += weight;
         }
-        *self
-            .groups
-            .entry((event, pid, tid, cpu, comm, stack))
-            .or_insert(0) += weight;
+        self.groups.add((event, pid, tid, cpu, stack, comm), weight);
         if let (true, Some(s)) = (self.filter.keep_samples, s) {
             self.samples.push(Sample {
                 time: s.timestamp.unwrap_or(0),
@@ -717,6 +768,26 @@ mod tests {
         // READ's size depends on the read format: the parser's way then.
         assert_eq!(callchain_offset(perf | SampleFormat::READ), None);
         assert_eq!(callchain_offset(SampleFormat::IP | SampleFormat::TID), None);
+    }
+
+    #[test]
+    fn group_counts_add_up_across_merges_and_come_out_sorted() {
+        // Enough samples for several merges, each group met in many of them.
+        let mut groups = GroupCounts::default();
+        let mut expected: std::collections::BTreeMap<GroupKey, u64> = Default::default();
+        let mut x: u64 = 1;
+        for _ in 0..300_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let n = (x >> 33) as u32 % 5000;
+            let key: GroupKey = ((n % 3) as u16, n as i32, n as i32 + 1, n % 2, n / 7, 0);
+            let weight = u64::from(n % 4 + 1);
+            groups.add(key, weight);
+            *expected.entry(key).or_insert(0) += weight;
+        }
+        let counted = groups.finish();
+        assert_eq!(counted, expected.into_iter().collect::<Vec<_>>());
     }
 
     #[test]
