@@ -9,6 +9,7 @@ use linux_perf_data::linux_perf_event_reader::{
     SampleRecord,
 };
 use linux_perf_data::PerfFileRecord;
+use std::collections::hash_map::Entry;
 
 use super::profile::{Filter, RawFrame, RawStack, Sample, SampleGroup};
 use crate::perfdata::{PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER};
@@ -628,14 +629,16 @@ impl<'f> Aggregator<'f> {
             kernel_len: d.kernel_len,
             hash: d.hash,
         };
-        let (stack, user_truncated) = match self.stack_ids.get(&key) {
-            Some(&known) => known,
-            None => {
+        // One probe of the table whether the stack is known or not: the
+        // fields the new-stack branch needs are borrowed one by one.
+        let (stack, user_truncated) = match self.stack_ids.entry(key) {
+            Entry::Occupied(known) => *known.get(),
+            Entry::Vacant(slot) => {
                 if let FramesAt::Record(record) = frames {
                     // Digested elsewhere: its frames again, from the record.
                     if let Ok(EventRecord::Sample(s)) = record.parse() {
                         let body = record.data.as_slice();
-                        Digest::of(&s, &body, callchain_at, &mut self.chain, &mut self.frames);
+                        chain_frames(&s, &body, callchain_at, &mut self.chain, &mut self.frames);
                     }
                 }
                 let raw = raw_stack(&self.spaces, space, d.kernel_len as usize, &self.frames);
@@ -648,8 +651,7 @@ impl<'f> Aggregator<'f> {
                 if id == next_id {
                     self.stacks.push(raw);
                 }
-                self.stack_ids.insert(key, (id, user_truncated));
-                (id, user_truncated)
+                *slot.insert((id, user_truncated))
             }
         };
         if user_truncated {
@@ -679,6 +681,34 @@ enum FramesAt<'r> {
     Record(RawEventRecord<'r>),
 }
 
+/// A sample's frames without context markers, left in `frames` (`chain`
+/// is scratch room), and how many of them (from the leaf) are the kernel's.
+fn chain_frames(
+    s: &SampleRecord,
+    body: &[u8],
+    callchain_at: Option<usize>,
+    chain: &mut Vec<u64>,
+    frames: &mut Vec<u64>,
+) -> usize {
+    chain.clear();
+    let bytes = callchain_at.and_then(|at| callchain_bytes(body, at, s));
+    match (bytes, &s.callchain) {
+        (Some(bytes), _) => chain.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))),
+        ),
+        (None, Some(c)) => chain.extend((0..c.len()).filter_map(|i| c.get(i))),
+        (None, None) => {}
+    }
+    // A sample without a call chain is its ip alone.
+    if chain.is_empty() {
+        chain.extend(s.ip);
+    }
+    let in_kernel = s.cpu_mode == CpuMode::Kernel;
+    without_markers(chain, in_kernel, frames).1
+}
+
 /// What counting a sample needs of it, worked out from the record alone,
 /// so that the thread walking the records can do it while another counts.
 #[derive(Clone, Copy)]
@@ -703,23 +733,7 @@ impl Digest {
         chain: &mut Vec<u64>,
         frames: &mut Vec<u64>,
     ) -> Digest {
-        chain.clear();
-        let bytes = callchain_at.and_then(|at| callchain_bytes(body, at, s));
-        match (bytes, &s.callchain) {
-            (Some(bytes), _) => chain.extend(
-                bytes
-                    .chunks_exact(8)
-                    .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))),
-            ),
-            (None, Some(c)) => chain.extend((0..c.len()).filter_map(|i| c.get(i))),
-            (None, None) => {}
-        }
-        // A sample without a call chain is its ip alone.
-        if chain.is_empty() {
-            chain.extend(s.ip);
-        }
-        let in_kernel = s.cpu_mode == CpuMode::Kernel;
-        let (frames, kernel_len) = without_markers(chain, in_kernel, frames);
+        let kernel_len = chain_frames(s, body, callchain_at, chain, frames);
         let pid = s.pid.unwrap_or(-1);
         Digest {
             pid,
@@ -727,7 +741,7 @@ impl Digest {
             cpu: s.cpu.unwrap_or(0),
             period: s.period,
             kernel_len: kernel_len as u32,
-            hash: frames_hash(frames),
+            hash: frames_hash(frames.as_slice()),
         }
     }
 
