@@ -127,21 +127,26 @@ impl AddressSpaces {
     }
 }
 
-/// A stack as kept: kernel frames as addresses, user frames as (file,
-/// offset). The user part ends at the first frame that cannot be user code
-/// of the process (an address outside its mappings, where the unwinding of
-/// a binary without frame pointers went astray), which becomes one
-/// [`RawFrame::Unknown`], as perf shows `[unknown]`.
-fn raw_stack(spaces: &AddressSpaces, space: u32, kernel_len: usize, frames: &[u64]) -> RawStack {
+/// A stack as kept, in `kept`: kernel frames as addresses, user frames as
+/// (file, offset). The user part ends at the first frame that cannot be
+/// user code of the process (an address outside its mappings, where the
+/// unwinding of a binary without frame pointers went astray), which becomes
+/// one [`RawFrame::Unknown`], as perf shows `[unknown]`; the result says
+/// whether it did.
+fn keep_frames(
+    spaces: &AddressSpaces,
+    space: u32,
+    kernel_len: usize,
+    frames: &[u64],
+    kept: &mut Vec<RawFrame>,
+) -> bool {
     let (kernel, user) = frames.split_at(kernel_len);
-    let mut kept: Vec<RawFrame> = Vec::with_capacity(frames.len());
+    kept.clear();
     kept.extend(kernel.iter().map(|&a| RawFrame::Kernel(a)));
-    let mut user_truncated = false;
     for (i, &addr) in user.iter().enumerate() {
         if addr >= USER_SPACE_END || spaces.mapping(space, addr).is_none() {
             kept.push(RawFrame::Unknown);
-            user_truncated = true;
-            break;
+            return true;
         }
         // A return address points after its call: the byte before it is
         // the call, and names the function that made it (the leaf's own
@@ -155,10 +160,7 @@ fn raw_stack(spaces: &AddressSpaces, space: u32, kernel_len: usize, frames: &[u6
             None => RawFrame::Unmapped(at),
         });
     }
-    RawStack {
-        frames: kept,
-        user_truncated,
-    }
+    false
 }
 
 /// A chain's frames without perf's context markers, and how many of them
@@ -435,6 +437,8 @@ pub(super) struct Aggregator<'f> {
     chain: Vec<u64>,
     /// Reused for each sample: its frames without context markers.
     frames: Vec<u64>,
+    /// Reused for each new stack: its frames as kept.
+    kept: Vec<RawFrame>,
 }
 
 /// What the aggregator counted, once the records are all read.
@@ -474,6 +478,7 @@ impl<'f> Aggregator<'f> {
             truncated_user_samples: 0,
             chain: Vec::with_capacity(130),
             frames: Vec::with_capacity(130),
+            kept: Vec::with_capacity(130),
         }
     }
 
@@ -635,21 +640,38 @@ impl<'f> Aggregator<'f> {
             Entry::Occupied(known) => *known.get(),
             Entry::Vacant(slot) => {
                 if let FramesAt::Record(record) = frames {
-                    // Digested elsewhere: its frames again, from the record.
-                    if let Ok(EventRecord::Sample(s)) = record.parse() {
-                        let body = record.data.as_slice();
-                        chain_frames(&s, &body, callchain_at, &mut self.chain, &mut self.frames);
+                    // Digested elsewhere: its frames again, from the record,
+                    // parsed only if the chain is not where the format says.
+                    let body = record.data.as_slice();
+                    let (chain, frames) = (&mut self.chain, &mut self.frames);
+                    let found = d.chain_in_place
+                        && callchain_at.is_some_and(|at| {
+                            chain_frames_in_place(&body, at, d.in_kernel, chain, frames)
+                        });
+                    if !found {
+                        if let Ok(EventRecord::Sample(s)) = record.parse() {
+                            chain_frames(&s, &body, callchain_at, chain, frames);
+                        }
                     }
                 }
-                let raw = raw_stack(&self.spaces, space, d.kernel_len as usize, &self.frames);
-                let user_truncated = raw.user_truncated;
+                let kept = &mut self.kept;
+                let user_truncated = keep_frames(
+                    &self.spaces,
+                    space,
+                    d.kernel_len as usize,
+                    &self.frames,
+                    kept,
+                );
                 let next_id = self.stacks.len() as u32;
                 let id = *self
                     .kept_ids
-                    .entry(frames_hash(&raw.frames))
+                    .entry(frames_hash(kept.as_slice()))
                     .or_insert(next_id);
                 if id == next_id {
-                    self.stacks.push(raw);
+                    self.stacks.push(RawStack {
+                        frames: kept.clone(),
+                        user_truncated,
+                    });
                 }
                 *slot.insert((id, user_truncated))
             }
@@ -682,14 +704,16 @@ enum FramesAt<'r> {
 }
 
 /// A sample's frames without context markers, left in `frames` (`chain`
-/// is scratch room), and how many of them (from the leaf) are the kernel's.
+/// is scratch room): how many of them (from the leaf) are the kernel's, and
+/// whether the chain was read where the format puts it (so that
+/// [`chain_frames_in_place`] finds it again without parsing the record).
 fn chain_frames(
     s: &SampleRecord,
     body: &[u8],
     callchain_at: Option<usize>,
     chain: &mut Vec<u64>,
     frames: &mut Vec<u64>,
-) -> usize {
+) -> (usize, bool) {
     chain.clear();
     let bytes = callchain_at.and_then(|at| callchain_bytes(body, at, s));
     match (bytes, &s.callchain) {
@@ -701,12 +725,46 @@ fn chain_frames(
         (None, Some(c)) => chain.extend((0..c.len()).filter_map(|i| c.get(i))),
         (None, None) => {}
     }
+    let in_place = bytes.is_some() && !chain.is_empty();
     // A sample without a call chain is its ip alone.
     if chain.is_empty() {
         chain.extend(s.ip);
     }
     let in_kernel = s.cpu_mode == CpuMode::Kernel;
-    without_markers(chain, in_kernel, frames).1
+    (without_markers(chain, in_kernel, frames).1, in_place)
+}
+
+/// The frames of a sample whose digest found its chain where the format
+/// puts it (`at` in the record's body), read from there again without
+/// parsing the record; false if they are not there.
+fn chain_frames_in_place(
+    body: &[u8],
+    at: usize,
+    in_kernel: bool,
+    chain: &mut Vec<u64>,
+    frames: &mut Vec<u64>,
+) -> bool {
+    let word = |i: usize| {
+        body.get(i..i + 8)
+            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+    };
+    let Some(len) = word(at).and_then(|n| usize::try_from(n).ok()) else {
+        return false;
+    };
+    let Some(bytes) = len
+        .checked_mul(8)
+        .and_then(|n| body.get(at + 8..(at + 8).checked_add(n)?))
+    else {
+        return false;
+    };
+    chain.clear();
+    chain.extend(
+        bytes
+            .chunks_exact(8)
+            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))),
+    );
+    without_markers(chain, in_kernel, frames);
+    true
 }
 
 /// What counting a sample needs of it, worked out from the record alone,
@@ -721,6 +779,11 @@ pub(super) struct Digest {
     kernel_len: u32,
     /// Its frames' 128-bit hash (see [`StackKey`]).
     hash: (u64, u64),
+    /// Whether its call chain lies where the format puts it (see
+    /// [`chain_frames_in_place`]), and whether its first frames are the
+    /// kernel's (a chain without context markers).
+    chain_in_place: bool,
+    in_kernel: bool,
 }
 
 impl Digest {
@@ -733,7 +796,7 @@ impl Digest {
         chain: &mut Vec<u64>,
         frames: &mut Vec<u64>,
     ) -> Digest {
-        let kernel_len = chain_frames(s, body, callchain_at, chain, frames);
+        let (kernel_len, chain_in_place) = chain_frames(s, body, callchain_at, chain, frames);
         let pid = s.pid.unwrap_or(-1);
         Digest {
             pid,
@@ -742,6 +805,8 @@ impl Digest {
             period: s.period,
             kernel_len: kernel_len as u32,
             hash: frames_hash(frames.as_slice()),
+            chain_in_place,
+            in_kernel: s.cpu_mode == CpuMode::Kernel,
         }
     }
 
@@ -802,6 +867,52 @@ mod tests {
         }
         let counted = groups.finish();
         assert_eq!(counted, expected.into_iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn chains_are_read_again_in_place_only_where_they_fit() {
+        // 8 bytes of other fields, then a chain of 3: kernel marker, 2 frames.
+        let mut body: Vec<u8> = vec![0; 8];
+        for word in [
+            3,
+            PERF_CONTEXT_KERNEL,
+            0xffff_ffff_8100_0010,
+            0xffff_ffff_8100_0020,
+        ] {
+            body.extend_from_slice(&word.to_ne_bytes());
+        }
+        let (mut chain, mut frames) = (Vec::new(), Vec::new());
+        assert!(chain_frames_in_place(
+            &body,
+            8,
+            false,
+            &mut chain,
+            &mut frames
+        ));
+        assert_eq!(frames, [0xffff_ffff_8100_0010, 0xffff_ffff_8100_0020]);
+        // A count that runs past the record, or a chain start outside it.
+        assert!(!chain_frames_in_place(
+            &body[..body.len() - 8],
+            8,
+            false,
+            &mut chain,
+            &mut frames
+        ));
+        assert!(!chain_frames_in_place(
+            &body,
+            body.len(),
+            false,
+            &mut chain,
+            &mut frames
+        ));
+        body[8..16].copy_from_slice(&u64::MAX.to_ne_bytes());
+        assert!(!chain_frames_in_place(
+            &body,
+            8,
+            false,
+            &mut chain,
+            &mut frames
+        ));
     }
 
     #[test]
