@@ -79,9 +79,12 @@ impl Profile {
     }
 }
 
-/// This machine's kallsyms, for files that carry no snapshot (perf's).
+/// This machine's kallsyms (its code symbols), for files that carry no
+/// snapshot (perf's).
 fn live_kallsyms() -> Option<String> {
-    crate::sys::kallsyms::read().ok().filter(|t| !t.is_empty())
+    crate::sys::kallsyms_cache::code_symbols_text()
+        .ok()
+        .filter(|t| !t.is_empty())
 }
 
 /// Reads a profile, turning a parser panic on a malformed file into an

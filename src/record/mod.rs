@@ -34,7 +34,7 @@ use crate::perfdata::writer::{self, PerfDataWriter, RecordBuilder};
 use crate::perfdata::{FEATURE_NETPROF_TP_FORMATS, HEADER_TRACING_DATA};
 use crate::sys::cpus::{self, CpuList};
 use crate::sys::tracefs::Tracefs;
-use crate::sys::{kallsyms, processes};
+use crate::sys::{kallsyms, kallsyms_cache, processes};
 
 /// How often the rings are drained while sampling.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -170,9 +170,20 @@ pub fn record(
             }
         }
     };
+    // The kernel's symbols before the session loads its own BPF programs:
+    // those would change the table at every run, and the copy kept between
+    // runs would never serve (see kallsyms_cache).
+    let kallsyms_text = kallsyms_cache::code_symbols_text().unwrap_or_default();
     let mut session = Session::open(&specs, &scope, opts, child.is_some(), stop, progress)?;
     let mut summary = RecordSummary::default();
-    let kallsyms_text = write_start(opts, &session, &mut writer, &mut summary, progress)?;
+    write_start(
+        opts,
+        &session,
+        &kallsyms_text,
+        &mut writer,
+        &mut summary,
+        progress,
+    )?;
     if let Some(counts) = session.kernel_counts.as_mut() {
         counts.know_kernel(&kallsyms_text);
     }
@@ -220,21 +231,21 @@ pub fn record(
 }
 
 /// Writes what the kernel does not report by itself: the kernel's map, and
-/// the names and executable maps of processes that already run. Returns the
-/// kallsyms snapshot, stored at the end.
+/// the names and executable maps of processes that already run.
+/// `kallsyms_text` is the snapshot stored at the end.
 fn write_start(
     opts: &RecordOptions,
     session: &Session,
+    kallsyms_text: &str,
     writer: &mut PerfDataWriter,
     summary: &mut RecordSummary,
     progress: &mut dyn Progress,
-) -> Result<String> {
-    let kallsyms_text = kallsyms::code_symbols_text().unwrap_or_default();
+) -> Result<()> {
     // Room for the end of the file, held back from the start: the kernel
     // symbols, and a margin for the other features.
     writer.reserve(kallsyms_text.len() as u64 + (1 << 20))?;
     // Only the kernel's start is needed here: a scan, not a full parse.
-    let kernel_text = kallsyms::address_in(&kallsyms_text, "_text");
+    let kernel_text = kallsyms::address_in(kallsyms_text, "_text");
     if kernel_text.is_none() {
         progress.note(
             "warning: /proc/kallsyms shows no addresses (kernel.kptr_restrict?); kernel frames \
@@ -257,7 +268,7 @@ fn write_start(
     };
     synthesize::processes(writer, &existing, synth_id, &mut summary.mapped_files)?;
     writer.finish_round()?;
-    Ok(kallsyms_text)
+    Ok(())
 }
 
 /// The events to open; a kprobe glob recorded system-wide goes under one

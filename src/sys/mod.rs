@@ -10,6 +10,7 @@
 pub mod capabilities;
 pub mod cpus;
 pub mod kallsyms;
+pub mod kallsyms_cache;
 pub mod kconfig;
 pub mod limits;
 pub mod perf;
