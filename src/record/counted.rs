@@ -21,6 +21,7 @@ use crate::model::off_cpu::{WAKER_EVENT, WAKER_SEPARATOR};
 use crate::perfdata::attr::EventAttr;
 use crate::perfdata::writer::{EventDesc, PerfDataWriter, RecordBuilder, SampleFields};
 use crate::perfdata::{PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER};
+use crate::sys::kallsyms;
 
 /// Ids of the events netprof declares itself (off-CPU time), far above
 /// those the kernel hands out, which count up from 0.
@@ -78,12 +79,22 @@ impl KernelCounts {
         }
     }
 
-    /// The recording's kernel symbols are known: off-CPU stacks read from
-    /// now on lose the tracepoint's own frames.
-    pub fn know_kernel(&mut self, kallsyms_text: &str) {
+    /// Off-CPU stacks read from now on lose the tracepoint's own frames,
+    /// netprof's program among them: found in /proc/kallsyms as it is now,
+    /// with the program loaded (the recording's snapshot is taken before
+    /// the session loads its programs, see record).
+    pub fn cut_tracing_frames(&mut self) {
+        if !self
+            .counters
+            .iter()
+            .any(|(_, target)| matches!(target, Target::OffCpu))
+        {
+            return;
+        }
+        let text = kallsyms::code_symbols_text().unwrap_or_default();
         for (counter, target) in &mut self.counters {
             if matches!(target, Target::OffCpu) {
-                counter.set_tracing_frames(TracingFrames::from_kallsyms(kallsyms_text));
+                counter.set_tracing_frames(TracingFrames::from_kallsyms(&text));
             }
         }
     }

@@ -172,7 +172,9 @@ pub fn record(
     };
     // The kernel's symbols before the session loads its own BPF programs:
     // those would change the table at every run, and the copy kept between
-    // runs would never serve (see kallsyms_cache).
+    // runs would never serve (see kallsyms_cache). Samples never stand in
+    // them but for off-CPU stacks, which are cut before them (see
+    // KernelCounts::cut_tracing_frames).
     let kallsyms_text = kallsyms_cache::code_symbols_text().unwrap_or_default();
     let mut session = Session::open(&specs, &scope, opts, child.is_some(), stop, progress)?;
     let mut summary = RecordSummary::default();
@@ -185,7 +187,7 @@ pub fn record(
         progress,
     )?;
     if let Some(counts) = session.kernel_counts.as_mut() {
-        counts.know_kernel(&kallsyms_text);
+        counts.cut_tracing_frames();
     }
 
     let start = Instant::now();
