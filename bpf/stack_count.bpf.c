@@ -83,17 +83,30 @@ struct count_key {
 		__type(key, struct count_key);                                 \
 		__type(value, __u64);                                          \
 	} name SEC(".maps")
-#define STACKS_MAP(name)                                                       \
+#define STACKS_MAP(name, value_type)                                           \
 	struct {                                                               \
 		__uint(type, BPF_MAP_TYPE_HASH);                               \
 		__uint(max_entries, 1);                                        \
 		__type(key, __u64);                                            \
-		__type(value, struct stack);                                   \
+		__type(value, value_type);                                     \
 	} name SEC(".maps")
+
+/*
+ * Stacks of up to SHORT_FRAMES frames (nearly all: most kernel stacks, and
+ * user stacks, which end at their first uncalled frame) live in a map of
+ * values a quarter the size: user space reads every stack stored, and the
+ * copy of 1 KiB values was most of what draining cost.
+ */
+#define SHORT_FRAMES 32
+struct short_stack {
+	__u64 depth;
+	__u64 frames[SHORT_FRAMES];
+};
 
 COUNTS_MAP(counts0);
 COUNTS_MAP(counts1);
-STACKS_MAP(stacks);
+STACKS_MAP(stacks, struct stack);
+STACKS_MAP(short_stacks, struct short_stack);
 
 /* Per-CPU room to take a stack in: too large for the BPF stack. */
 struct {
@@ -266,6 +279,23 @@ static __always_inline void cut_at_uncalled_frame(struct stack *s)
 	bpf_loop(MAX_FRAMES, cut_if_uncalled, &s, 0);
 }
 
+/* Stores a stack under its hash in `map` unless there; the hash, or 1 for no room. */
+static __always_inline __u64 store_stack(void *map, __u64 hash, struct stack *s)
+{
+	if (bpf_map_lookup_elem(map, &hash))
+		return hash;
+	/* Another CPU may store the same stack meanwhile: EEXIST is fine. */
+	if (!bpf_map_update_elem(map, &hash, s, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&stacks_stored, 1);
+		return hash;
+	}
+	if (!bpf_map_lookup_elem(map, &hash)) {
+		count_drop(DROPPED_STACKS);
+		return 1;
+	}
+	return hash;
+}
+
 /*
  * Takes the current kernel or user stack and stores it under its hash;
  * returns the hash, 0 for no stack, or 1 when there was no room for it.
@@ -291,21 +321,16 @@ static __always_inline __u64 save_stack(void *ctx, __u64 flags)
 			break;
 		hash = (hash ^ s->frames[i]) * 1099511628211ULL;
 	}
-	/* 0 and 1 mean "no stack" and "no room". */
+	/*
+	 * The low bit says which map holds the stack (1: short_stacks); 0 and
+	 * 1 mean "no stack" and "no room", and adding 2 keeps the bit.
+	 */
+	hash = (hash & ~1ULL) | (s->depth <= SHORT_FRAMES);
 	if (hash < 2)
 		hash += 2;
-	if (bpf_map_lookup_elem(&stacks, &hash))
-		return hash;
-	/* Another CPU may store the same stack meanwhile: EEXIST is fine. */
-	if (!bpf_map_update_elem(&stacks, &hash, s, BPF_NOEXIST)) {
-		__sync_fetch_and_add(&stacks_stored, 1);
-		return hash;
-	}
-	if (!bpf_map_lookup_elem(&stacks, &hash)) {
-		count_drop(DROPPED_STACKS);
-		return 1;
-	}
-	return hash;
+	if (hash & 1)
+		return store_stack(&short_stacks, hash, s);
+	return store_stack(&stacks, hash, s);
 }
 
 static __always_inline void add_to_count_in(void *counts, __u32 gen, struct count_key *key,

@@ -282,10 +282,9 @@ impl StackCounter {
         for map in [&mut open.maps.counts0, &mut open.maps.counts1] {
             map.set_max_entries(opts.counts_entries).map_err(sizing)?;
         }
-        open.maps
-            .stacks
-            .set_max_entries(opts.stacks_entries)
-            .map_err(sizing)?;
+        for map in [&mut open.maps.stacks, &mut open.maps.short_stacks] {
+            map.set_max_entries(opts.stacks_entries).map_err(sizing)?;
+        }
         open.maps
             .blocked
             .set_max_entries(off_cpu.map_or(1, blocked_slots))
@@ -481,19 +480,25 @@ impl StackCounter {
         let one_pass = wanted.len() > BATCH_READ_ABOVE
             || held.saturating_mul(STACKS_HELD_FOR_ONE_PASS) >= u64::from(self.stacks_entries);
         let maps = &self.skeleton.maps;
+        // A hash's low bit says which map holds its stack (see save_stack).
+        let map_of = |hash: u64| match hash & 1 {
+            1 => &maps.short_stacks,
+            _ => &maps.stacks,
+        };
         let (found, taken_out): (Vec<(u64, Vec<u8>)>, bool) = if one_pass {
-            let all = maps
-                .stacks
-                .lookup_and_delete_batch(4096, MapFlags::ANY, MapFlags::ANY)
-                .map_err(|e| map_error("stacks", &e))?
-                .map(|(key, value)| (dword(&key, 0), value))
-                .collect();
+            let mut all = Vec::new();
+            for map in [&maps.short_stacks, &maps.stacks] {
+                all.extend(
+                    map.lookup_and_delete_batch(4096, MapFlags::ANY, MapFlags::ANY)
+                        .map_err(|e| map_error("stacks", &e))?
+                        .map(|(key, value)| (dword(&key, 0), value)),
+                );
+            }
             (all, true)
         } else {
             let mut found = Vec::with_capacity(wanted.len());
             for &h in &wanted {
-                if let Some(value) = maps
-                    .stacks
+                if let Some(value) = map_of(h)
                     .lookup(&h.to_ne_bytes(), MapFlags::ANY)
                     .map_err(|e| map_error("stacks", &e))?
                 {
@@ -502,9 +507,10 @@ impl StackCounter {
             }
             (found, false)
         };
-        let mut read: Vec<u8> = Vec::with_capacity(found.len() * 8);
+        // The hashes read, by map, to delete them in one call each.
+        let mut read: [Vec<u8>; 2] = Default::default();
         for (h, value) in &found {
-            read.extend(h.to_ne_bytes());
+            read[(h & 1) as usize].extend(h.to_ne_bytes());
             if self.stacks.contains_key(h) {
                 continue;
             }
@@ -517,15 +523,18 @@ impl StackCounter {
         }
         if taken_out {
             self.stacks_deleted += found.len() as u64;
-        } else if !found.is_empty() {
-            // Those read go in one call. A failure leaves stacks in the map:
-            // new ones may then be dropped, and are counted as such.
-            if maps
-                .stacks
-                .delete_batch(&read, found.len() as u32, MapFlags::ANY, MapFlags::ANY)
-                .is_ok()
-            {
-                self.stacks_deleted += found.len() as u64;
+        } else {
+            for (class, keys) in read.iter().enumerate() {
+                let n = (keys.len() / 8) as u32;
+                // A failure leaves stacks in the map: new ones may then be
+                // dropped, and are counted as such.
+                if n > 0
+                    && map_of(class as u64)
+                        .delete_batch(keys, n, MapFlags::ANY, MapFlags::ANY)
+                        .is_ok()
+                {
+                    self.stacks_deleted += u64::from(n);
+                }
             }
         }
         Ok(())
