@@ -51,7 +51,7 @@ pub fn code_symbols_text() -> Result<String> {
 }
 
 /// Where the copy lives, if caching is on and a cache directory is known.
-pub fn cache_path() -> Option<PathBuf> {
+fn cache_path() -> Option<PathBuf> {
     if std::env::var_os("NETPROF_NO_CACHE").is_some() {
         return None;
     }
@@ -65,7 +65,7 @@ pub fn cache_path() -> Option<PathBuf> {
 /// What the kernel's symbol table depends on beyond the boot: the boot id,
 /// each module's name, size and address, and the loaded BPF programs' ids
 /// (never reused soon: they count up). `None` where one cannot be read.
-pub fn fingerprint() -> Option<String> {
+fn fingerprint() -> Option<String> {
     let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let mut text = format!("boot {}\n", boot.trim());
     // A kernel without module support has no /proc/modules, and no modules.
@@ -128,13 +128,17 @@ fn read_copy(path: &Path, now: &str) -> Option<String> {
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.read_to_end(&mut bytes).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
+    let mut text = String::from_utf8(bytes).ok()?;
     let rest = text.strip_prefix(MAGIC)?;
     let (len, rest) = rest.split_once('\n')?;
     let len: usize = len.parse().ok()?;
-    let made = rest.get(..len)?;
-    let symbols = rest.get(len..)?;
-    (made == now).then(|| symbols.to_string())
+    if rest.get(..len)? != now {
+        return None;
+    }
+    // The symbols are the rest: the header goes, the megabytes stay put.
+    let header = text.len() - (rest.len() - len);
+    text.drain(..header);
+    Some(text)
 }
 
 /// Writes the copy: header, what the symbols depended on, the symbols.
