@@ -22,9 +22,10 @@
  * Draining without losing counts: there are two generations of count maps.
  * The programs write into the generation `generation` selects; user space
  * flips it, waits for programs still running on the old one, then reads and
- * empties the old generation at leisure. Stacks live in one map that user
- * space reads only for hashes it has not seen, and empties of the stacks it
- * has read when the map fills up: a stack that recurs is stored again.
+ * empties the old generation at leisure. Stacks live in two maps by length
+ * (short_stacks, stacks; the hash's low bit says which) that user space
+ * reads only for hashes it has not seen, and empties of the stacks it has
+ * read when they fill up: a stack that recurs is stored again.
  */
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>

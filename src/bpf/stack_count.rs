@@ -137,7 +137,7 @@ pub struct StackCount {
 /// Samples (or blocks) the kernel side could not count, since the start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Dropped {
-    /// No room left in the stacks map.
+    /// No room left in a stacks map.
     pub stacks_full: u64,
     /// No room left in the counts map.
     pub counts_full: u64,
@@ -171,10 +171,10 @@ pub struct StackCounter {
     /// Stacks read so far, by hash: a stack seen again in a later interval
     /// is not read again.
     stacks: HashMap<u64, Vec<u64>>,
-    /// Entries in each generation's count map, and in the stacks map.
+    /// Entries in each generation's count map, and in each stacks map.
     counts_entries: u32,
     stacks_entries: u32,
-    /// Stacks deleted from the stacks map once read.
+    /// Stacks deleted from the stacks maps once read.
     stacks_deleted: u64,
     /// Off-CPU: the scheduler tracepoints' links (and fork following).
     links: Vec<Link>,
@@ -352,7 +352,7 @@ impl StackCounter {
     }
 
     /// Whether the generation the programs write to is a quarter full, or
-    /// the stacks map half full: time to drain, before they run out of
+    /// the stacks maps half full: time to drain, before they run out of
     /// room. Draining walks every bucket of the map, so a map that fills
     /// slowly is drained seldom.
     pub fn filling(&self) -> bool {
@@ -585,7 +585,7 @@ const BATCH_READ_ABOVE: usize = 64;
 /// (1/n) of its room, most of it then stacks already known.
 const STACKS_HELD_FOR_ONE_PASS: u64 = 8;
 
-/// A stacks map value: depth, then frames.
+/// A stacks map value: depth, then frames (32 or 127 of them).
 fn parse_stack(value: &[u8]) -> Vec<u64> {
     let words: Vec<u64> = value
         .chunks_exact(8)
