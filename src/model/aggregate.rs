@@ -205,9 +205,13 @@ pub(super) const BATCH_RECORDS: usize = 4096;
 /// parser's buffers, or where they lie in the file.
 #[derive(Default)]
 pub(super) struct Batch<'f> {
-    /// Attr index, record type, misc, parse info, and the body's start and
-    /// end in `file` when read in place, else in `bytes`.
-    records: Vec<(u16, RecordType, u16, RecordParseInfo, usize, usize)>,
+    /// Attr index, record type, misc, and the body's start and end in
+    /// `file` when read in place, else in `bytes`.
+    records: Vec<(u16, RecordType, u16, usize, usize)>,
+    /// How to parse the records of each attribute (by attr index): kept
+    /// once here, not with each record, where it would double the room a
+    /// batch takes.
+    parse_infos: Vec<RecordParseInfo>,
     /// For records read in place: each sample's digest, made by the
     /// walking thread (`None` for other records).
     digests: Vec<Option<Digest>>,
@@ -216,10 +220,12 @@ pub(super) struct Batch<'f> {
 }
 
 impl<'f> Batch<'f> {
-    /// An empty batch of records read in place from `file`.
-    pub(super) fn in_place(file: &'f [u8]) -> Batch<'f> {
+    /// An empty batch of records read in place from `file`, whose
+    /// attributes parse as `parse_infos` say.
+    pub(super) fn in_place(file: &'f [u8], parse_infos: &[RecordParseInfo]) -> Batch<'f> {
         Batch {
             records: Vec::with_capacity(BATCH_RECORDS),
+            parse_infos: parse_infos.to_vec(),
             digests: Vec::with_capacity(BATCH_RECORDS),
             bytes: Vec::new(),
             file: Some(file),
@@ -230,26 +236,41 @@ impl<'f> Batch<'f> {
     /// and end) with its digest if it is a sample.
     pub(super) fn push_in_place(
         &mut self,
-        (attr, record_type, misc, start, end): (u16, RecordType, u16, usize, usize),
-        parse_info: RecordParseInfo,
+        record: (u16, RecordType, u16, usize, usize),
         digest: Option<Digest>,
     ) {
-        self.records
-            .push((attr, record_type, misc, parse_info, start, end));
+        self.records.push(record);
         self.digests.push(digest);
     }
 
     pub(super) fn len(&self) -> usize {
         self.records.len()
     }
+
+    /// Empties the batch for another round, keeping its room: a batch is
+    /// large enough that a new one would be fresh pages of memory each time.
+    pub(super) fn clear(&mut self) {
+        self.records.clear();
+        self.digests.clear();
+        self.bytes.clear();
+    }
+}
+
+/// An emptied batch sent back by the counting thread, or a new one.
+pub(super) fn reuse<'f>(
+    recycled: &std::sync::mpsc::Receiver<Batch<'f>>,
+    new: impl FnOnce() -> Batch<'f>,
+) -> Batch<'f> {
+    recycled.try_recv().unwrap_or_else(|_| new())
 }
 
 /// Walks the file's records in time order (linux-perf-data sorts each round)
 /// and hands them over in batches.
-pub(super) fn read_records<R: std::io::Read>(
+pub(super) fn read_records<'b, R: std::io::Read>(
     perf_file: &mut linux_perf_data::PerfFile,
     record_iter: &mut linux_perf_data::PerfRecordIter<R>,
-    out: std::sync::mpsc::SyncSender<Batch>,
+    out: std::sync::mpsc::SyncSender<Batch<'b>>,
+    recycled: std::sync::mpsc::Receiver<Batch<'b>>,
 ) -> Result<(), linux_perf_data::Error> {
     let mut batch = Batch::default();
     while let Some(record) = record_iter.next_record(perf_file)? {
@@ -264,16 +285,23 @@ pub(super) fn read_records<R: std::io::Read>(
                 batch.bytes.extend_from_slice(b);
             }
         }
+        let parse_infos = &mut batch.parse_infos;
+        if parse_infos.len() <= attr_index {
+            parse_infos.resize(attr_index + 1, record.parse_info);
+        }
+        parse_infos[attr_index] = record.parse_info;
         batch.records.push((
             attr_index as u16,
             record.record_type,
             record.misc,
-            record.parse_info,
             start,
             batch.bytes.len(),
         ));
-        if batch.records.len() >= BATCH_RECORDS && out.send(std::mem::take(&mut batch)).is_err() {
-            return Ok(());
+        if batch.records.len() >= BATCH_RECORDS {
+            let next = reuse(&recycled, Batch::default);
+            if out.send(std::mem::replace(&mut batch, next)).is_err() {
+                return Ok(());
+            }
         }
     }
     let _ = out.send(batch);
@@ -293,6 +321,20 @@ pub(super) struct Attribute {
     pub callchain_at: Option<usize>,
 }
 
+/// The fields a sample body may hold before its call chain, in the order
+/// they come (all eight bytes long), READ aside (see [`callchain_offset`]).
+const BEFORE_CALLCHAIN: [SampleFormat; 9] = [
+    SampleFormat::IDENTIFIER,
+    SampleFormat::IP,
+    SampleFormat::TID,
+    SampleFormat::TIME,
+    SampleFormat::ADDR,
+    SampleFormat::ID,
+    SampleFormat::STREAM_ID,
+    SampleFormat::CPU,
+    SampleFormat::PERIOD,
+];
+
 /// Where a sample's call chain (its length, then its frames) starts in the
 /// record's body: the fields before it have fixed sizes, unless the format
 /// has READ (whose size depends on the read format).
@@ -300,18 +342,54 @@ pub(super) fn callchain_offset(format: SampleFormat) -> Option<usize> {
     if !format.contains(SampleFormat::CALLCHAIN) || format.contains(SampleFormat::READ) {
         return None;
     }
-    let before = [
-        SampleFormat::IDENTIFIER,
-        SampleFormat::IP,
-        SampleFormat::TID,
-        SampleFormat::TIME,
-        SampleFormat::ADDR,
-        SampleFormat::ID,
-        SampleFormat::STREAM_ID,
-        SampleFormat::CPU,
-        SampleFormat::PERIOD,
-    ];
-    Some(8 * before.iter().filter(|&&f| format.contains(f)).count())
+    Some(
+        8 * BEFORE_CALLCHAIN
+            .iter()
+            .filter(|&&f| format.contains(f))
+            .count(),
+    )
+}
+
+/// Where the fields a [`Digest`] needs lie in the body of a sample whose
+/// call chain has a fixed place (see [`callchain_offset`]): such samples,
+/// nearly all of a `-g` recording, are digested from those bytes alone.
+/// The parser reads every field into a record of a few hundred bytes, and
+/// that was most of the walking thread's time per sample.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FixedLayout {
+    ip: Option<usize>,
+    /// The `{u32 pid, tid}` pair.
+    tid: Option<usize>,
+    /// The `{u32 cpu, res}` pair.
+    cpu: Option<usize>,
+    period: Option<usize>,
+    callchain: usize,
+}
+
+impl FixedLayout {
+    pub(super) fn of(format: SampleFormat) -> Option<FixedLayout> {
+        let mut layout = FixedLayout {
+            ip: None,
+            tid: None,
+            cpu: None,
+            period: None,
+            callchain: callchain_offset(format)?,
+        };
+        let present = BEFORE_CALLCHAIN.iter().filter(|&&f| format.contains(f));
+        for (i, &field) in present.enumerate() {
+            let at = Some(8 * i);
+            if field == SampleFormat::IP {
+                layout.ip = at;
+            } else if field == SampleFormat::TID {
+                layout.tid = at;
+            } else if field == SampleFormat::CPU {
+                layout.cpu = at;
+            } else if field == SampleFormat::PERIOD {
+                layout.period = at;
+            }
+        }
+        Some(layout)
+    }
 }
 
 /// A sample's frames as one slice of the record's bytes, when they are
@@ -525,9 +603,10 @@ impl<'f> Aggregator<'f> {
 
     pub(super) fn add(&mut self, batch: &Batch) {
         let source = batch.file.unwrap_or(&batch.bytes);
-        for (i, &(event, record_type, misc, parse_info, start, end)) in
-            batch.records.iter().enumerate()
-        {
+        for (i, &(event, record_type, misc, start, end)) in batch.records.iter().enumerate() {
+            let Some(&parse_info) = batch.parse_infos.get(event as usize) else {
+                continue;
+            };
             let bytes = &source[start..end];
             // A sample digested by the walking thread is counted without
             // being parsed again, unless the sample itself is kept.
@@ -769,7 +848,7 @@ fn chain_frames_in_place(
 
 /// What counting a sample needs of it, worked out from the record alone,
 /// so that the thread walking the records can do it while another counts.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Digest {
     pid: i32,
     tid: i32,
@@ -810,6 +889,60 @@ impl Digest {
         }
     }
 
+    /// The digest of a sample's body laid out as `layout` says (`misc` from
+    /// its header), read without the parser; `None` if its call chain does
+    /// not fit in the body (the parser's way then tells what it is).
+    pub(super) fn of_fixed(
+        body: &[u8],
+        misc: u16,
+        layout: &FixedLayout,
+        chain: &mut Vec<u64>,
+        frames: &mut Vec<u64>,
+    ) -> Option<Digest> {
+        let word = |at: usize| {
+            body.get(at..at.checked_add(8)?)
+                .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+        };
+        let half = |at: usize, second: bool| {
+            let at = if second { at + 4 } else { at };
+            body.get(at..at + 4)
+                .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
+        };
+        let count = usize::try_from(word(layout.callchain)?).ok()?;
+        let start = layout.callchain + 8;
+        let bytes = body.get(start..start.checked_add(count.checked_mul(8)?)?)?;
+        chain.clear();
+        chain.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))),
+        );
+        let chain_in_place = !chain.is_empty();
+        // A sample without a call chain is its ip alone.
+        if chain.is_empty() {
+            chain.extend(layout.ip.and_then(word));
+        }
+        let in_kernel = CpuMode::from_misc(misc) == CpuMode::Kernel;
+        let kernel_len = without_markers(chain, in_kernel, frames).1;
+        let pid = layout
+            .tid
+            .and_then(|at| half(at, false))
+            .map_or(-1, |p| p as i32);
+        Some(Digest {
+            pid,
+            tid: layout
+                .tid
+                .and_then(|at| half(at, true))
+                .map_or(pid, |t| t as i32),
+            cpu: layout.cpu.and_then(|at| half(at, false)).unwrap_or(0),
+            period: layout.period.and_then(word),
+            kernel_len: kernel_len as u32,
+            hash: frames_hash(frames.as_slice()),
+            chain_in_place,
+            in_kernel,
+        })
+    }
+
     /// The digest of a sample record's body (parsed here), or `None` for a
     /// record that is not a readable sample.
     pub(super) fn of_record(
@@ -847,6 +980,99 @@ mod tests {
         // READ's size depends on the read format: the parser's way then.
         assert_eq!(callchain_offset(perf | SampleFormat::READ), None);
         assert_eq!(callchain_offset(SampleFormat::IP | SampleFormat::TID), None);
+    }
+
+    /// A sample's parse information for `format` (an attribute of the
+    /// first version's 64 bytes: type, size, config, period, format, ...).
+    fn parse_info(format: SampleFormat) -> RecordParseInfo {
+        use linux_perf_data::linux_perf_event_reader::{Endianness, PerfEventAttr};
+        let mut attr = Vec::new();
+        attr.extend_from_slice(&1u32.to_ne_bytes());
+        attr.extend_from_slice(&64u32.to_ne_bytes());
+        attr.extend_from_slice(&0u64.to_ne_bytes());
+        attr.extend_from_slice(&4000u64.to_ne_bytes());
+        attr.extend_from_slice(&format.bits().to_ne_bytes());
+        attr.resize(64, 0);
+        let (attr, _) = PerfEventAttr::parse::<_, byteorder::NativeEndian>(&attr[..]).unwrap();
+        let endian = if cfg!(target_endian = "big") {
+            Endianness::BigEndian
+        } else {
+            Endianness::LittleEndian
+        };
+        RecordParseInfo::new(&attr, endian)
+    }
+
+    #[test]
+    fn samples_digest_alike_from_their_bytes_and_through_the_parser() {
+        let words = |w: &[u64]| -> Vec<u8> { w.iter().flat_map(|x| x.to_ne_bytes()).collect() };
+        // pid 0x50 then tid 0x51, as two u32s in a word.
+        let mut pair = [0u8; 8];
+        pair[..4].copy_from_slice(&0x50u32.to_ne_bytes());
+        pair[4..].copy_from_slice(&0x51u32.to_ne_bytes());
+        let pid_tid = u64::from_ne_bytes(pair);
+        let chain = [
+            PERF_CONTEXT_KERNEL,
+            0xffff_ffff_8100_0010,
+            PERF_CONTEXT_USER,
+            0x40_1000,
+            0x40_2000,
+        ];
+        let perf = SampleFormat::IP
+            | SampleFormat::TID
+            | SampleFormat::TIME
+            | SampleFormat::CPU
+            | SampleFormat::PERIOD
+            | SampleFormat::CALLCHAIN;
+        let raw = perf | SampleFormat::IDENTIFIER | SampleFormat::RAW;
+        let mut cases: Vec<(SampleFormat, u16, Vec<u8>)> = Vec::new();
+        // perf record -g: ip, pid/tid, time, cpu, period, chain.
+        let mut body = words(&[0xffff_ffff_8100_0010, pid_tid, 99, 1, 4000, 5]);
+        body.extend(words(&chain));
+        cases.push((perf, 1, body));
+        // A user sample whose chain is empty: its ip alone.
+        cases.push((perf, 2, words(&[0x40_1000, pid_tid, 99, 1, 1, 0])));
+        // An identifier first and raw data after the chain (a tracepoint).
+        let mut body = words(&[
+            7,
+            0x40_1000,
+            pid_tid,
+            99,
+            3,
+            1,
+            2,
+            PERF_CONTEXT_USER,
+            0x40_1000,
+        ]);
+        body.extend_from_slice(&4u32.to_ne_bytes());
+        body.extend_from_slice(&[1, 2, 3, 4]);
+        cases.push((raw, 2, body));
+        for (format, misc, body) in cases {
+            let layout = FixedLayout::of(format).unwrap();
+            let (mut chain, mut frames) = (Vec::new(), Vec::new());
+            let fixed = Digest::of_fixed(&body, misc, &layout, &mut chain, &mut frames);
+            let record = RawEventRecord::new(
+                RecordType::SAMPLE,
+                misc,
+                RawData::Single(&body),
+                parse_info(format),
+            );
+            let parsed =
+                Digest::of_record(&record, callchain_offset(format), &mut chain, &mut frames);
+            assert!(
+                fixed.is_some() && fixed == parsed,
+                "{fixed:?} vs {parsed:?}"
+            );
+        }
+        // A chain said to run past the record is left to the parser.
+        let body = words(&[0x40_1000, pid_tid, 99, 1, 1, 9, PERF_CONTEXT_USER]);
+        let layout = FixedLayout::of(perf).unwrap();
+        let (mut chain, mut frames) = (Vec::new(), Vec::new());
+        assert_eq!(
+            Digest::of_fixed(&body, 2, &layout, &mut chain, &mut frames),
+            None
+        );
+        // READ's size varies: no fixed layout.
+        assert!(FixedLayout::of(perf | SampleFormat::READ).is_none());
     }
 
     #[test]

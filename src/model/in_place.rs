@@ -10,7 +10,7 @@
 //! round's latest one are sorted and handed over, the rest wait for the next
 //! round, as per-CPU buffers are written out one after the other.
 
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use ahash::AHashMap as HashMap;
 use byteorder::NativeEndian;
@@ -20,7 +20,7 @@ use linux_perf_data::linux_perf_event_reader::{
 };
 use linux_perf_data::{AttributeDescription, Endianness, UserRecordType};
 
-use super::aggregate::{callchain_offset, Batch, Digest};
+use super::aggregate::{callchain_offset, reuse, Batch, Digest, FixedLayout};
 
 /// How a record tells which of the file's attributes it belongs to.
 enum AttrOf {
@@ -37,6 +37,8 @@ enum AttrOf {
 pub(super) struct Walk<'f> {
     data: &'f [u8],
     parse_infos: Vec<RecordParseInfo>,
+    /// By attribute: where its samples' fields lie, if fixed.
+    layouts: Vec<Option<FixedLayout>>,
     attr_of: AttrOf,
     attr_of_id: HashMap<u64, usize>,
 }
@@ -86,21 +88,32 @@ impl<'f> Walk<'f> {
             .enumerate()
             .flat_map(|(i, a)| a.event_ids.iter().map(move |&id| (id, i)))
             .collect();
+        let layouts = parse_infos
+            .iter()
+            .map(|p| FixedLayout::of(p.sample_format))
+            .collect();
         Some(Walk {
             data,
             parse_infos,
+            layouts,
             attr_of,
             attr_of_id,
         })
     }
 
     /// Walks the records, handing them over in time order in batches of
-    /// about `batch_records`; stops early if the receiver is gone.
-    pub(super) fn run(&self, batch_records: usize, out: SyncSender<Batch<'f>>) {
+    /// about `batch_records` (taking back emptied ones from `recycled`);
+    /// stops early if the receiver is gone.
+    pub(super) fn run(
+        &self,
+        batch_records: usize,
+        out: SyncSender<Batch<'f>>,
+        recycled: Receiver<Batch<'f>>,
+    ) {
         let mut incoming: Vec<Pending> = Vec::new();
         let (mut previous_max, mut current_max) = ((None, 0), (None, 0));
         let mut not_after_previous = 0;
-        let mut batch = Batch::in_place(self.data);
+        let mut batch = Batch::in_place(self.data, &self.parse_infos);
         let mut scratch = (Vec::new(), Vec::new());
         let mut at = 0;
         while let Some(header) = self.data.get(at..at + 8) {
@@ -122,12 +135,12 @@ impl<'f> Walk<'f> {
                     let ready = finish_round(&mut incoming, not_after_previous);
                     for (_, record) in ready {
                         self.push(&mut batch, record, &mut scratch);
-                        if batch.len() >= batch_records
-                            && out
-                                .send(std::mem::replace(&mut batch, Batch::in_place(self.data)))
-                                .is_err()
-                        {
-                            return;
+                        if batch.len() >= batch_records {
+                            let next =
+                                reuse(&recycled, || Batch::in_place(self.data, &self.parse_infos));
+                            if out.send(std::mem::replace(&mut batch, next)).is_err() {
+                                return;
+                            }
                         }
                     }
                     previous_max = current_max;
@@ -172,13 +185,23 @@ impl<'f> Walk<'f> {
         let parse_info = self.parse_infos[attr as usize];
         let digest = (record_type == RecordType::SAMPLE)
             .then(|| {
-                let body = RawData::Single(&self.data[start..end]);
-                let raw = RawEventRecord::new(record_type, misc, body, parse_info);
-                let at = callchain_offset(parse_info.sample_format);
-                Digest::of_record(&raw, at, &mut scratch.0, &mut scratch.1)
+                let body = &self.data[start..end];
+                let (chain, frames) = (&mut scratch.0, &mut scratch.1);
+                self.layouts[attr as usize]
+                    .and_then(|layout| Digest::of_fixed(body, misc, &layout, chain, frames))
+                    .or_else(|| {
+                        let raw = RawEventRecord::new(
+                            record_type,
+                            misc,
+                            RawData::Single(body),
+                            parse_info,
+                        );
+                        let at = callchain_offset(parse_info.sample_format);
+                        Digest::of_record(&raw, at, chain, frames)
+                    })
             })
             .flatten();
-        batch.push_in_place(record, parse_info, digest);
+        batch.push_in_place(record, digest);
     }
 }
 

@@ -223,17 +223,21 @@ fn read_profile(
     // One thread walks the records, this one parses and counts them: the
     // two halves of the work run on two cores.
     let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+    let (recycle_tx, recycled) = std::sync::mpsc::channel::<Batch>();
     let mut counts = Aggregator::new(filter, attributes, events.len());
     std::thread::scope(|scope| -> Result<()> {
         let reader = scope.spawn(move || match walk {
             Some(walk) => {
-                walk.run(BATCH_RECORDS, batches_tx);
+                walk.run(BATCH_RECORDS, batches_tx, recycled);
                 Ok(())
             }
-            None => read_records(&mut perf_file, &mut record_iter, batches_tx),
+            None => read_records(&mut perf_file, &mut record_iter, batches_tx, recycled),
         });
-        for batch in batches_rx {
+        for mut batch in batches_rx {
             counts.add(&batch);
+            batch.clear();
+            // The reader may be done and gone: the batch is then dropped.
+            let _ = recycle_tx.send(batch);
         }
         match reader.join() {
             Ok(result) => result.map_err(|e| parse_error(&e)),
