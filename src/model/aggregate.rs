@@ -432,23 +432,55 @@ fn frames_hash<T: std::hash::Hash + ?Sized>(frames: &T) -> (u64, u64) {
 /// the order groups are listed.
 type GroupKey = (u16, i32, i32, u32, u32, u32);
 
-/// Sample counts per group: a sorted list, and the samples since it was
-/// last brought up to date. On a busy machine most samples start a group of
-/// their own (a new process, a new stack), and appending them to a list
-/// costs far less than inserting each at its place in a large hash table.
-/// The recent samples are merged in once they are as many as the list's
-/// groups, so that each is merged a logarithmic number of times at most.
-#[derive(Default)]
+/// Sample counts per group: a sorted list, the samples since it was last
+/// brought up to date, and the groups met lately. On a busy machine most
+/// samples start a group of their own (a new process, a new stack), and
+/// appending them to a list costs far less than inserting each at its
+/// place in a large hash table. The recent samples are merged in once they
+/// are as many as the list's groups, so that each is merged a logarithmic
+/// number of times at most. Where groups recur (a few threads in a loop,
+/// the common case), a small table of the latest group per slot counts
+/// them in place and the list sees each group a few times, not per sample.
 struct GroupCounts {
     merged: Vec<(GroupKey, u64)>,
     recent: Vec<(GroupKey, u64)>,
+    /// By a hash of the key: a group and its samples not yet in `recent`.
+    latest: Vec<Option<(GroupKey, u64)>>,
+}
+
+/// Slots of [`GroupCounts::latest`]: 160 KiB, which stays in cache.
+const LATEST_GROUPS: usize = 4096;
+
+impl Default for GroupCounts {
+    fn default() -> Self {
+        GroupCounts {
+            merged: Vec::new(),
+            recent: Vec::new(),
+            latest: vec![None; LATEST_GROUPS],
+        }
+    }
 }
 
 impl GroupCounts {
     fn add(&mut self, key: GroupKey, weight: u64) {
-        self.recent.push((key, weight));
-        if self.recent.len() >= self.merged.len().max(1 << 16) {
-            self.merge();
+        let (event, pid, tid, cpu, stack, comm) = key;
+        // Multiplicative hashing of the fields that tell groups apart most.
+        let mixed = (u64::from(stack) << 32 | u64::from(tid as u32))
+            .wrapping_add(u64::from(cpu) << 48 ^ u64::from(event) << 40)
+            .wrapping_add(u64::from(pid as u32) ^ u64::from(comm) << 20)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let slot = &mut self.latest[(mixed >> 52) as usize % LATEST_GROUPS];
+        if let Some((latest, count)) = slot {
+            if *latest == key {
+                *count += weight;
+                return;
+            }
+        }
+        if let Some(evicted) = slot.replace((key, weight)) {
+            self.recent.push(evicted);
+            if self.recent.len() >= self.merged.len().max(1 << 16) {
+                self.merge();
+            }
         }
     }
 
@@ -477,6 +509,7 @@ impl GroupCounts {
 
     /// Every group and its count, sorted by key.
     fn finish(mut self) -> Vec<(GroupKey, u64)> {
+        self.recent.extend(self.latest.drain(..).flatten());
         self.merge();
         self.merged
     }
