@@ -1,5 +1,6 @@
 //! The profile model: what a recording holds once read ([`profile`], read by
-//! [`read`] and counted by [`aggregate`]), its kernel symbols and frame names
+//! [`read`] and counted by [`aggregate`], its stacks told apart by
+//! [`stack_table`]), its kernel symbols and frame names
 //! ([`kernel_symbols`], [`symbolize`]), tracepoint fields
 //! ([`tracepoint_format`]), the filtered, named [`view`] every output is
 //! drawn from, latency histograms ([`latency`]) and call paths
@@ -14,6 +15,7 @@ pub mod latency;
 pub mod off_cpu;
 pub mod profile;
 mod read;
+mod stack_table;
 pub mod symbolize;
 pub mod tracepoint_format;
 pub mod view;

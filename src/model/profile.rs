@@ -23,6 +23,15 @@ pub struct Filter {
     pub keep_samples: bool,
 }
 
+impl Filter {
+    /// Whether a sample of process `pid` on `cpu` passes the process and
+    /// CPU filters (the command filter needs the process's name).
+    pub fn passes_task_and_cpu(&self, pid: i32, cpu: u32) -> bool {
+        (self.pids.is_empty() || self.pids.contains(&pid))
+            && (self.cpus.is_empty() || self.cpus.contains(&cpu))
+    }
+}
+
 /// One sample as recorded (kept only on request, see [`Filter`]).
 #[derive(Clone, Debug)]
 pub struct Sample {
