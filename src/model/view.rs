@@ -153,11 +153,18 @@ impl<'a> View<'a> {
     /// path, not once per row that has it. Without `by_command` every path
     /// has command 0, and paths differing only in their command merge.
     pub fn named_paths(&self, by_command: bool) -> HashMap<(u32, &[u32]), u64> {
-        let mut merged: HashMap<(u32, &[u32]), u64> = HashMap::new();
+        // By command and stack id first, a pair of integers: rows of many
+        // tasks and CPUs share a stack, and hashing its frames once per
+        // distinct pair is a fraction of once per row.
+        let mut by_stack: HashMap<(u32, u32), u64> = HashMap::new();
         for row in &self.rows {
             let comm = if by_command { row.comm } else { 0 };
-            let frames = self.symbols.stacks[row.stack as usize].as_slice();
-            *merged.entry((comm, frames)).or_insert(0) += row.count;
+            *by_stack.entry((comm, row.stack)).or_insert(0) += row.count;
+        }
+        let mut merged: HashMap<(u32, &[u32]), u64> = HashMap::with_capacity(by_stack.len());
+        for ((comm, stack), count) in by_stack {
+            let frames = self.symbols.stacks[stack as usize].as_slice();
+            *merged.entry((comm, frames)).or_insert(0) += count;
         }
         merged
     }

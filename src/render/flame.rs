@@ -143,15 +143,13 @@ fn drawable_lines(view: &View, comms: &[String], labels: &[String], min_count: u
             line
         })
         .collect();
-    // Ranks sort frame by frame; inferno checks the text's order, where a
-    // label's characters can sort before the separator.
-    lines.sort_unstable_by(|a, b| stack_of(a).cmp(stack_of(b)));
+    // Ranks sort frame by frame; inferno checks the lines' text order,
+    // which differs only where a label's characters sort before the
+    // separator (`a.b` before `a;c`): most often the lines are in it already.
+    if !lines.is_sorted() {
+        lines.sort_unstable();
+    }
     lines
-}
-
-/// The stack of a folded line, without its count.
-fn stack_of(line: &str) -> &str {
-    line.rsplit_once(' ').map_or(line, |(stack, _)| stack)
 }
 
 /// Each name's rank among the distinct names, in sorted order (equal names
