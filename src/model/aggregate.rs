@@ -160,6 +160,8 @@ pub(super) struct Attribute {
     /// Where the call chain starts in its samples' bodies, when known
     /// (see [`callchain_offset`]).
     pub callchain_at: Option<usize>,
+    /// Where the fields of its samples lie, when fixed (see [`FixedLayout`]).
+    pub layout: Option<FixedLayout>,
 }
 
 /// The fields a sample body may hold before its call chain, in the order
@@ -456,6 +458,22 @@ impl<'f> Aggregator<'f> {
                     RawEventRecord::new(record_type, misc, RawData::Single(bytes), parse_info);
                 self.count(event, digest, None, FramesAt::Record(record));
                 continue;
+            }
+            // A sample in place the walking thread left undigested (this
+            // thread had less to do): digested here from its bytes, which
+            // are in this machine's byte order when read in place.
+            if record_type == RecordType::SAMPLE
+                && batch.file.is_some()
+                && !self.filter.keep_samples
+            {
+                let layout = self.attributes.get(event as usize).and_then(|a| a.layout);
+                let (chain, frames) = (&mut self.chain, &mut self.frames);
+                if let Some(digest) =
+                    layout.and_then(|l| Digest::of_fixed(bytes, misc, &l, chain, frames))
+                {
+                    self.count(event, &digest, None, FramesAt::Scratch);
+                    continue;
+                }
             }
             if mmap2_build_id_too_long(record_type, misc, bytes) {
                 continue;
@@ -865,6 +883,80 @@ mod tests {
         );
         // READ's size varies: no fixed layout.
         assert!(FixedLayout::of(perf | SampleFormat::READ).is_none());
+    }
+
+    #[test]
+    fn samples_count_alike_digested_by_the_walker_or_by_the_counter() {
+        // The walking thread leaves samples undigested when the counting
+        // thread keeps up; both ways must give the same groups and stacks.
+        let format = SampleFormat::IP
+            | SampleFormat::TID
+            | SampleFormat::CPU
+            | SampleFormat::PERIOD
+            | SampleFormat::CALLCHAIN;
+        let info = parse_info(format);
+        let layout = FixedLayout::of(format);
+        let mut file: Vec<u8> = Vec::new();
+        let mut records = Vec::new();
+        for i in 0..40u64 {
+            let start = file.len();
+            let mut pair = [0u8; 8];
+            pair[..4].copy_from_slice(&7u32.to_ne_bytes());
+            pair[4..].copy_from_slice(&(7 + (i % 2) as u32).to_ne_bytes());
+            let leaf = 0xffff_ffff_8100_0000 + (i % 3) * 0x10;
+            let words = [
+                leaf,
+                u64::from_ne_bytes(pair),
+                i % 2, // CPU
+                1,     // period
+                2,     // frames in the chain
+                PERF_CONTEXT_KERNEL,
+                leaf,
+            ];
+            file.extend(words.iter().flat_map(|w| w.to_ne_bytes()));
+            records.push((0u16, RecordType::SAMPLE, 1u16, start, file.len()));
+        }
+        let counted = |walker_digests: bool| {
+            let mut batch = Batch::in_place(&file, &[info]);
+            let (mut chain, mut frames) = (Vec::new(), Vec::new());
+            for &(attr, record_type, misc, start, end) in &records {
+                let digest = walker_digests
+                    .then(|| {
+                        Digest::of_fixed(
+                            &file[start..end],
+                            misc,
+                            &layout.unwrap(),
+                            &mut chain,
+                            &mut frames,
+                        )
+                    })
+                    .flatten();
+                batch.push_in_place((attr, record_type, misc, start, end), digest);
+            }
+            let filter = Filter::default();
+            let attributes = vec![Attribute {
+                event: 0,
+                period_weighted: false,
+                dwarf: false,
+                callchain_at: callchain_offset(format),
+                layout,
+            }];
+            let mut counts = Aggregator::new(&filter, attributes, 1);
+            counts.add(&batch);
+            let c = counts.finish();
+            let groups: Vec<(i32, i32, u32, u32, u64)> = c
+                .groups
+                .iter()
+                .map(|g| (g.pid, g.tid, g.cpu, g.stack, g.count))
+                .collect();
+            let stacks: Vec<Vec<super::super::profile::RawFrame>> =
+                c.stacks.into_iter().map(|s| s.frames).collect();
+            (groups, stacks, c.total_samples)
+        };
+        let by_walker = counted(true);
+        assert_eq!(by_walker.2, 40);
+        assert_eq!(by_walker.1.len(), 3, "three distinct stacks");
+        assert_eq!(by_walker, counted(false));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! round's latest one are sorted and handed over, the rest wait for the next
 //! round, as per-CPU buffers are written out one after the other.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use ahash::AHashMap as HashMap;
@@ -103,13 +104,18 @@ impl<'f> Walk<'f> {
 
     /// Walks the records, handing them over in time order in batches of
     /// about `batch_records` (taking back emptied ones from `recycled`);
-    /// stops early if the receiver is gone.
+    /// stops early if the receiver is gone. `queued` counts the batches
+    /// sent and not yet taken: while one waits when the next is sent, the
+    /// receiver is the slower thread and this one digests the samples of
+    /// the batch after; when none does, it leaves them to the receiver.
     pub(super) fn run(
         &self,
         batch_records: usize,
         out: SyncSender<Batch<'f>>,
         recycled: Receiver<Batch<'f>>,
+        queued: &AtomicUsize,
     ) {
+        let mut digesting = true;
         let mut incoming: Vec<Pending> = Vec::new();
         let (mut previous_max, mut current_max) = ((None, 0), (None, 0));
         let mut not_after_previous = 0;
@@ -134,10 +140,13 @@ impl<'f> Walk<'f> {
                     // latest wait for the next round.
                     let ready = finish_round(&mut incoming, not_after_previous);
                     for (_, record) in ready {
-                        self.push(&mut batch, record, &mut scratch);
+                        self.push(&mut batch, record, digesting, &mut scratch);
                         if batch.len() >= batch_records {
                             let next =
                                 reuse(&recycled, || Batch::in_place(self.data, &self.parse_infos));
+                            // Batches still waiting before this one: none,
+                            // and the receiver is keeping up.
+                            digesting = queued.fetch_add(1, Ordering::Relaxed) > 0;
                             if out.send(std::mem::replace(&mut batch, next)).is_err() {
                                 return;
                             }
@@ -170,20 +179,27 @@ impl<'f> Walk<'f> {
             }
             incoming.push((key, (attr as u16, record_type, misc, start, end)));
         }
-        incoming.sort_unstable_by_key(|&(key, _)| key);
+        incoming.sort_by_key(|&(key, _)| key);
         for (_, record) in incoming {
-            self.push(&mut batch, record, &mut scratch);
+            self.push(&mut batch, record, digesting, &mut scratch);
         }
+        queued.fetch_add(1, Ordering::Relaxed);
         let _ = out.send(batch);
     }
 
-    /// Adds a record to the batch, with its digest if it is a sample: the
-    /// part of counting that needs nothing but the record is done on this
-    /// thread, which walking alone leaves mostly idle.
-    fn push(&self, batch: &mut Batch<'f>, record: Record, scratch: &mut (Vec<u64>, Vec<u64>)) {
+    /// Adds a record to the batch, with its digest if it is a sample and
+    /// `digesting`: the part of counting that needs nothing but the record,
+    /// done on this thread when the other is the slower one.
+    fn push(
+        &self,
+        batch: &mut Batch<'f>,
+        record: Record,
+        digesting: bool,
+        scratch: &mut (Vec<u64>, Vec<u64>),
+    ) {
         let (attr, record_type, misc, start, end) = record;
         let parse_info = self.parse_infos[attr as usize];
-        let digest = (record_type == RecordType::SAMPLE)
+        let digest = (digesting && record_type == RecordType::SAMPLE)
             .then(|| {
                 let body = &self.data[start..end];
                 let (chain, frames) = (&mut scratch.0, &mut scratch.1);
@@ -207,14 +223,15 @@ impl<'f> Walk<'f> {
 
 /// The end of a round: the `ready` records no later than the previous
 /// round's latest, in time order, taken from the front of `incoming`.
+/// `incoming` is a few runs already in time order (each CPU's buffer, and
+/// what the round before left, sorted): a sort that merges runs (the
+/// standard library's stable one) costs a pass per run, not a full sort.
 fn finish_round(incoming: &mut Vec<Pending>, ready: usize) -> Vec<Pending> {
     if ready == 0 {
         return Vec::new();
     }
-    incoming.select_nth_unstable_by_key(ready - 1, |&(key, _)| key);
-    let mut out: Vec<Pending> = incoming.drain(..ready).collect();
-    out.sort_unstable_by_key(|&(key, _)| key);
-    out
+    incoming.sort_by_key(|&(key, _)| key);
+    incoming.drain(..ready).collect()
 }
 
 #[cfg(test)]

@@ -4,12 +4,13 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ahash::AHashMap as HashMap;
 use linux_perf_data::linux_perf_event_reader::{SampleFormat, SamplingPolicy};
 use linux_perf_data::{Feature, PerfFileReader};
 
-use super::aggregate::{read_records, Aggregator, Attribute, Batch, BATCH_RECORDS};
+use super::aggregate::{read_records, Aggregator, Attribute, Batch, FixedLayout, BATCH_RECORDS};
 use super::in_place::Walk;
 use super::kernel_symbols::KernelSymbols;
 use super::profile::{Filter, KernelNames, Profile, RecordingFacts};
@@ -168,6 +169,7 @@ fn read_profile(
             // netprof does not unwind.
             dwarf: a.attr.sample_format.contains(SampleFormat::STACK_USER),
             callchain_at: super::aggregate::callchain_offset(a.attr.sample_format),
+            layout: FixedLayout::of(a.attr.sample_format),
         });
     }
     let formats = tracepoint_formats(
@@ -221,19 +223,27 @@ fn read_profile(
     };
 
     // One thread walks the records, this one parses and counts them: the
-    // two halves of the work run on two cores.
+    // two halves of the work run on two cores. The walker digests samples
+    // while batches wait here (`queued`), and leaves them to this thread
+    // when it waits for batches: which half is larger depends on the
+    // recording (few stacks, many processes).
     let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel::<Batch>(8);
     let (recycle_tx, recycled) = std::sync::mpsc::channel::<Batch>();
+    let queued = AtomicUsize::new(0);
     let mut counts = Aggregator::new(filter, attributes, events.len());
     std::thread::scope(|scope| -> Result<()> {
+        let queued = &queued;
         let reader = scope.spawn(move || match walk {
             Some(walk) => {
-                walk.run(BATCH_RECORDS, batches_tx, recycled);
+                walk.run(BATCH_RECORDS, batches_tx, recycled, queued);
                 Ok(())
             }
             None => read_records(&mut perf_file, &mut record_iter, batches_tx, recycled),
         });
         for mut batch in batches_rx {
+            // Only the walker counts what it sends (the other reader does
+            // not digest): never below zero.
+            let _ = queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
             counts.add(&batch);
             batch.clear();
             // The reader may be done and gone: the batch is then dropped.
