@@ -1,7 +1,8 @@
 //! From the record stream of a perf.data file to counted samples: one
 //! thread walks the records (in place, see [`super::in_place`], digesting
-//! samples as it goes; or through the perf.data parser), another parses
-//! and counts them, following process names and address spaces.
+//! samples while the other is behind; or through the perf.data parser),
+//! another parses and counts them, following process names and, through
+//! [`super::stack_table`], address spaces and stacks.
 
 use ahash::AHashMap as HashMap;
 use linux_perf_data::linux_perf_event_reader::{
