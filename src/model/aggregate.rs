@@ -774,15 +774,20 @@ impl Digest {
 mod tests {
     use super::*;
 
-    #[test]
-    fn call_chains_are_found_after_the_fixed_size_fields() {
-        // perf record -g: ip, tid, time, cpu and period come first.
-        let perf = SampleFormat::IP
+    /// The sample format of `perf record -g`.
+    fn perf_record_g() -> SampleFormat {
+        SampleFormat::IP
             | SampleFormat::TID
             | SampleFormat::TIME
             | SampleFormat::CPU
             | SampleFormat::PERIOD
-            | SampleFormat::CALLCHAIN;
+            | SampleFormat::CALLCHAIN
+    }
+
+    #[test]
+    fn call_chains_are_found_after_the_fixed_size_fields() {
+        // perf record -g: ip, tid, time, cpu and period come first.
+        let perf = perf_record_g();
         assert_eq!(callchain_offset(perf), Some(40));
         assert_eq!(
             callchain_offset(perf | SampleFormat::IDENTIFIER | SampleFormat::RAW),
@@ -828,12 +833,7 @@ mod tests {
             0x40_1000,
             0x40_2000,
         ];
-        let perf = SampleFormat::IP
-            | SampleFormat::TID
-            | SampleFormat::TIME
-            | SampleFormat::CPU
-            | SampleFormat::PERIOD
-            | SampleFormat::CALLCHAIN;
+        let perf = perf_record_g();
         let raw = perf | SampleFormat::IDENTIFIER | SampleFormat::RAW;
         let mut cases: Vec<(SampleFormat, u16, Vec<u8>)> = Vec::new();
         // perf record -g: ip, pid/tid, time, cpu, period, chain.
