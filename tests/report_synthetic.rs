@@ -645,3 +645,49 @@ fn the_same_file_gives_the_same_json_on_every_run() {
         assert!(json() == first, "the JSON changed from one run to the next");
     }
 }
+
+#[test]
+fn samples_over_many_rounds_and_batches_count_exactly() {
+    // 45,000 samples in 30 rounds: the records reach the counting thread in
+    // a dozen batches, reused, and digested by whichever thread is behind;
+    // every sample must count once, whatever the split.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new();
+    s.comm(100, "nc").comm(200, "dd");
+    let finished_round = vec![68, 0, 0, 0, 0, 0, 8, 0];
+    let receive = [
+        k("hsr_forward_skb"),
+        k("hsr_handle_frame"),
+        k("__netif_receive_skb"),
+        k("net_rx_action"),
+    ];
+    let read = [k("read_zero"), k("vfs_read"), k("ksys_read")];
+    for round in 0..30 {
+        s.samples(1000, 100, round % 2, &receive, &[]);
+        s.samples(500, 200, (round + 1) % 2, &read, &[]);
+        s.raw(finished_round.clone());
+    }
+    let file = s.write_in(dir.path(), "many.data");
+    let folded = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["report", "-i", file.to_str().unwrap(), "--folded"];
+        args.extend_from_slice(extra);
+        let out = netprof(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().map(str::to_string).collect()
+    };
+    assert_eq!(
+        folded(&[]),
+        [
+            "dd;ksys_read;vfs_read;read_zero 15000",
+            "nc;net_rx_action;__netif_receive_skb;hsr_handle_frame [hsr];hsr_forward_skb [hsr] 30000",
+        ]
+    );
+    // Per CPU, as the samples alternated.
+    assert_eq!(
+        folded(&["--cpu", "1"]),
+        [
+            "dd;ksys_read;vfs_read;read_zero 7500",
+            "nc;net_rx_action;__netif_receive_skb;hsr_handle_frame [hsr];hsr_forward_skb [hsr] 15000",
+        ]
+    );
+}
