@@ -158,11 +158,15 @@ pub(super) struct Attribute {
     pub period_weighted: bool,
     /// Whether its samples carry DWARF stack snapshots.
     pub dwarf: bool,
-    /// Where the call chain starts in its samples' bodies, when known
-    /// (see [`callchain_offset`]).
-    pub callchain_at: Option<usize>,
     /// Where the fields of its samples lie, when fixed (see [`FixedLayout`]).
     pub layout: Option<FixedLayout>,
+}
+
+impl Attribute {
+    /// Where the call chain starts in its samples' bodies, when known.
+    fn callchain_at(&self) -> Option<usize> {
+        self.layout.map(|l| l.callchain_at())
+    }
 }
 
 /// The fields a sample body may hold before its call chain, in the order
@@ -182,7 +186,7 @@ const BEFORE_CALLCHAIN: [SampleFormat; 9] = [
 /// Where a sample's call chain (its length, then its frames) starts in the
 /// record's body: the fields before it have fixed sizes, unless the format
 /// has READ (whose size depends on the read format).
-pub(super) fn callchain_offset(format: SampleFormat) -> Option<usize> {
+fn callchain_offset(format: SampleFormat) -> Option<usize> {
     if !format.contains(SampleFormat::CALLCHAIN) || format.contains(SampleFormat::READ) {
         return None;
     }
@@ -211,6 +215,11 @@ pub(super) struct FixedLayout {
 }
 
 impl FixedLayout {
+    /// Where the call chain starts.
+    pub(super) fn callchain_at(&self) -> usize {
+        self.callchain
+    }
+
     pub(super) fn of(format: SampleFormat) -> Option<FixedLayout> {
         let mut layout = FixedLayout {
             ip: None,
@@ -507,7 +516,7 @@ impl<'f> Aggregator<'f> {
         let callchain_at = self
             .attributes
             .get(attribute as usize)
-            .and_then(|a| a.callchain_at);
+            .and_then(Attribute::callchain_at);
         let digest = Digest::of(s, body, callchain_at, &mut self.chain, &mut self.frames);
         self.count(attribute, &digest, Some(s), FramesAt::Scratch);
     }
@@ -520,7 +529,7 @@ impl<'f> Aggregator<'f> {
         let Some(attr) = self.attributes.get(attribute as usize) else {
             return;
         };
-        let (event, callchain_at) = (attr.event, attr.callchain_at);
+        let (event, callchain_at) = (attr.event, attr.callchain_at());
         let weight = match attr.period_weighted {
             // bpf-output events (multi-kprobe hits) carry period 0: one hit each.
             true => d.period.filter(|&p| p > 0).unwrap_or(1),
@@ -939,7 +948,6 @@ mod tests {
                 event: 0,
                 period_weighted: false,
                 dwarf: false,
-                callchain_at: callchain_offset(format),
                 layout,
             }];
             let mut counts = Aggregator::new(&filter, attributes, 1);

@@ -21,7 +21,7 @@ use linux_perf_data::linux_perf_event_reader::{
 };
 use linux_perf_data::{AttributeDescription, Endianness, UserRecordType};
 
-use super::aggregate::{callchain_offset, reuse, Batch, Digest, FixedLayout};
+use super::aggregate::{reuse, Batch, Digest, FixedLayout};
 
 /// How a record tells which of the file's attributes it belongs to.
 enum AttrOf {
@@ -203,7 +203,8 @@ impl<'f> Walk<'f> {
             .then(|| {
                 let body = &self.data[start..end];
                 let (chain, frames) = (&mut scratch.0, &mut scratch.1);
-                self.layouts[attr as usize]
+                let layout = self.layouts[attr as usize];
+                layout
                     .and_then(|layout| Digest::of_fixed(body, misc, &layout, chain, frames))
                     .or_else(|| {
                         let raw = RawEventRecord::new(
@@ -212,7 +213,7 @@ impl<'f> Walk<'f> {
                             RawData::Single(body),
                             parse_info,
                         );
-                        let at = callchain_offset(parse_info.sample_format);
+                        let at = layout.map(|l| l.callchain_at());
                         Digest::of_record(&raw, at, chain, frames)
                     })
             })

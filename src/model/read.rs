@@ -168,7 +168,6 @@ fn read_profile(
             // DWARF unwinding data (--call-graph dwarf): stack snapshots
             // netprof does not unwind.
             dwarf: a.attr.sample_format.contains(SampleFormat::STACK_USER),
-            callchain_at: super::aggregate::callchain_offset(a.attr.sample_format),
             layout: FixedLayout::of(a.attr.sample_format),
         });
     }
