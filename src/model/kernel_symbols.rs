@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::sys::kallsyms::{code_symbol, CodeSymbol};
+use crate::sys::kallsyms::{code_symbol, long_line_address, CodeSymbol};
 
 /// Addresses further than this past a symbol's start are not taken to belong
 /// to it: kallsyms has no sizes, and past the last symbol of a region the next
@@ -211,20 +211,7 @@ fn fast_line(
     bytes: &[u8],
     at: usize,
 ) -> Option<(u64, (usize, usize), Option<(usize, usize)>, usize)> {
-    let head = bytes.get(at..at + 19)?;
-    if head[16] != b' ' || head[18] != b' ' || !matches!(head[17], b't' | b'T' | b'w' | b'W') {
-        return None;
-    }
-    let mut address = 0u64;
-    for &b in &head[..16] {
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            _ => return None,
-        };
-        address = address << 4 | u64::from(digit);
-    }
+    let address = long_line_address(bytes.get(at..at + 19)?)?;
     let name_start = at + 19;
     let mut end = name_start;
     while end < bytes.len() && !matches!(bytes[end], b'\t' | b'\n' | b'\r' | b' ') {

@@ -23,12 +23,7 @@ pub fn code_symbol(line: &str) -> Option<CodeSymbol<'_>> {
     // a fifth of the general way's cost.
     let bytes = line.as_bytes();
     if bytes.len() > 19 && bytes[16] == b' ' && bytes[18] == b' ' {
-        if !matches!(bytes[17], b't' | b'T' | b'w' | b'W') {
-            return None;
-        }
-        let address = bytes[..16].iter().try_fold(0u64, |a, &b| {
-            Some(a << 4 | u64::from((b as char).to_digit(16)?))
-        })?;
+        let address = long_line_address(&bytes[..19])?;
         let rest = &line[19..];
         let (name, module) = match rest.find('\t') {
             Some(tab) => (&rest[..tab], module_name(&rest[tab + 1..])),
@@ -54,6 +49,27 @@ pub fn code_symbol(line: &str) -> Option<CodeSymbol<'_>> {
         address,
         name,
         module,
+    })
+}
+
+/// The address of a 64-bit kernel's line from its first 19 bytes (16 hex
+/// digits, a space, the type letter, a space), if the type is code's (t, T,
+/// w or W); `None` for any other symbol or shape.
+pub fn long_line_address(head: &[u8]) -> Option<u64> {
+    if head.len() != 19 || head[16] != b' ' || head[18] != b' ' {
+        return None;
+    }
+    if !matches!(head[17], b't' | b'T' | b'w' | b'W') {
+        return None;
+    }
+    head[..16].iter().try_fold(0u64, |address, &b| {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        Some(address << 4 | u64::from(digit))
     })
 }
 
