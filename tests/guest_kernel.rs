@@ -731,17 +731,25 @@ fn latency_of_known_delay(_: &Path) {
         .sum();
     assert_eq!(hist_total, 25);
 
-    // Only one process's calls: a shell that waits, then calls the delay 5
-    // times, while another shell calls it 3 times.
+    // Only one process's calls: a shell that waits until the probes are
+    // attached (however long loading takes in an emulated guest), then
+    // calls the delay 5 times, while another shell calls it 3 times.
+    let go = std::env::temp_dir().join(format!("netprof-go-{}", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let go = go.to_str().unwrap();
     let mut target = Command::new("sh")
-        .args(["-c", "sleep 3; echo d5 > /proc/netprof_test"])
+        .args([
+            "-c",
+            &format!("while [ ! -e {go} ]; do sleep 0.05; done; echo d5 > /proc/netprof_test"),
+        ])
         .spawn()
         .unwrap();
     let pid = target.id().to_string();
     let v = latency_while(
         &["netprof_test_delay", "-p", &pid, "--duration", "6"],
-        "echo d3 > /proc/netprof_test",
+        &format!("touch {go}; echo d3 > /proc/netprof_test"),
     );
+    let _ = std::fs::remove_file(go);
     assert!(target.wait().unwrap().success());
     assert_eq!(
         v["functions"][0]["count"], 5,
