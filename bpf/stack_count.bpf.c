@@ -12,9 +12,9 @@
  *   also counted under (waker stack, blocked stack).
  *
  * User space drains the counts when a map is a quarter full, every ten
- * seconds and at the end.
+ * seconds and at the end, and reads new stacks as they come.
  *
- * Stacks are stored by a 64-bit hash of their frames rather than in a
+ * Stacks are known by a 64-bit hash of their frames rather than kept in a
  * BPF_MAP_TYPE_STACK_TRACE map: stack-trace maps drop a stack whenever two
  * stacks share a bucket, which happens from a few hundred distinct stacks on;
  * a 64-bit hash practically never collides.
@@ -22,10 +22,15 @@
  * Draining without losing counts: there are two generations of count maps.
  * The programs write into the generation `generation` selects; user space
  * flips it, waits for programs still running on the old one, then reads and
- * empties the old generation at leisure. Stacks live in two maps by length
- * (short_stacks, stacks; the hash's low bit says which) that user space
- * reads only for hashes it has not seen, and empties of the stacks it has
- * read when they fill up: a stack that recurs is stored again.
+ * empties the old generation at leisure.
+ *
+ * A stack's frames go to user space once, through a ring buffer, the first
+ * time its hash is seen; an LRU map remembers the hashes sent. User space
+ * reads the ring buffer as it fills and never looks stacks up or deletes
+ * them: when stacks were kept in hash maps, emptying those maps of the
+ * stacks read (to make room) was most of the drain's cost, and every stack
+ * that recurred after that was stored and read again. A hash the LRU map
+ * forgets is sent again, which user space ignores.
  */
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>
@@ -39,8 +44,12 @@
 
 struct pt_regs;
 
-/* A stack: its depth, then its frames, leaf first. */
+/*
+ * A stack as sent to user space: its hash, its depth, then its frames, leaf
+ * first (only `depth` of them are sent).
+ */
 struct stack {
+	__u64 hash;
 	__u64 depth;
 	__u64 frames[MAX_FRAMES];
 };
@@ -76,7 +85,7 @@ struct count_key {
 	char comm[TASK_COMM_LEN];
 };
 
-/* Sizes are set by user space before loading (see src/bpfcount.rs). */
+/* Sizes are set by user space before loading (see src/bpf/stack_count.rs). */
 #define COUNTS_MAP(name)                                                       \
 	struct {                                                               \
 		__uint(type, BPF_MAP_TYPE_HASH);                               \
@@ -84,30 +93,22 @@ struct count_key {
 		__type(key, struct count_key);                                 \
 		__type(value, __u64);                                          \
 	} name SEC(".maps")
-#define STACKS_MAP(name, value_type)                                           \
-	struct {                                                               \
-		__uint(type, BPF_MAP_TYPE_HASH);                               \
-		__uint(max_entries, 1);                                        \
-		__type(key, __u64);                                            \
-		__type(value, value_type);                                     \
-	} name SEC(".maps")
-
-/*
- * Stacks of up to SHORT_FRAMES frames (nearly all: most kernel stacks, and
- * user stacks, which end at their first uncalled frame) live in a map of
- * values a quarter the size: user space reads every stack stored, and the
- * copy of 1 KiB values was most of what draining cost.
- */
-#define SHORT_FRAMES 32
-struct short_stack {
-	__u64 depth;
-	__u64 frames[SHORT_FRAMES];
-};
-
 COUNTS_MAP(counts0);
 COUNTS_MAP(counts1);
-STACKS_MAP(stacks, struct stack);
-STACKS_MAP(short_stacks, struct short_stack);
+
+/* New stacks, on their way to user space (size set by user space). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} new_stacks SEC(".maps");
+
+/* The hashes of stacks already sent (size set by user space). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, __u8);
+} sent SEC(".maps");
 
 /* Per-CPU room to take a stack in: too large for the BPF stack. */
 struct {
@@ -118,8 +119,8 @@ struct {
 } scratch SEC(".maps");
 
 /*
- * What could not be counted: [0] samples or blocks with no room in the
- * stacks map, [1] in a counts map, [2] blocks lost to another in their `blocked` slot;
+ * What could not be counted: [0] samples or blocks whose new stack found no
+ * room in the ring buffer, [1] with no room in a counts map, [2] blocks lost to another in their `blocked` slot;
  * [3] blocks shorter than min_block_ns, left out, and [4] their time.
  */
 #define DROPPED_STACKS 0
@@ -139,12 +140,10 @@ volatile __u32 generation;
 
 /*
  * Entries created in each generation's count map since user space last
- * emptied it, and stacks stored since the start: user space drains when a
- * map fills, not at a fixed pace, as emptying walks every bucket of the
- * map however few are used.
+ * emptied it: user space drains when a map fills, not at a fixed pace, as
+ * emptying walks every bucket of the map however few are used.
  */
 __u64 new_counts[2];
-__u64 stacks_stored;
 
 /* Samples counted so far, for the recorder's status line. */
 struct {
@@ -180,7 +179,7 @@ static __always_inline void count_drop(__u32 reason)
  * User stacks come from walking frame pointers, and code built without them
  * (most distributions' libc, iperf3, ...) leaves the walk reading whatever
  * its stack holds: every sample then has a different user stack, nothing
- * aggregates, and each sample stores a new stack until the map is full. A
+ * aggregates, and each sample sends a new stack to user space. A
  * real return address is the end of a call instruction, so the walk is cut
  * at the first frame that does not follow one; the stack then ends in a 0
  * frame, which the report shows as an unknown user frame (and counts as a
@@ -280,26 +279,30 @@ static __always_inline void cut_at_uncalled_frame(struct stack *s)
 	bpf_loop(MAX_FRAMES, cut_if_uncalled, &s, 0);
 }
 
-/* Stores a stack under its hash in `map` unless there; the hash, or 1 for no room. */
-static __always_inline __u64 store_stack(void *map, __u64 hash, struct stack *s)
+/*
+ * Sends a stack to user space unless its hash was sent before; the hash, or
+ * 1 when the ring buffer had no room. The hash is remembered only once the
+ * stack is in the ring buffer, so a count never names a stack user space
+ * cannot get; two CPUs may both send a new stack, which is harmless.
+ */
+static __always_inline __u64 send_stack(struct stack *s)
 {
-	if (bpf_map_lookup_elem(map, &hash))
-		return hash;
-	/* Another CPU may store the same stack meanwhile: EEXIST is fine. */
-	if (!bpf_map_update_elem(map, &hash, s, BPF_NOEXIST)) {
-		__sync_fetch_and_add(&stacks_stored, 1);
-		return hash;
-	}
-	if (!bpf_map_lookup_elem(map, &hash)) {
+	__u8 yes = 1;
+
+	if (bpf_map_lookup_elem(&sent, &s->hash))
+		return s->hash;
+	if (bpf_ringbuf_output(&new_stacks, s, (2 + (s->depth & MAX_FRAMES)) * sizeof(__u64),
+			       BPF_RB_NO_WAKEUP)) {
 		count_drop(DROPPED_STACKS);
 		return 1;
 	}
-	return hash;
+	bpf_map_update_elem(&sent, &s->hash, &yes, BPF_ANY);
+	return s->hash;
 }
 
 /*
- * Takes the current kernel or user stack and stores it under its hash;
- * returns the hash, 0 for no stack, or 1 when there was no room for it.
+ * Takes the current kernel or user stack and sends it to user space if it
+ * is new; returns its hash, 0 for no stack, or 1 when there was no room.
  */
 static __always_inline __u64 save_stack(void *ctx, __u64 flags)
 {
@@ -322,16 +325,11 @@ static __always_inline __u64 save_stack(void *ctx, __u64 flags)
 			break;
 		hash = (hash ^ s->frames[i]) * 1099511628211ULL;
 	}
-	/*
-	 * The low bit says which map holds the stack (1: short_stacks); 0 and
-	 * 1 mean "no stack" and "no room", and adding 2 keeps the bit.
-	 */
-	hash = (hash & ~1ULL) | (s->depth <= SHORT_FRAMES);
+	/* 0 and 1 mean "no stack" and "no room". */
 	if (hash < 2)
 		hash += 2;
-	if (hash & 1)
-		return store_stack(&short_stacks, hash, s);
-	return store_stack(&stacks, hash, s);
+	s->hash = hash;
+	return send_stack(s);
 }
 
 static __always_inline void add_to_count_in(void *counts, __u32 gen, struct count_key *key,

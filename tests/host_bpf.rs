@@ -606,7 +606,7 @@ fn record_bpf_reports_samples_its_full_maps_dropped() {
     let err = stderr(&out);
     let warning = err
         .lines()
-        .find(|l| l.contains("samples not counted: the kernel's maps were full"))
+        .find(|l| l.contains("samples not counted: the kernel side had no room"))
         .unwrap_or_else(|| panic!("no dropped-samples warning: {err}"));
     assert!(warning.contains("raise --bpf-map-entries"), "{warning}");
     let dropped: u64 = warning.split_whitespace().nth(2).unwrap().parse().unwrap();
@@ -660,9 +660,9 @@ fn record_bpf_makes_room_for_new_stacks_while_known_ones_recur() {
     let dir = tempfile::tempdir().unwrap();
     let paths = build_c(dir.path(), "user_stacks/paths");
     let data = dir.path().join("paths.data");
-    // 768 user stacks, each hit once in each of 3 rounds, with room for 512
-    // at once: the map holds a round only if the stacks already read leave
-    // it, those that recur included.
+    // 768 user stacks, each hit once in each of 3 rounds, with 512 of them
+    // remembered as sent: those forgotten are sent again when they recur,
+    // and every hit is counted with its stack.
     let out = netprof(&[
         "record",
         "--bpf",

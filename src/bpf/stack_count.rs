@@ -3,7 +3,8 @@
 //! copying every stack to a ring buffer (`record --bpf`), or the time a
 //! thread spent off the CPU to the count of its (task, state, stacks)
 //! (`record --off-cpu`); netprof drains the counts when a map is a quarter
-//! full, every ten seconds, and at the end.
+//! full, every ten seconds, and at the end. Each stack's frames come once,
+//! the first time it is seen, through a ring buffer read as it fills.
 //!
 //! The sample counter is attached to perf events netprof opened (cpu-clock
 //! ticks, tracepoints, kprobes) through perf-event-open's `attach_bpf`
@@ -11,11 +12,13 @@
 //! tracepoints through BPF links: either lives exactly as long as its file
 //! descriptors, so nothing stays loaded after netprof ends, however it ends.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::AsFd;
+use std::rc::Rc;
 use std::time::Duration;
 
-use libbpf_rs::{Link, MapCore, MapFlags};
+use libbpf_rs::{Link, MapCore, MapFlags, RingBuffer, RingBufferBuilder};
 use perf_event_open::count::Counter;
 
 use super::follow_pids;
@@ -116,8 +119,18 @@ pub struct CountOptions {
     pub cpus: Option<Vec<u32>>,
     /// Distinct (task, CPU, stacks) per drain interval.
     pub counts_entries: u32,
-    /// Distinct stacks in use at once.
+    /// Distinct stacks the kernel side remembers having sent (one sent
+    /// again after being forgotten costs a copy, not a sample); the ring
+    /// buffer that sends them is sized from it too ([`ring_bytes`]).
     pub stacks_entries: u32,
+}
+
+/// Bytes of the ring buffer that sends new stacks for `stacks_entries`: a
+/// power of two, 256 bytes per entry (a stack of 30 frames), from 1 to 64 MiB.
+pub fn ring_bytes(stacks_entries: u32) -> u64 {
+    (u64::from(stacks_entries) * 256)
+        .next_power_of_two()
+        .clamp(1 << 20, 1 << 26)
 }
 
 /// One drained count: how many samples had this task, CPU and stacks (or
@@ -137,7 +150,7 @@ pub struct StackCount {
 /// Samples (or blocks) the kernel side could not count, since the start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Dropped {
-    /// No room left in a stacks map.
+    /// No room in the ring buffer for a new stack.
     pub stacks_full: u64,
     /// No room left in the counts map.
     pub counts_full: u64,
@@ -166,16 +179,16 @@ impl Dropped {
 
 /// The loaded counting program and its maps.
 pub struct StackCounter {
+    /// Delivers new stacks into `arriving` (declared before the skeleton,
+    /// whose map it reads, to be dropped first).
+    new_stacks: RingBuffer<'static>,
+    arriving: Rc<RefCell<Vec<SentStack>>>,
     skeleton: StackCountSkel<'static>,
     kind: AttachKind,
-    /// Stacks read so far, by hash: a stack seen again in a later interval
-    /// is not read again.
+    /// Stacks received so far, by hash.
     stacks: HashMap<u64, Vec<u64>>,
-    /// Entries in each generation's count map, and in each stacks map.
+    /// Entries in each generation's count map.
     counts_entries: u32,
-    stacks_entries: u32,
-    /// Stacks deleted from the stacks maps once read.
-    stacks_deleted: u64,
     /// Off-CPU: the scheduler tracepoints' links (and fork following).
     links: Vec<Link>,
     /// Off-CPU: where the tracing machinery's code is, to cut it off the
@@ -282,21 +295,38 @@ impl StackCounter {
         for map in [&mut open.maps.counts0, &mut open.maps.counts1] {
             map.set_max_entries(opts.counts_entries).map_err(sizing)?;
         }
-        for map in [&mut open.maps.stacks, &mut open.maps.short_stacks] {
-            map.set_max_entries(opts.stacks_entries).map_err(sizing)?;
-        }
+        open.maps
+            .sent
+            .set_max_entries(opts.stacks_entries)
+            .map_err(sizing)?;
+        open.maps
+            .new_stacks
+            .set_max_entries(ring_bytes(opts.stacks_entries) as u32)
+            .map_err(sizing)?;
         open.maps
             .blocked
             .set_max_entries(off_cpu.map_or(1, blocked_slots))
             .map_err(sizing)?;
         let skeleton = skeleton::load(open, role)?;
+        let arriving = Rc::new(RefCell::new(Vec::new()));
+        let delivered = Rc::clone(&arriving);
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&skeleton.maps.new_stacks, move |record: &[u8]| {
+                if let Some(stack) = parse_sent_stack(record) {
+                    delivered.borrow_mut().push(stack);
+                }
+                0
+            })
+            .map_err(|e| ring_error(&e))?;
+        let new_stacks = builder.build().map_err(|e| ring_error(&e))?;
         Ok(StackCounter {
+            new_stacks,
+            arriving,
             skeleton,
             kind,
             stacks: HashMap::new(),
             counts_entries: opts.counts_entries,
-            stacks_entries: opts.stacks_entries,
-            stacks_deleted: 0,
             links: Vec::new(),
             tracing_frames: None,
         })
@@ -351,10 +381,9 @@ impl StackCounter {
         })
     }
 
-    /// Whether the generation the programs write to is a quarter full, or
-    /// the stacks maps half full: time to drain, before they run out of
-    /// room. Draining walks every bucket of the map, so a map that fills
-    /// slowly is drained seldom.
+    /// Whether the generation the programs write to is a quarter full: time
+    /// to drain, before it runs out of room. Draining walks every bucket of
+    /// the map, so a map that fills slowly is drained seldom.
     pub fn filling(&self) -> bool {
         let Some(bss) = self.skeleton.maps.bss_data.as_deref() else {
             return true;
@@ -368,7 +397,24 @@ impl StackCounter {
             )
         };
         new_counts[(generation & 1) as usize] * 4 >= u64::from(self.counts_entries)
-            || self.stacks_held() * 2 >= u64::from(self.stacks_entries)
+    }
+
+    /// Takes in the stacks the programs sent since the last call. Called
+    /// often (the ring buffer drops new stacks once full) and before counts
+    /// are read: the programs send a stack before any count names it.
+    pub fn read_new_stacks(&mut self) -> Result<()> {
+        self.new_stacks.consume().map_err(|e| ring_error(&e))?;
+        for (hash, mut frames) in self.arriving.borrow_mut().drain(..) {
+            if self.stacks.contains_key(&hash) {
+                continue;
+            }
+            if let Some(tracing) = &self.tracing_frames {
+                let cut = frames.iter().take_while(|&&a| tracing.contains(a)).count();
+                frames.drain(..cut);
+            }
+            self.stacks.insert(hash, frames);
+        }
+        Ok(())
     }
 
     /// Samples counted in the kernel since the start, drained or not.
@@ -424,7 +470,7 @@ impl StackCounter {
                 })
             })
             .collect();
-        self.read_stacks(&drained)?;
+        self.read_new_stacks()?;
         Ok(drained)
     }
 
@@ -455,101 +501,8 @@ impl StackCounter {
                 count: now.saturating_sub(start),
             });
         }
-        self.read_stacks(&away)?;
+        self.read_new_stacks()?;
         Ok(away)
-    }
-
-    /// Reads the frames of the counts' stacks not seen before: a busy
-    /// datapath repeats its stacks, and reading each of them at every drain
-    /// would cost as much as copying the samples.
-    ///
-    /// Every stack read leaves the map, to make room. The programs store a
-    /// stack again when it recurs after that, so the map also fills with
-    /// stacks already known: when it holds many, one pass takes them all
-    /// out (in batches, a few system calls), new or not; when it holds few,
-    /// only the new ones are looked up, one call each.
-    fn read_stacks(&mut self, counts: &[StackCount]) -> Result<()> {
-        let mut wanted: Vec<u64> = counts
-            .iter()
-            .flat_map(|c| [c.kernel_stack, c.user_stack])
-            .filter(|&h| h >= 2 && !self.stacks.contains_key(&h))
-            .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let held = self.stacks_held();
-        let one_pass = wanted.len() > BATCH_READ_ABOVE
-            || held.saturating_mul(STACKS_HELD_FOR_ONE_PASS) >= u64::from(self.stacks_entries);
-        let maps = &self.skeleton.maps;
-        // A hash's low bit says which map holds its stack (see save_stack).
-        let map_of = |hash: u64| match hash & 1 {
-            1 => &maps.short_stacks,
-            _ => &maps.stacks,
-        };
-        let (found, taken_out): (Vec<(u64, Vec<u8>)>, bool) = if one_pass {
-            let mut all = Vec::new();
-            for map in [&maps.short_stacks, &maps.stacks] {
-                all.extend(
-                    map.lookup_and_delete_batch(4096, MapFlags::ANY, MapFlags::ANY)
-                        .map_err(|e| map_error("stacks", &e))?
-                        .map(|(key, value)| (dword(&key, 0), value)),
-                );
-            }
-            (all, true)
-        } else {
-            let mut found = Vec::with_capacity(wanted.len());
-            for &h in &wanted {
-                if let Some(value) = map_of(h)
-                    .lookup(&h.to_ne_bytes(), MapFlags::ANY)
-                    .map_err(|e| map_error("stacks", &e))?
-                {
-                    found.push((h, value));
-                }
-            }
-            (found, false)
-        };
-        // The hashes read, by map, to delete them in one call each.
-        let mut read: [Vec<u8>; 2] = Default::default();
-        for (h, value) in &found {
-            read[(h & 1) as usize].extend(h.to_ne_bytes());
-            if self.stacks.contains_key(h) {
-                continue;
-            }
-            let mut frames = parse_stack(value);
-            if let Some(tracing) = &self.tracing_frames {
-                let cut = frames.iter().take_while(|&&a| tracing.contains(a)).count();
-                frames.drain(..cut);
-            }
-            self.stacks.insert(*h, frames);
-        }
-        if taken_out {
-            self.stacks_deleted += found.len() as u64;
-        } else {
-            for (class, keys) in read.iter().enumerate() {
-                let n = (keys.len() / 8) as u32;
-                // A failure leaves stacks in the map: new ones may then be
-                // dropped, and are counted as such.
-                if n > 0
-                    && map_of(class as u64)
-                        .delete_batch(keys, n, MapFlags::ANY, MapFlags::ANY)
-                        .is_ok()
-                {
-                    self.stacks_deleted += u64::from(n);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Stacks the map holds now, about: stored by the programs, less those
-    /// taken out.
-    fn stacks_held(&self) -> u64 {
-        let Some(bss) = self.skeleton.maps.bss_data.as_deref() else {
-            return 0;
-        };
-        // SAFETY: a plain load from the mmapped BPF global, which the
-        // programs change concurrently; any value read is a valid u64.
-        let stored = unsafe { std::ptr::read_volatile(&bss.stacks_stored) };
-        stored.saturating_sub(self.stacks_deleted)
     }
 
     /// Samples dropped for want of room, since the start.
@@ -578,27 +531,27 @@ impl StackCounter {
     }
 }
 
-/// New stacks beyond which the whole stack map is read in batches.
-const BATCH_READ_ABOVE: usize = 64;
+/// A stack the programs sent: its hash and frames, leaf first.
+type SentStack = (u64, Vec<u64>);
 
-/// The map is emptied in one pass once it holds more than this fraction
-/// (1/n) of its room, most of it then stacks already known.
-const STACKS_HELD_FOR_ONE_PASS: u64 = 8;
-
-/// A stacks map value: depth, then frames (32 or 127 of them).
-fn parse_stack(value: &[u8]) -> Vec<u64> {
-    let words: Vec<u64> = value
+/// A ring buffer record: the hash, the depth, then that many frames
+/// (`struct stack`, cut at its depth); None for a record too short to be one.
+fn parse_sent_stack(record: &[u8]) -> Option<SentStack> {
+    if record.len() < 16 {
+        return None;
+    }
+    let words = record[8..]
         .chunks_exact(8)
-        .map(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")))
-        .collect();
-    let depth = (words.first().copied().unwrap_or(0) as usize).min(words.len() - 1);
+        .map(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")));
+    let depth = dword(record, 8) as usize;
     // Context markers are not frames (see record: counted events are opened
     // without kernel call chains so that none should appear).
-    words[1..=depth]
-        .iter()
-        .copied()
+    let frames = words
+        .skip(1)
+        .take(depth)
         .filter(|&w| w < crate::perfdata::PERF_CONTEXT_MAX)
-        .collect()
+        .collect();
+    Some((dword(record, 0), frames))
 }
 
 /// Slots of the off-CPU program's `blocked` array: a power of two.
@@ -662,6 +615,10 @@ fn map_error(map: &str, e: &libbpf_rs::Error) -> Error {
     Error::failed(format!("cannot read the BPF {map} map ({e})"))
 }
 
+fn ring_error(e: &libbpf_rs::Error) -> Error {
+    Error::failed(format!("cannot read the BPF stacks ring buffer ({e})"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,13 +639,15 @@ mod tests {
     }
 
     #[test]
-    fn stack_values_are_cut_at_their_depth() {
-        let mut value = vec![2u64, 0x10, 0x20, 0x30];
-        value.resize(1 + MAX_FRAMES as usize, 0);
-        let bytes: Vec<u8> = value.iter().flat_map(|w| w.to_ne_bytes()).collect();
-        assert_eq!(parse_stack(&bytes), vec![0x10, 0x20]);
-        // A corrupt depth cannot read past the frames.
-        let bytes: Vec<u8> = [500u64, 1].iter().flat_map(|w| w.to_ne_bytes()).collect();
-        assert_eq!(parse_stack(&bytes), vec![1]);
+    fn sent_stacks_are_cut_at_their_depth() {
+        let record =
+            |words: &[u64]| -> Vec<u8> { words.iter().flat_map(|w| w.to_ne_bytes()).collect() };
+        assert_eq!(
+            parse_sent_stack(&record(&[0xabc, 2, 0x10, 0x20, 0x30])),
+            Some((0xabc, vec![0x10, 0x20]))
+        );
+        // A corrupt depth cannot read past the record.
+        assert_eq!(parse_sent_stack(&record(&[7, 500, 1])), Some((7, vec![1])));
+        assert_eq!(parse_sent_stack(&record(&[7])), None);
     }
 }

@@ -55,7 +55,7 @@ pub struct RecordArgs {
     /// recorder CPU on busy systems); the file and its reports are the same. Needs root
     #[arg(long)]
     pub bpf: bool,
-    /// With --bpf: room for this many distinct counts (and stacks) at a time in the kernel's maps,
+    /// With --bpf: room for this many distinct counts (and stacks remembered as sent) at a time in the kernel's maps,
     /// which are drained as they fill, up to 1048576; samples beyond it are counted as dropped and
     /// reported
     #[arg(long, value_name = "N", requires = "bpf", value_parser = values::map_entries)]
@@ -175,7 +175,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
     let dropped = summary.bpf_dropped;
     if dropped.stacks_full + dropped.counts_full > 0 {
         eprintln!(
-            "netprof: warning: {} {} not counted: the kernel's maps were full ({} for stacks, {} for counts); \
+            "netprof: warning: {} {} not counted: the kernel side had no room ({} for new stacks, {} for counts); \
              raise --bpf-map-entries",
             dropped.stacks_full + dropped.counts_full,
             match args.off_cpu {

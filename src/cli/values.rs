@@ -14,8 +14,9 @@ use netprof::sys::cpus::{self, CpuList};
 /// overflow the clock arithmetic.
 pub const MAX_SECONDS: f64 = 31.0 * 24.0 * 3600.0;
 
-/// The most distinct stacks `--bpf-map-entries` may ask room for: each
-/// takes about 1 KiB of kernel memory, so this is 1 GiB.
+/// The most entries `--bpf-map-entries` may ask for: each takes about
+/// 600 bytes of kernel memory (a count in each of two generations, a stack
+/// remembered as sent, and room to send it), so this is about 600 MiB.
 pub const MAX_MAP_ENTRIES: u32 = 1 << 20;
 
 /// What the kernel accepts for -F when it does not say

@@ -140,6 +140,15 @@ impl KernelCounts {
         }
     }
 
+    /// Takes in the new stacks the programs sent, before their ring buffer
+    /// fills.
+    pub fn read_new_stacks(&mut self) -> Result<()> {
+        for (counter, _) in &mut self.counters {
+            counter.read_new_stacks()?;
+        }
+        Ok(())
+    }
+
     /// Whether a count map is filling up and should be drained now.
     pub fn filling(&self) -> bool {
         self.counters.iter().any(|(counter, _)| counter.filling())

@@ -332,6 +332,7 @@ impl Sampling<'_> {
             drain::wait_for_data(self.session.ring_fds(), poll);
             self.drain_rings()?;
             if let Some(counts) = self.session.kernel_counts.as_mut() {
+                counts.read_new_stacks()?;
                 let write = last_count_write.elapsed() >= COUNT_WRITE_INTERVAL;
                 if write || counts.filling() {
                     self.summary.samples += counts.collect()?;

@@ -19,7 +19,7 @@ use super::open::{self, Instance, Scope};
 use super::{OffCpuRequest, Progress, RecordOptions};
 use crate::bpf::kprobe_links::{self, Attach};
 use crate::bpf::kprobe_multi::{self, MultiProbe};
-use crate::bpf::stack_count::{CountOptions, OffCpuOptions, StackCounter, MAX_FRAMES};
+use crate::bpf::stack_count::{ring_bytes, CountOptions, OffCpuOptions, StackCounter, MAX_FRAMES};
 use crate::error::{Error, Result};
 use crate::perfdata::attr::{EventAttr, Rate};
 use crate::perfdata::writer::EventDesc;
@@ -524,18 +524,21 @@ fn count_options(opts: &RecordOptions, scope: &Scope) -> CountOptions {
         max_frames: if opts.callgraph { MAX_FRAMES } else { 1 },
         cpus: opts.cpus.as_ref().map(|c| c.as_slice().to_vec()),
         counts_entries: opts.bpf_map_entries.unwrap_or(default_entries),
-        // A stack takes 1 KiB of kernel memory: 8 to 32 MiB by default.
+        // 8192 to 32768 stacks remembered as sent, with a ring buffer of
+        // 2 to 8 MiB to send them by default.
         stacks_entries: opts
             .bpf_map_entries
             .unwrap_or_else(|| (default_entries / 2).clamp(1 << 13, 1 << 15)),
     }
 }
 
-/// The kernel memory the count and stack maps take, roughly: a stack is its
-/// 1 KiB of frames plus the hash table's entry, a count entry (in each of
-/// the two generations) its key, value and entry.
+/// The kernel memory the maps take, roughly: the ring buffer for new
+/// stacks, an LRU entry per stack remembered as sent, and a count entry (in
+/// each of the two generations): its key, value and the hash table's entry.
 fn map_memory(options: &CountOptions) -> u64 {
-    u64::from(options.stacks_entries) * 1100 + u64::from(options.counts_entries) * 2 * 120
+    ring_bytes(options.stacks_entries)
+        + u64::from(options.stacks_entries) * 100
+        + u64::from(options.counts_entries) * 2 * 120
 }
 
 /// Refuses maps that would take more than half of the memory available
@@ -558,9 +561,9 @@ fn check_map_memory(options: &CountOptions, available: Option<u64>) -> Result<()
     Ok(())
 }
 
-/// Count entries for events without a rate (with a stack map of 1 << 15:
-/// about 67 MiB of kernel memory, 36 for the stacks, 31 for the counts' two
-/// generations).
+/// Count entries for events without a rate (with 1 << 15 stacks remembered:
+/// about 42 MiB of kernel memory, 8 for the stacks' ring buffer, 3 for the
+/// stacks remembered, 31 for the counts' two generations).
 const UNBOUNDED_EVENT_ENTRIES: u32 = 1 << 17;
 
 /// Room in each kernel map for a recording of `events`: every CPU sampling
@@ -613,12 +616,12 @@ mod tests {
             counts_entries: 1 << 20,
             stacks_entries: 1 << 20,
         };
-        // About 1.3 GiB of maps.
-        assert!(check_map_memory(&options, Some(8 << 30)).is_ok());
-        let err = check_map_memory(&options, Some(2 << 30)).unwrap_err();
+        // About 400 MiB of maps.
+        assert!(check_map_memory(&options, Some(1 << 30)).is_ok());
+        let err = check_map_memory(&options, Some(512 << 20)).unwrap_err();
         assert!(
             err.message()
-                .contains("more than half of the 2048 MiB available"),
+                .contains("more than half of the 512 MiB available"),
             "{err}"
         );
         assert!(check_map_memory(&options, None).is_ok());
