@@ -11,7 +11,7 @@
  *   sched_waking notes the kernel stack of whoever woke it, and the time is
  *   also counted under (waker stack, blocked stack).
  *
- * User space drains the counts when a map is a quarter full, every ten
+ * User space drains the counts when a map is half full, every ten
  * seconds and at the end, and reads new stacks as they come.
  *
  * Stacks are known by a 64-bit hash of their frames rather than kept in a

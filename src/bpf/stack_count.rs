@@ -2,7 +2,7 @@
 //! count of each sample's (task, CPU, kernel stack, user stack) instead of
 //! copying every stack to a ring buffer (`record --bpf`), or the time a
 //! thread spent off the CPU to the count of its (task, state, stacks)
-//! (`record --off-cpu`); netprof drains the counts when a map is a quarter
+//! (`record --off-cpu`); netprof drains the counts when a map is half
 //! full, every ten seconds, and at the end. Each stack's frames come once,
 //! the first time it is seen, through a ring buffer read as it fills.
 //!
@@ -381,9 +381,10 @@ impl StackCounter {
         })
     }
 
-    /// Whether the generation the programs write to is a quarter full: time
-    /// to drain, before it runs out of room. Draining walks every bucket of
-    /// the map, so a map that fills slowly is drained seldom.
+    /// Whether the generation the programs write to is half full: time to
+    /// drain, before it runs out of room. Draining walks every bucket of
+    /// the map and copies every entry, one that recurs once per drain, so a
+    /// map is drained as seldom as its room allows.
     pub fn filling(&self) -> bool {
         let Some(bss) = self.skeleton.maps.bss_data.as_deref() else {
             return true;
@@ -396,7 +397,7 @@ impl StackCounter {
                 std::ptr::read_volatile(&bss.new_counts),
             )
         };
-        new_counts[(generation & 1) as usize] * 4 >= u64::from(self.counts_entries)
+        new_counts[(generation & 1) as usize] * 2 >= u64::from(self.counts_entries)
     }
 
     /// Takes in the stacks the programs sent since the last call. Called

@@ -211,7 +211,10 @@ impl KernelCounts {
 
     /// Writes the pending counts to the file as samples stamped `time`.
     pub fn write(&mut self, writer: &mut PerfDataWriter, time: u64) -> Result<()> {
-        for ((index, c), count) in std::mem::take(&mut self.pending) {
+        // Drained rather than replaced: the next interval's counts, about as
+        // many, then need no growing table.
+        let mut pending = std::mem::take(&mut self.pending);
+        for ((index, c), count) in pending.drain() {
             let id = match self.counters[index].1 {
                 Target::Event(id) => id,
                 Target::OffCpu => self.off_cpu_event_id(c.of),
@@ -242,6 +245,7 @@ impl KernelCounts {
             let chain = self.callchain.then_some(chain);
             writer.write_record(&RecordBuilder::sample(&fields, chain.as_deref()))?;
         }
+        self.pending = pending;
         writer.finish_round()
     }
 

@@ -568,8 +568,8 @@ const UNBOUNDED_EVENT_ENTRIES: u32 = 1 << 17;
 
 /// Room in each kernel map for a recording of `events`: every CPU sampling
 /// at `frequency` with a distinct stack each time, for two seconds, within
-/// bounds (a map is drained once a quarter full, checked four times a
-/// second). Tracepoints and probes fire as
+/// bounds (a map is drained once half full, checked four times a second:
+/// at this rate, the other half lasts a second). Tracepoints and probes fire as
 /// often as the code they watch, not at a chosen rate (sched_switch under
 /// a busy network passes 30,000 distinct stacks a second, which maps sized
 /// by -F dropped by the thousand), so they get the large default.
