@@ -220,7 +220,13 @@ pub struct RecordBuilder {
 
 impl RecordBuilder {
     fn new() -> Self {
-        RecordBuilder { buf: vec![0u8; 8] }
+        Self::with_room(0)
+    }
+    /// A record of `bytes` after its header grows no buffer on the way.
+    fn with_room(bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(8 + bytes);
+        buf.resize(8, 0);
+        RecordBuilder { buf }
     }
     fn u32(&mut self, v: u32) -> &mut Self {
         self.buf.extend_from_slice(&v.to_le_bytes());
@@ -254,7 +260,9 @@ impl RecordBuilder {
     /// given, holds the frames with their PERF_CONTEXT markers as the kernel
     /// writes them.
     pub fn sample(s: &SampleFields, callchain: Option<&[u64]>) -> Vec<u8> {
-        let mut r = Self::new();
+        // The fixed fields, the chain's length and frames, an empty raw part.
+        let frames = callchain.map_or(0, <[u64]>::len);
+        let mut r = Self::with_room(48 + 8 + 8 * frames + 8);
         r.u64(s.ip)
             .u32(s.pid)
             .u32(s.tid)
