@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::perfdata::attr::{EventAttr, Rate};
 use crate::perfdata::writer::EventDesc;
 use crate::perfdata::TYPE_SOFTWARE;
-use crate::sys::cpus::CpuList;
+use crate::sys::cpus::{CpuList, OnlineCpus};
 use procfs::Current;
 
 /// Slots for the threads `--off-cpu` follows while they are away, by
@@ -60,6 +60,8 @@ pub struct Session {
     /// System-wide: the CPUs sampled, and which of them are online now.
     cpus: Option<CpuList>,
     online: BTreeSet<u32>,
+    /// Where the online CPUs are read from (None: hotplug is not followed).
+    online_cpus: Option<OnlineCpus>,
 }
 
 /// How to open one more instance of an event, for a CPU that comes back
@@ -157,6 +159,10 @@ impl Session {
             online: match scope {
                 Scope::SystemWide(cpus) => cpus.as_slice().iter().copied().collect(),
                 Scope::Tasks { .. } => BTreeSet::new(),
+            },
+            online_cpus: match scope {
+                Scope::SystemWide(_) => OnlineCpus::open().ok(),
+                Scope::Tasks { .. } => None,
             },
         };
         for (spec, program) in specs.iter().zip(programs) {
@@ -358,7 +364,7 @@ impl Session {
         let Some(cpus) = self.cpus.clone() else {
             return Ok(());
         };
-        let Ok(online) = crate::sys::cpus::online() else {
+        let Some(Ok(online)) = self.online_cpus.as_ref().map(OnlineCpus::read) else {
             return Ok(());
         };
         for &cpu in cpus.as_slice() {

@@ -82,7 +82,47 @@ fn read_sysfs(file: &str) -> Result<CpuList> {
     let path = format!("/sys/devices/system/cpu/{file}");
     let text =
         std::fs::read_to_string(&path).map_err(|e| Error::io(format!("cannot read {path}"), &e))?;
+    parse_sysfs(&path, &text)
+}
+
+fn parse_sysfs(path: &str, text: &str) -> Result<CpuList> {
     CpuList::parse(text.trim()).map_err(|e| Error::failed(format!("cannot parse {path}: {e}")))
+}
+
+const ONLINE: &str = "/sys/devices/system/cpu/online";
+
+/// The online CPUs, read again and again through one open file: a
+/// recording checks them four times a second, and opening the sysfs path
+/// each time cost more than reading it (sysfs makes the text anew at each
+/// read from the start).
+pub struct OnlineCpus {
+    file: std::fs::File,
+}
+
+impl OnlineCpus {
+    pub fn open() -> Result<OnlineCpus> {
+        let file = std::fs::File::open(ONLINE)
+            .map_err(|e| Error::io(format!("cannot read {ONLINE}"), &e))?;
+        Ok(OnlineCpus { file })
+    }
+
+    /// The CPUs online now.
+    pub fn read(&self) -> Result<CpuList> {
+        use std::os::unix::fs::FileExt;
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 256];
+        loop {
+            let n = self
+                .file
+                .read_at(&mut chunk, text.len() as u64)
+                .map_err(|e| Error::io(format!("cannot read {ONLINE}"), &e))?;
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&chunk[..n]);
+        }
+        parse_sysfs(ONLINE, &String::from_utf8_lossy(&text))
+    }
 }
 
 /// The CPUs online now.
@@ -98,6 +138,14 @@ pub fn possible() -> Result<CpuList> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn online_cpus_read_through_one_file_match_a_fresh_read_every_time() {
+        let file = OnlineCpus::open().unwrap();
+        for _ in 0..3 {
+            assert_eq!(file.read().unwrap(), online().unwrap());
+        }
+    }
 
     #[test]
     fn lists_parse_sorted_and_distinct() {
