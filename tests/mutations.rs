@@ -289,6 +289,43 @@ fn mutants_of_every_kind_of_recording_end_cleanly() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The feature sections' table follows the data section; its entries are
+/// (offset, size) pairs, one per feature bit set in the header, in order.
+fn feature_section(file: &[u8], feature: u32) -> Option<(usize, usize)> {
+    let bits = |word: u32| u64_at(file, 72 + 8 * word as usize);
+    if bits(feature / 64) & (1 << (feature % 64)) == 0 {
+        return None;
+    }
+    let before: u32 = (0..feature)
+        .filter(|&f| bits(f / 64) & (1 << (f % 64)) != 0)
+        .count() as u32;
+    let table = (u64_at(file, 40) + u64_at(file, 48)) as usize;
+    let entry = table + 16 * before as usize;
+    Some((
+        u64_at(file, entry) as usize,
+        u64_at(file, entry + 8) as usize,
+    ))
+}
+
+/// A command line claiming four billion strings: linux-perf-data reserved
+/// room for all of them (gigabytes) before reading one, and the report
+/// aborted under the memory limit. The count is now checked against the
+/// section first, and the recording reads without its command line.
+#[test]
+fn a_command_line_claiming_billions_of_strings_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cmd.data");
+    let out = netprof(&["record", "-o", data.to_str().unwrap(), "--", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut bytes = std::fs::read(&data).unwrap();
+    const HEADER_CMDLINE: u32 = 11;
+    let (at, size) = feature_section(&bytes, HEADER_CMDLINE).expect("a command line section");
+    assert!(size >= 4);
+    bytes[at..at + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    std::fs::write(&data, &bytes).unwrap();
+    assert_eq!(report(&data), Ok(0));
+}
+
 /// Reports `file` under the limits; its exit status, or what went wrong.
 fn report(file: &Path) -> Result<i32, String> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_netprof"));

@@ -188,11 +188,7 @@ fn read_profile(
         .collect();
 
     let facts = RecordingFacts {
-        command_line: perf_file
-            .cmdline()
-            .ok()
-            .flatten()
-            .map(|args| args.join(" ")),
+        command_line: command_line(&perf_file),
         os_release: perf_file.os_release().ok().flatten().map(str::to_string),
         hostname: perf_file.hostname().ok().flatten().map(str::to_string),
     };
@@ -308,4 +304,26 @@ fn tracepoint_formats(events: &[String], section: Option<&[u8]>) -> Vec<Option<F
         by_name.insert(name, Format::parse(&text));
     }
     events.iter().map(|e| by_name.get(e).cloned()).collect()
+}
+
+/// The recording's command line, when its feature section holds one. The
+/// string count is checked against the section first: linux-perf-data
+/// reserves room for as many strings as the count says, and a corrupt
+/// count (up to 2^32) asked for gigabytes and aborted the process.
+fn command_line(perf_file: &linux_perf_data::PerfFile) -> Option<String> {
+    let section = perf_file.feature_section_data(Feature::CMDLINE)?;
+    let count: [u8; 4] = section.get(..4)?.try_into().ok()?;
+    let count = match perf_file.endian() {
+        linux_perf_data::Endianness::LittleEndian => u32::from_le_bytes(count),
+        linux_perf_data::Endianness::BigEndian => u32::from_be_bytes(count),
+    };
+    // Each string takes at least its 4-byte length.
+    if u64::from(count) * 4 > (section.len() - 4) as u64 {
+        return None;
+    }
+    perf_file
+        .cmdline()
+        .ok()
+        .flatten()
+        .map(|args| args.join(" "))
 }
