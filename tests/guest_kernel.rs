@@ -907,14 +907,25 @@ fn diff_names_the_delayed_function(work: &Path) {
     let file = |name: &str| out_dir.join(name).to_str().unwrap().to_string();
     // The delay's own time is spent busy reading the kernel's clock, its leaf:
     // that leaf's self share grows most, and the delay's total share grows.
-    let delay_first = |d: &serde_json::Value, self_significant: bool| {
+    // `one_pair`: one recording a side. Over three a side, each function's
+    // shares are three numbers a side: Welch's test may then have two
+    // degrees of freedom, and Benjamini-Hochberg over every function can
+    // leave even a 14-point growth short of significance (as on 6.1): there
+    // the change must still exceed its 95% interval.
+    let delay_first = |d: &serde_json::Value, one_pair: bool| {
         let rows = d["functions"].as_array().unwrap();
         let delay = rows
             .iter()
             .find(|f| f["function"] == "netprof_test_delay")
             .unwrap_or_else(|| panic!("{d}"));
-        assert!(delay["total"]["delta"].as_f64().unwrap() > 0.05, "{delay}");
-        assert_eq!(delay["total"]["significant"], true, "{delay}");
+        let total = &delay["total"];
+        let delta = total["delta"].as_f64().unwrap();
+        assert!(delta > 0.05, "{delay}");
+        if one_pair {
+            assert_eq!(total["significant"], true, "{delay}");
+        } else {
+            assert!(delta > total["ci95"].as_f64().unwrap(), "{delay}");
+        }
         // Of the module's functions, only its caller (the proc write
         // handler, which holds it) can have grown as much.
         let grew_most = rows
@@ -933,7 +944,7 @@ fn diff_names_the_delayed_function(work: &Path) {
         // leave each short of significance, as on 6.1).
         let first = rows
             .iter()
-            .filter(|f| !self_significant || f["self"]["significant"] == true)
+            .filter(|f| !one_pair || f["self"]["significant"] == true)
             .max_by(|a, b| {
                 let delta = |f: &serde_json::Value| f["self"]["delta"].as_f64().unwrap();
                 delta(a).total_cmp(&delta(b))
