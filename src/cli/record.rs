@@ -123,6 +123,10 @@ impl Progress for Terminal {
             self.showing = true;
         }
     }
+
+    fn shows_status(&self) -> bool {
+        self.status_line
+    }
 }
 
 /// Targets that contradict each other, refused with the reason.

@@ -89,8 +89,11 @@ pub use crate::bpf::stack_count::OffCpuRequest;
 pub trait Progress {
     /// A one-line note: how probes were attached, a warning.
     fn note(&mut self, text: &str);
-    /// About four times a second while sampling.
+    /// About four times a second while sampling, if [`Self::shows_status`].
     fn status(&mut self, elapsed: Duration, samples: u64, lost: u64);
+    /// Whether the status is shown: counting what the kernel holds costs
+    /// a map read per counter, which nobody reads with the line off.
+    fn shows_status(&self) -> bool;
 }
 
 #[derive(Debug, Default)]
@@ -342,7 +345,7 @@ impl Sampling<'_> {
                     counts.write(self.writer, self.last_time)?;
                 }
             }
-            if last_status.elapsed() >= STATUS_INTERVAL {
+            if progress.shows_status() && last_status.elapsed() >= STATUS_INTERVAL {
                 last_status = Instant::now();
                 let counted = match &self.session.kernel_counts {
                     Some(counts) => counts.samples_not_collected()?,
