@@ -182,11 +182,14 @@ pub struct StackCounter {
     /// Delivers new stacks into `arriving` (declared before the skeleton,
     /// whose map it reads, to be dropped first).
     new_stacks: RingBuffer<'static>,
-    arriving: Rc<RefCell<Vec<SentStack>>>,
+    arriving: Rc<RefCell<SentStacks>>,
     skeleton: StackCountSkel<'static>,
     kind: AttachKind,
-    /// Stacks received so far, by hash.
-    stacks: HashMap<u64, Vec<u64>>,
+    /// Stacks received so far.
+    stacks: StackArena,
+    /// The last drain's keys and values, their room kept for the next.
+    drained_keys: Vec<u8>,
+    drained_values: Vec<u8>,
     /// Entries in each generation's count map.
     counts_entries: u32,
     /// Off-CPU: the scheduler tracepoints' links (and fork following).
@@ -308,14 +311,12 @@ impl StackCounter {
             .set_max_entries(off_cpu.map_or(1, blocked_slots))
             .map_err(sizing)?;
         let skeleton = skeleton::load(open, role)?;
-        let arriving = Rc::new(RefCell::new(Vec::new()));
+        let arriving = Rc::new(RefCell::new(SentStacks::default()));
         let delivered = Rc::clone(&arriving);
         let mut builder = RingBufferBuilder::new();
         builder
             .add(&skeleton.maps.new_stacks, move |record: &[u8]| {
-                if let Some(stack) = parse_sent_stack(record) {
-                    delivered.borrow_mut().push(stack);
-                }
+                delivered.borrow_mut().add(record);
                 0
             })
             .map_err(|e| ring_error(&e))?;
@@ -325,7 +326,9 @@ impl StackCounter {
             arriving,
             skeleton,
             kind,
-            stacks: HashMap::new(),
+            stacks: StackArena::default(),
+            drained_keys: Vec::new(),
+            drained_values: Vec::new(),
             counts_entries: opts.counts_entries,
             links: Vec::new(),
             tracing_frames: None,
@@ -351,7 +354,7 @@ impl StackCounter {
 
     /// The frames of a drained stack, leaf first; empty for no stack.
     pub fn stack(&self, hash: u64) -> &[u64] {
-        self.stacks.get(&hash).map_or(&[], Vec::as_slice)
+        self.stacks.get(hash)
     }
 
     /// Attaches the counting program to an open perf event, which then needs
@@ -405,16 +408,15 @@ impl StackCounter {
     /// are read: the programs send a stack before any count names it.
     pub fn read_new_stacks(&mut self) -> Result<()> {
         self.new_stacks.consume().map_err(|e| ring_error(&e))?;
-        for (hash, mut frames) in self.arriving.borrow_mut().drain(..) {
-            if self.stacks.contains_key(&hash) {
-                continue;
-            }
+        let mut arriving = self.arriving.borrow_mut();
+        for (hash, mut frames) in arriving.iter() {
             if let Some(tracing) = &self.tracing_frames {
                 let cut = frames.iter().take_while(|&&a| tracing.contains(a)).count();
-                frames.drain(..cut);
+                frames = &frames[cut..];
             }
-            self.stacks.insert(hash, frames);
+            self.stacks.add(hash, frames);
         }
+        arriving.clear();
         Ok(())
     }
 
@@ -449,7 +451,8 @@ impl StackCounter {
         } else {
             &maps.counts1
         };
-        let (keys, values) = take_all(counts).map_err(|e| map_error("counts", &e))?;
+        let (keys, values) = (&mut self.drained_keys, &mut self.drained_values);
+        take_all(counts, keys, values).map_err(|e| map_error("counts", &e))?;
         let key_size = counts.key_size() as usize;
         let value_size = counts.value_size() as usize;
         if let Some(bss) = self.skeleton.maps.bss_data.as_deref_mut() {
@@ -532,27 +535,78 @@ impl StackCounter {
     }
 }
 
-/// A stack the programs sent: its hash and frames, leaf first.
-type SentStack = (u64, Vec<u64>);
+/// Stacks by hash, their frames (leaf first) all in one buffer: one
+/// allocation per stack spread them over the heap, and writing the counts,
+/// which reads a stack per count, waited on memory more than it computed.
+#[derive(Default)]
+struct StackArena {
+    frames: Vec<u64>,
+    /// Where each stack's frames are in `frames`: start and length.
+    by_hash: HashMap<u64, (u32, u32)>,
+}
 
-/// A ring buffer record: the hash, the depth, then that many frames
-/// (`struct stack`, cut at its depth); None for a record too short to be one.
-fn parse_sent_stack(record: &[u8]) -> Option<SentStack> {
-    if record.len() < 16 {
-        return None;
+impl StackArena {
+    /// The frames of the stack with this hash; empty if it never came.
+    fn get(&self, hash: u64) -> &[u64] {
+        self.by_hash.get(&hash).map_or(&[], |&(start, len)| {
+            &self.frames[start as usize..][..len as usize]
+        })
     }
-    let words = record[8..]
-        .chunks_exact(8)
-        .map(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")));
-    let depth = dword(record, 8) as usize;
-    // Context markers are not frames (see record: counted events are opened
-    // without kernel call chains so that none should appear).
-    let frames = words
-        .skip(1)
-        .take(depth)
-        .filter(|&w| w < crate::perfdata::PERF_CONTEXT_MAX)
-        .collect();
-    Some((dword(record, 0), frames))
+
+    /// Adds a stack, unless its hash is known (a hash the programs forgot
+    /// and sent again: equal hashes are the same stack).
+    fn add(&mut self, hash: u64, frames: &[u64]) {
+        let start = self.frames.len() as u32;
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.by_hash.entry(hash) {
+            self.frames.extend_from_slice(frames);
+            slot.insert((start, frames.len() as u32));
+        }
+    }
+}
+
+/// Stacks as the ring buffer delivers them, until the next
+/// [`StackCounter::read_new_stacks`] takes them: their frames in one buffer.
+#[derive(Default)]
+struct SentStacks {
+    frames: Vec<u64>,
+    /// Hash, start and length of each.
+    stacks: Vec<(u64, u32, u32)>,
+}
+
+impl SentStacks {
+    /// Takes a ring buffer record: the hash, the depth, then that many
+    /// frames (`struct stack`, cut at its depth); a record too short to be
+    /// one is left out.
+    fn add(&mut self, record: &[u8]) {
+        if record.len() < 16 {
+            return;
+        }
+        let start = self.frames.len();
+        // Context markers are not frames (see record: counted events are
+        // opened without kernel call chains so that none should appear).
+        self.frames.extend(
+            record[16..]
+                .chunks_exact(8)
+                .map(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")))
+                .take(dword(record, 8) as usize)
+                .filter(|&w| w < crate::perfdata::PERF_CONTEXT_MAX),
+        );
+        let len = self.frames.len() - start;
+        self.stacks
+            .push((dword(record, 0), start as u32, len as u32));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &[u64])> {
+        self.stacks
+            .iter()
+            .map(|&(hash, start, len)| (hash, &self.frames[start as usize..][..len as usize]))
+    }
+
+    /// Forgets the stacks taken, keeping the room.
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.stacks.clear();
+    }
 }
 
 /// Slots of the off-CPU program's `blocked` array: a power of two.
@@ -620,10 +674,15 @@ const BATCH: usize = 4096;
 /// entry two vectors of its own, and at tens of thousands of entries per
 /// drain their allocation and copies were a large part of the recorder's
 /// CPU at high rates.
-fn take_all(map: &dyn MapCore) -> std::result::Result<(Vec<u8>, Vec<u8>), std::io::Error> {
+fn take_all(
+    map: &dyn MapCore,
+    keys: &mut Vec<u8>,
+    values: &mut Vec<u8>,
+) -> std::result::Result<(), std::io::Error> {
     use std::os::fd::AsRawFd;
     let (key_size, value_size) = (map.key_size() as usize, map.value_size() as usize);
-    let (mut keys, mut values) = (Vec::<u8>::new(), Vec::<u8>::new());
+    keys.clear();
+    values.clear();
     // Where the next batch starts, as the kernel says (a bucket index for a
     // hash map; at most a key's size).
     let mut start = vec![0u8; key_size.max(8)];
@@ -669,7 +728,7 @@ fn take_all(map: &dyn MapCore) -> std::result::Result<(Vec<u8>, Vec<u8>), std::i
             values.set_len(values.len() + count * value_size);
         }
         if done {
-            return Ok((keys, values));
+            return Ok(());
         }
         std::mem::swap(&mut start, &mut next);
         first = false;
@@ -707,12 +766,26 @@ mod tests {
     fn sent_stacks_are_cut_at_their_depth() {
         let record =
             |words: &[u64]| -> Vec<u8> { words.iter().flat_map(|w| w.to_ne_bytes()).collect() };
-        assert_eq!(
-            parse_sent_stack(&record(&[0xabc, 2, 0x10, 0x20, 0x30])),
-            Some((0xabc, vec![0x10, 0x20]))
-        );
+        let mut sent = SentStacks::default();
+        sent.add(&record(&[0xabc, 2, 0x10, 0x20, 0x30]));
         // A corrupt depth cannot read past the record.
-        assert_eq!(parse_sent_stack(&record(&[7, 500, 1])), Some((7, vec![1])));
-        assert_eq!(parse_sent_stack(&record(&[7])), None);
+        sent.add(&record(&[7, 500, 1]));
+        sent.add(&record(&[8]));
+        sent.add(&record(&[0xabc, 1, 0x99]));
+        let got: Vec<(u64, Vec<u64>)> = sent.iter().map(|(h, f)| (h, f.to_vec())).collect();
+        assert_eq!(
+            got,
+            vec![(0xabc, vec![0x10, 0x20]), (7, vec![1]), (0xabc, vec![0x99])]
+        );
+        // Kept by hash: the same hash again is the same stack.
+        let mut kept = StackArena::default();
+        for (hash, frames) in sent.iter() {
+            kept.add(hash, frames);
+        }
+        assert_eq!(kept.get(0xabc), &[0x10, 0x20]);
+        assert_eq!(kept.get(7), &[1]);
+        assert_eq!(kept.get(8), &[] as &[u64]);
+        sent.clear();
+        assert_eq!(sent.iter().count(), 0);
     }
 }
