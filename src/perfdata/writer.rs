@@ -256,13 +256,18 @@ impl RecordBuilder {
     }
 
     /// A sample in netprof's layout (see `EventAttr::sample_type`) with no
-    /// raw data (an empty one where the layout has it); `callchain`, when
-    /// given, holds the frames with their PERF_CONTEXT markers as the kernel
-    /// writes them.
-    pub fn sample(s: &SampleFields, callchain: Option<&[u64]>) -> Vec<u8> {
-        // The fixed fields, the chain's length and frames, an empty raw part.
-        let frames = callchain.map_or(0, <[u64]>::len);
-        let mut r = Self::with_room(48 + 8 + 8 * frames + 8);
+    /// raw data (an empty one where the layout has it), written into `buf`
+    /// (emptied first; a writer of many samples keeps one buffer).
+    /// `callchain`, when given, is the frames with their PERF_CONTEXT
+    /// markers as the kernel writes them, in parts taken one after another.
+    pub fn sample_into(buf: &mut Vec<u8>, s: &SampleFields, callchain: Option<&[&[u64]]>) {
+        let frames: usize = callchain.map_or(0, |parts| parts.iter().map(|p| p.len()).sum());
+        buf.clear();
+        buf.reserve(8 + 48 + 8 + 8 * frames + 8);
+        buf.resize(8, 0);
+        let mut r = RecordBuilder {
+            buf: std::mem::take(buf),
+        };
         r.u64(s.ip)
             .u32(s.pid)
             .u32(s.tid)
@@ -271,9 +276,9 @@ impl RecordBuilder {
             .u32(s.cpu)
             .u32(0)
             .u64(s.period);
-        if let Some(frames) = callchain {
-            r.u64(frames.len() as u64);
-            for &f in frames {
+        if let Some(parts) = callchain {
+            r.u64(frames as u64);
+            for &f in parts.iter().copied().flatten() {
                 r.u64(f);
             }
         }
@@ -288,7 +293,7 @@ impl RecordBuilder {
             PERF_RECORD_MISC_USER
         };
         r.buf[..8].copy_from_slice(&record_header(PERF_RECORD_SAMPLE, misc, size));
-        r.buf
+        *buf = r.buf;
     }
 
     /// Samples of event `id` that were not recorded (PERF_RECORD_LOST).

@@ -214,36 +214,39 @@ impl KernelCounts {
         // Drained rather than replaced: the next interval's counts, about as
         // many, then need no growing table.
         let mut pending = std::mem::take(&mut self.pending);
+        let mut record = Vec::new();
         for ((index, c), count) in pending.drain() {
             let id = match self.counters[index].1 {
                 Target::Event(id) => id,
                 Target::OffCpu => self.off_cpu_event_id(c.of),
             };
             let counter = &self.counters[index].0;
+            let waker_frames;
             let (stacks, chain) = match c.of {
                 // The waker's stack rides in the user stack's place.
                 CountOf::Waker(_) => {
                     let wakee = counter.stack(c.kernel_stack);
-                    let chain = waker_chain(counter.stack(c.user_stack), wakee);
+                    waker_frames = waker_chain(counter.stack(c.user_stack), wakee);
                     let stacks = Stacks {
                         kernel: wakee,
                         user: &[],
                     };
-                    (stacks, chain)
+                    (stacks, Callchain::single(&waker_frames))
                 }
                 _ => {
                     let stacks = Stacks {
                         kernel: counter.stack(c.kernel_stack),
                         user: counter.stack(c.user_stack),
                     };
-                    let chain = callchain(&stacks);
+                    let chain = Callchain::of(&stacks);
                     (stacks, chain)
                 }
             };
             let mut fields = sample_fields(&c, &stacks, count, id, time);
             fields.empty_raw = self.raw;
-            let chain = self.callchain.then_some(chain);
-            writer.write_record(&RecordBuilder::sample(&fields, chain.as_deref()))?;
+            let chain = self.callchain.then(|| chain.parts());
+            RecordBuilder::sample_into(&mut record, &fields, chain);
+            writer.write_record(&record)?;
         }
         self.pending = pending;
         writer.finish_round()
@@ -342,18 +345,47 @@ fn waker_chain(waker: &[u64], wakee: &[u64]) -> Vec<u64> {
     chain
 }
 
-/// The frames as the kernel writes a callchain: each part after its context marker.
-fn callchain(stacks: &Stacks) -> Vec<u64> {
-    let mut chain = Vec::with_capacity(stacks.kernel.len() + stacks.user.len() + 2);
-    if !stacks.kernel.is_empty() {
-        chain.push(PERF_CONTEXT_KERNEL);
-        chain.extend_from_slice(stacks.kernel);
+/// A call chain as the kernel writes it, each part after its context
+/// marker, in parts that point into the stacks rather than a copy of them.
+struct Callchain<'a> {
+    parts: [&'a [u64]; 4],
+    used: usize,
+}
+
+impl<'a> Callchain<'a> {
+    fn single(frames: &'a [u64]) -> Self {
+        Callchain {
+            parts: [frames, &[], &[], &[]],
+            used: 1,
+        }
     }
-    if !stacks.user.is_empty() {
-        chain.push(PERF_CONTEXT_USER);
-        chain.extend_from_slice(stacks.user);
+
+    fn of(stacks: &Stacks<'a>) -> Self {
+        let mut chain = Callchain {
+            parts: [&[]; 4],
+            used: 0,
+        };
+        for (marker, frames) in [
+            (&[PERF_CONTEXT_KERNEL], stacks.kernel),
+            (&[PERF_CONTEXT_USER], stacks.user),
+        ] {
+            if !frames.is_empty() {
+                chain.parts[chain.used] = marker;
+                chain.parts[chain.used + 1] = frames;
+                chain.used += 2;
+            }
+        }
+        chain
     }
-    chain
+
+    fn parts(&self) -> &[&'a [u64]] {
+        &self.parts[..self.used]
+    }
+
+    #[cfg(test)]
+    fn to_vec(&self) -> Vec<u64> {
+        self.parts().concat()
+    }
 }
 
 #[cfg(test)]
@@ -377,7 +409,7 @@ mod tests {
             user: &user,
         };
         assert_eq!(
-            callchain(&both),
+            Callchain::of(&both).to_vec(),
             vec![
                 PERF_CONTEXT_KERNEL,
                 0xffff_0001,
@@ -395,7 +427,10 @@ mod tests {
             kernel: &[],
             user: &user,
         };
-        assert_eq!(callchain(&user_only), vec![PERF_CONTEXT_USER, 0x401000]);
+        assert_eq!(
+            Callchain::of(&user_only).to_vec(),
+            vec![PERF_CONTEXT_USER, 0x401000]
+        );
         // A waker over the thread it woke: both root-most at the ends.
         assert_eq!(
             waker_chain(&[0xffff_0010, 0xffff_0011], &kernel),
