@@ -110,16 +110,19 @@ impl OnlineCpus {
     pub fn read(&self) -> Result<CpuList> {
         use std::os::unix::fs::FileExt;
         let mut text = Vec::new();
-        let mut chunk = [0u8; 256];
+        // A sysfs attribute is at most a page, and each read makes its text
+        // anew: a read shorter than the buffer is the whole of it, and one
+        // more read to see the end would cost as much again.
+        let mut chunk = [0u8; 4096];
         loop {
             let n = self
                 .file
                 .read_at(&mut chunk, text.len() as u64)
                 .map_err(|e| Error::io(format!("cannot read {ONLINE}"), &e))?;
-            if n == 0 {
+            text.extend_from_slice(&chunk[..n]);
+            if n < chunk.len() {
                 break;
             }
-            text.extend_from_slice(&chunk[..n]);
         }
         parse_sysfs(ONLINE, &String::from_utf8_lossy(&text))
     }
