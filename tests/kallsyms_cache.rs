@@ -180,4 +180,16 @@ fn recordings_store_the_kernel_symbols_of_the_copy_while_it_holds() {
     let second = record("second.data");
     let names = folded(&home, &second);
     assert!(names.contains(";syscall_from_copy;"), "{names}");
+    // The recording holds the copy's symbols whole, byte for byte (they
+    // are copied file to file): the copy's header is its magic line, the
+    // fingerprint's length, and the fingerprint.
+    let copy_text = std::fs::read_to_string(&copy).unwrap();
+    let (_, rest) = copy_text.split_once('\n').unwrap();
+    let (len, rest) = rest.split_once('\n').unwrap();
+    let symbols = &rest[len.parse::<usize>().unwrap()..];
+    let file = std::fs::read(&second).unwrap();
+    let (offset, size) = feature_section(&file, netprof::perfdata::FEATURE_NETPROF_KALLSYMS)
+        .expect("the kallsyms snapshot");
+    assert!(size > 100_000, "{size}");
+    assert!(file[offset..offset + size] == *symbols.as_bytes());
 }

@@ -41,11 +41,6 @@ impl Rng {
     }
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8)
-        .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
-}
-
 /// Offsets of the records in a file's data section (pipe files: all after
 /// the 16-byte header).
 fn record_offsets(file: &[u8]) -> Vec<usize> {
@@ -287,24 +282,6 @@ fn mutants_of_every_kind_of_recording_end_cleanly() {
         failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// The feature sections' table follows the data section; its entries are
-/// (offset, size) pairs, one per feature bit set in the header, in order.
-fn feature_section(file: &[u8], feature: u32) -> Option<(usize, usize)> {
-    let bits = |word: u32| u64_at(file, 72 + 8 * word as usize);
-    if bits(feature / 64) & (1 << (feature % 64)) == 0 {
-        return None;
-    }
-    let before: u32 = (0..feature)
-        .filter(|&f| bits(f / 64) & (1 << (f % 64)) != 0)
-        .count() as u32;
-    let table = (u64_at(file, 40) + u64_at(file, 48)) as usize;
-    let entry = table + 16 * before as usize;
-    Some((
-        u64_at(file, entry) as usize,
-        u64_at(file, entry + 8) as usize,
-    ))
 }
 
 /// A command line claiming four billion strings: linux-perf-data reserved

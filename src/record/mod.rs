@@ -30,11 +30,11 @@ use session::Session;
 use crate::bpf::kprobe_links::Attach;
 use crate::bpf::stack_count::Dropped;
 use crate::error::{Error, Result};
-use crate::perfdata::writer::{self, PerfDataWriter, RecordBuilder};
-use crate::perfdata::{FEATURE_NETPROF_TP_FORMATS, HEADER_TRACING_DATA};
+use crate::perfdata::writer::{self, FeatureBody, PerfDataWriter, RecordBuilder};
+use crate::perfdata::{FEATURE_NETPROF_KALLSYMS, FEATURE_NETPROF_TP_FORMATS, HEADER_TRACING_DATA};
 use crate::sys::cpus::{self, CpuList};
 use crate::sys::tracefs::Tracefs;
-use crate::sys::{kallsyms, kallsyms_cache, processes};
+use crate::sys::{kallsyms_cache, processes};
 
 /// How often the rings are drained while sampling.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -178,13 +178,14 @@ pub fn record(
     // runs would never serve (see kallsyms_cache). Samples never stand in
     // them but for off-CPU stacks, which are cut before them (see
     // KernelCounts::cut_tracing_frames).
-    let kallsyms_text = kallsyms_cache::code_symbols_text().unwrap_or_default();
+    let kernel_symbols = kallsyms_cache::code_symbols()
+        .unwrap_or_else(|_| kallsyms_cache::CodeSymbols::Text(String::new()));
     let mut session = Session::open(&specs, &scope, opts, child.is_some(), stop, progress)?;
     let mut summary = RecordSummary::default();
     write_start(
         opts,
         &session,
-        &kallsyms_text,
+        &kernel_symbols,
         &mut writer,
         &mut summary,
         progress,
@@ -230,27 +231,26 @@ pub fn record(
         let declared = counts.take_off_cpu_events();
         session.events.extend(declared);
     }
-    let features = all_features(&specs, &session, kallsyms_text, &summary.mapped_files)?;
+    let features = all_features(&specs, &session, kernel_symbols, &summary.mapped_files)?;
     summary.bytes = writer.finish(&session.events, &features)?;
     Ok(summary)
 }
 
 /// Writes what the kernel does not report by itself: the kernel's map, and
 /// the names and executable maps of processes that already run.
-/// `kallsyms_text` is the snapshot stored at the end.
+/// `kernel_symbols` is the snapshot stored at the end.
 fn write_start(
     opts: &RecordOptions,
     session: &Session,
-    kallsyms_text: &str,
+    kernel_symbols: &kallsyms_cache::CodeSymbols,
     writer: &mut PerfDataWriter,
     summary: &mut RecordSummary,
     progress: &mut dyn Progress,
 ) -> Result<()> {
     // Room for the end of the file, held back from the start: the kernel
     // symbols, and a margin for the other features.
-    writer.reserve(kallsyms_text.len() as u64 + (1 << 20))?;
-    // Only the kernel's start is needed here: a scan, not a full parse.
-    let kernel_text = kallsyms::address_in(kallsyms_text, "_text");
+    writer.reserve(kernel_symbols.len() + (1 << 20))?;
+    let kernel_text = kernel_symbols.kernel_text();
     if kernel_text.is_none() {
         progress.note(
             "warning: /proc/kallsyms shows no addresses (kernel.kptr_restrict?); kernel frames \
@@ -417,10 +417,19 @@ impl Sampling<'_> {
 fn all_features(
     specs: &[EventSpec],
     session: &Session,
-    kallsyms_text: String,
+    kernel_symbols: kallsyms_cache::CodeSymbols,
     mapped_files: &BTreeSet<String>,
-) -> Result<Vec<(u32, Vec<u8>)>> {
-    let mut features = synthesize::features(&session.events, kallsyms_text, mapped_files);
+) -> Result<Vec<(u32, FeatureBody)>> {
+    let mut features = synthesize::features(&session.events, mapped_files);
+    if !kernel_symbols.is_empty() {
+        let body = match kernel_symbols {
+            kallsyms_cache::CodeSymbols::Text(text) => FeatureBody::Bytes(text.into_bytes()),
+            kallsyms_cache::CodeSymbols::InCopy {
+                file, offset, len, ..
+            } => FeatureBody::File { file, offset, len },
+        };
+        features.push((FEATURE_NETPROF_KALLSYMS, body));
+    }
     let formats: Vec<(&str, &str)> = specs
         .iter()
         .filter_map(|s| Some((s.name.as_str(), s.format.as_deref()?)))
@@ -428,13 +437,13 @@ fn all_features(
     if !formats.is_empty() {
         features.push((
             FEATURE_NETPROF_TP_FORMATS,
-            writer::tp_formats_feature(&formats),
+            writer::tp_formats_feature(&formats).into(),
         ));
         let events_dir = Tracefs::get()?.events();
         let read = |f: &str| std::fs::read_to_string(events_dir.join(f)).unwrap_or_default();
         let tracing =
             writer::tracing_data_feature(&read("header_page"), &read("header_event"), &formats);
-        features.push((HEADER_TRACING_DATA, tracing));
+        features.push((HEADER_TRACING_DATA, tracing.into()));
     }
     Ok(features)
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::Result;
-use crate::perfdata::writer::{self, EventDesc, PerfDataWriter, RecordBuilder};
+use crate::perfdata::writer::{self, EventDesc, FeatureBody, PerfDataWriter, RecordBuilder};
 use crate::perfdata::*;
 
 /// Names and executable maps of processes that exist before sampling starts.
@@ -57,12 +57,8 @@ pub fn processes(
 }
 
 /// The feature sections of a recording: host, kernel release, command
-/// line, event names, build ids, and netprof's kallsyms snapshot.
-pub fn features(
-    events: &[EventDesc],
-    kallsyms_text: String,
-    mapped_files: &BTreeSet<String>,
-) -> Vec<(u32, Vec<u8>)> {
+/// line, event names and build ids.
+pub fn features(events: &[EventDesc], mapped_files: &BTreeSet<String>) -> Vec<(u32, FeatureBody)> {
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .unwrap_or_default()
@@ -73,7 +69,7 @@ pub fn features(
     let ncpus = std::thread::available_parallelism()
         .map(|n| n.get() as u32)
         .unwrap_or(1);
-    let mut features = vec![
+    let features = vec![
         (
             HEADER_HOSTNAME,
             writer::string_feature(&read("/proc/sys/kernel/hostname")),
@@ -95,10 +91,10 @@ pub fn features(
             writer::build_id_feature(&build_ids(mapped_files)),
         ),
     ];
-    if !kallsyms_text.is_empty() {
-        features.push((FEATURE_NETPROF_KALLSYMS, kallsyms_text.into_bytes()));
-    }
     features
+        .into_iter()
+        .map(|(bit, body)| (bit, body.into()))
+        .collect()
 }
 
 /// Build ids of the kernel and of the mapped files that have one.

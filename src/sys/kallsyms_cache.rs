@@ -50,6 +50,55 @@ pub fn code_symbols_text() -> Result<String> {
     Ok(text)
 }
 
+/// The kernel's code symbols as a recording stores them at its end.
+pub enum CodeSymbols {
+    /// Read from /proc/kallsyms now (there was no usable copy).
+    Text(String),
+    /// Where they lie in the user's copy, open: `len` bytes at `offset`.
+    /// The copy is only ever replaced by a rename, so the open file keeps
+    /// these bytes; the recording copies them file to file, unread.
+    InCopy {
+        file: fs::File,
+        offset: u64,
+        len: u64,
+        /// The kernel's `_text`, found in the first lines.
+        kernel_text: Option<u64>,
+    },
+}
+
+impl CodeSymbols {
+    /// Their size in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            CodeSymbols::Text(text) => text.len() as u64,
+            CodeSymbols::InCopy { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where the kernel's code starts (`_text`), if addresses are shown.
+    pub fn kernel_text(&self) -> Option<u64> {
+        match self {
+            CodeSymbols::Text(text) => kallsyms::address_in(text, "_text"),
+            CodeSymbols::InCopy { kernel_text, .. } => *kernel_text,
+        }
+    }
+}
+
+/// The code symbols for a recording: as [`code_symbols_text`], but a
+/// usable copy is left where it lies rather than read.
+pub fn code_symbols() -> Result<CodeSymbols> {
+    if let (Some(path), Some(now)) = (cache_path(), fingerprint()) {
+        if let Some(found) = open_copy(&path, &now) {
+            return Ok(found);
+        }
+    }
+    code_symbols_text().map(CodeSymbols::Text)
+}
+
 /// Where the copy lives, if caching is on and a cache directory is known.
 fn cache_path() -> Option<PathBuf> {
     if std::env::var_os("NETPROF_NO_CACHE").is_some() {
@@ -107,17 +156,16 @@ fn bpf_program_ids() -> Option<Vec<u32>> {
     }
 }
 
-/// The copy's text, if `path` is the user's own regular file (not a
-/// symlink, writable by no one else) in a directory of theirs, and was
-/// made with the kernel's symbols as they are now.
-fn read_copy(path: &Path, now: &str) -> Option<String> {
+/// The copy, open, if `path` is the user's own regular file (not a
+/// symlink, writable by no one else) in a directory of theirs.
+fn open_own(path: &Path) -> Option<(fs::File, u64)> {
     let dir = path.parent()?;
     let euid = effective_uid();
     let dir_meta = fs::symlink_metadata(dir).ok()?;
     if !dir_meta.is_dir() || dir_meta.uid() != euid || dir_meta.mode() & 0o022 != 0 {
         return None;
     }
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
@@ -126,19 +174,59 @@ fn read_copy(path: &Path, now: &str) -> Option<String> {
     if !meta.is_file() || meta.uid() != euid || meta.mode() & 0o077 != 0 {
         return None;
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    Some((file, meta.len()))
+}
+
+/// The size of the copy's header if `bytes` (its start) hold all of it and
+/// it was made with the kernel's symbols as they are now.
+fn header_size(bytes: &[u8], now: &str) -> Option<usize> {
+    let rest = bytes.strip_prefix(MAGIC.as_bytes())?;
+    let newline = rest.iter().position(|&b| b == b'\n')?;
+    let len: usize = std::str::from_utf8(&rest[..newline]).ok()?.parse().ok()?;
+    let fingerprint = rest.get(newline + 1..newline + 1 + len)?;
+    (fingerprint == now.as_bytes()).then_some(MAGIC.len() + newline + 1 + len)
+}
+
+/// The copy's text, if it is the user's own and current (see
+/// [`open_own`], [`header_size`]).
+fn read_copy(path: &Path, now: &str) -> Option<String> {
+    let (file, size) = open_own(path)?;
+    text_of(&file, size, now)
+}
+
+/// The symbols in an open copy of `size` bytes, if it is current.
+fn text_of(mut file: &fs::File, size: u64, now: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(size as usize);
     file.read_to_end(&mut bytes).ok()?;
+    let header = header_size(&bytes, now)?;
     let mut text = String::from_utf8(bytes).ok()?;
-    let rest = text.strip_prefix(MAGIC)?;
-    let (len, rest) = rest.split_once('\n')?;
-    let len: usize = len.parse().ok()?;
-    if rest.get(..len)? != now {
-        return None;
-    }
     // The symbols are the rest: the header goes, the megabytes stay put.
-    let header = text.len() - (rest.len() - len);
     text.drain(..header);
     Some(text)
+}
+
+/// The copy, left unread but for its header and first lines, if it is the
+/// user's own and current.
+fn open_copy(path: &Path, now: &str) -> Option<CodeSymbols> {
+    use std::os::unix::fs::FileExt;
+    let (file, size) = open_own(path)?;
+    // The header, and the first symbols, where the kernel's start is.
+    let mut head = vec![0u8; (size as usize).min(now.len() + (64 << 10))];
+    file.read_exact_at(&mut head, 0).ok()?;
+    let header = header_size(&head, now)?;
+    let lines = std::str::from_utf8(&head[header..]).ok()?;
+    let whole_lines = &lines[..lines.rfind('\n').map_or(0, |n| n + 1)];
+    let kernel_text = match kallsyms::address_in(whole_lines, "_text") {
+        Some(address) => Some(address),
+        // Not among the first lines: look through them all.
+        None => kallsyms::address_in(&text_of(&file, size, now)?, "_text"),
+    };
+    Some(CodeSymbols::InCopy {
+        file,
+        offset: header as u64,
+        len: size - header as u64,
+        kernel_text,
+    })
 }
 
 /// Writes the copy: header, what the symbols depended on, the symbols.

@@ -245,12 +245,12 @@ impl Synth {
             name: self.event.clone(),
             ids: vec![EVENT_ID],
         }];
-        let mut features = vec![(HEADER_EVENT_DESC, event_desc_feature(&events))];
+        let mut features = vec![(HEADER_EVENT_DESC, event_desc_feature(&events).into())];
         if !self.build_ids.is_empty() {
-            features.push((HEADER_BUILD_ID, build_id_feature(&self.build_ids)));
+            features.push((HEADER_BUILD_ID, build_id_feature(&self.build_ids).into()));
         }
         if let Some(k) = &self.kallsyms {
-            features.push((FEATURE_NETPROF_KALLSYMS, k.clone().into_bytes()));
+            features.push((FEATURE_NETPROF_KALLSYMS, k.clone().into_bytes().into()));
         }
         w.finish(&events, &features).unwrap();
     }
@@ -260,4 +260,28 @@ impl Synth {
         self.write(&p);
         p
     }
+}
+
+/// The little-endian u64 at `at` of a file, 0 past its end.
+pub fn u64_at(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
+}
+
+/// The feature sections' table follows the data section; its entries are
+/// (offset, size) pairs, one per feature bit set in the header, in order.
+pub fn feature_section(file: &[u8], feature: u32) -> Option<(usize, usize)> {
+    let bits = |word: u32| u64_at(file, 72 + 8 * word as usize);
+    if bits(feature / 64) & (1 << (feature % 64)) == 0 {
+        return None;
+    }
+    let before: u32 = (0..feature)
+        .filter(|&f| bits(f / 64) & (1 << (f % 64)) != 0)
+        .count() as u32;
+    let table = (u64_at(file, 40) + u64_at(file, 48)) as usize;
+    let entry = table + 16 * before as usize;
+    Some((
+        u64_at(file, entry) as usize,
+        u64_at(file, entry + 8) as usize,
+    ))
 }
