@@ -35,7 +35,6 @@
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
 
 #include "follow_pids.h"
 
@@ -428,12 +427,6 @@ int count_kprobe(struct pt_regs *ctx)
 	return 1;
 }
 
-/* Only the fields read, found in the running kernel's BTF by libbpf. */
-struct task_struct {
-	int pid;
-	int tgid;
-} __attribute__((preserve_access_index));
-
 /* A thread off the CPU: since when, why, where, and who woke it. */
 struct blocked {
 	__u64 start; /* 0: the slot is free */
@@ -445,13 +438,23 @@ struct blocked {
 	__u32 state;
 	__u32 pad;
 	char comm[TASK_COMM_LEN];
+	__u64 task; /* the thread's task_struct, which names it to switch_in */
 };
 
 /*
- * One slot per thread id modulo its size (a power of two, set by user
- * space): an array costs a fraction of a hash map's update and delete on
- * every switch. Two threads whose ids share a slot and are away at once
- * lose the first one's wait, counted as dropped.
+ * One slot per thread, by a hash of its task_struct's address modulo the
+ * array's size (a power of two, set by user space): an array costs a
+ * fraction of a hash map's update and delete on every switch. Two threads
+ * that share a slot and are away at once lose the first one's wait,
+ * counted as dropped.
+ *
+ * Threads are known by their task_struct's address, not their id: the
+ * scheduler's tracepoints give the address, and reading the id from it
+ * would need the kernel's BTF to find the field (CO-RE), which libbpf
+ * then loads for every program of this object, --bpf's too: 5 ms of each
+ * recording's start, and no off-CPU recording on a kernel without BTF.
+ * An address is reused only after its thread exited, and a thread runs
+ * (clearing its slot) before it can exit.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -462,9 +465,11 @@ struct {
 
 const volatile __u32 blocked_mask = 0;
 
-static __always_inline struct blocked *slot_of(__u32 tid)
+static __always_inline struct blocked *slot_of(__u64 task)
 {
-	__u32 index = tid & blocked_mask;
+	/* Tasks are slab objects kilobytes apart: multiply to mix the bits
+	 * that differ into the high half, which the index takes. */
+	__u32 index = (__u32)((task * 0x9E3779B97F4A7C15ULL) >> 32) & blocked_mask;
 
 	return bpf_map_lookup_elem(&blocked, &index);
 }
@@ -507,11 +512,15 @@ static __always_inline __u32 state_of(__u64 preempt, __u32 state)
 	return STATE_NONE;
 }
 
-/* The thread leaving the CPU (the current one): note its stacks and state. */
-static __always_inline void switch_out(__u64 *ctx, struct task_struct *prev, __u32 cpu)
+/*
+ * The thread leaving the CPU: note its stacks and state. The tracepoint
+ * fires before the switch, so the current task is still `prev`.
+ */
+static __always_inline void switch_out(__u64 *ctx, __u64 prev, __u32 cpu)
 {
-	__u32 tid = BPF_CORE_READ(prev, pid);
-	__u32 pid = BPF_CORE_READ(prev, tgid);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	__u32 pid = pid_tgid >> 32;
 	__u64 kernel_stack = 0, user_stack = 0;
 	struct blocked *b;
 	__u32 state;
@@ -522,7 +531,7 @@ static __always_inline void switch_out(__u64 *ctx, struct task_struct *prev, __u
 	state = state_of(ctx[0], (__u32)ctx[3]);
 	if (state >= STATE_NONE || !(state_mask & (1U << state)))
 		return;
-	b = slot_of(tid);
+	b = slot_of(prev);
 	if (!b)
 		return;
 	/* Without call chains, a wait's one frame would be this program's. */
@@ -532,8 +541,9 @@ static __always_inline void switch_out(__u64 *ctx, struct task_struct *prev, __u
 	}
 	if (kernel_stack == 1 || user_stack == 1)
 		return;
-	if (b->start && b->tid != tid)
+	if (b->start && b->task != prev)
 		count_drop(DROPPED_BLOCKED);
+	b->task = prev;
 	b->tid = tid;
 	b->pid = pid;
 	b->state = state;
@@ -545,18 +555,17 @@ static __always_inline void switch_out(__u64 *ctx, struct task_struct *prev, __u
 }
 
 /* The thread coming back: count the time it was away. */
-static __always_inline void switch_in(struct task_struct *next, __u32 cpu)
+static __always_inline void switch_in(__u64 next, __u32 cpu)
 {
-	__u32 tid = BPF_CORE_READ(next, pid);
 	struct blocked *b;
 	struct count_key key = {};
 	__u64 away, waker_stack;
+	__u32 tid;
 
-	if (tid == 0)
+	b = slot_of(next);
+	if (!b || !b->start || b->task != next)
 		return;
-	b = slot_of(tid);
-	if (!b || !b->start || b->tid != tid)
-		return;
+	tid = b->tid;
 	away = bpf_ktime_get_ns() - b->start;
 	key.pid = b->pid;
 	key.tid = tid;
@@ -590,8 +599,8 @@ int off_cpu_switch(__u64 *ctx)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 
-	switch_out(ctx, (struct task_struct *)ctx[1], cpu);
-	switch_in((struct task_struct *)ctx[2], cpu);
+	switch_out(ctx, ctx[1], cpu);
+	switch_in(ctx[2], cpu);
 	return 0;
 }
 
@@ -599,14 +608,13 @@ int off_cpu_switch(__u64 *ctx)
 SEC("raw_tp/sched_waking")
 int off_cpu_waking(__u64 *ctx)
 {
-	__u32 tid = BPF_CORE_READ((struct task_struct *)ctx[0], pid);
 	struct blocked *b;
 
 	if (!note_wakers)
 		return 0;
-	b = slot_of(tid);
+	b = slot_of(ctx[0]);
 	/* The first waker is the one that ended the wait. */
-	if (!b || !b->start || b->tid != tid || b->waker_stack)
+	if (!b || !b->start || b->task != ctx[0] || b->waker_stack)
 		return 0;
 	b->waker_stack = save_stack(ctx, 0);
 	return 0;

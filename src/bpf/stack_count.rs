@@ -80,7 +80,7 @@ pub struct OffCpuOptions {
     /// Only threads of these processes and of the processes they start
     /// from now on; every thread when empty.
     pub pids: Vec<u32>,
-    /// Slots for threads off the CPU, by thread id modulo their number
+    /// Slots for threads off the CPU, by a hash of the thread modulo their number
     /// (rounded up to a power of two).
     pub blocked_entries: u32,
 }

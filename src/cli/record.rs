@@ -192,7 +192,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
     }
     if dropped.blocked_full > 0 {
         eprintln!(
-            "netprof: warning: {} waits not counted: two threads whose ids share a slot were off the CPU at once; \
+            "netprof: warning: {} waits not counted: two threads that share a slot were off the CPU at once; \
              narrow the recording with -p or -- CMD",
             dropped.blocked_full
         );

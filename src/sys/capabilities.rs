@@ -122,7 +122,7 @@ fn probing(tracing: Option<&Path>) -> Vec<Capability> {
             name: "BTF",
             available: btf,
             detail: yes_no(btf, "/sys/kernel/btf/vmlinux", "no /sys/kernel/btf/vmlinux"),
-            why: "function arguments by name, CO-RE BPF programs",
+            why: "function arguments by name",
             without: "arguments by position only ($arg2:u32)",
         },
         Capability {
