@@ -630,6 +630,37 @@ fn off_cpu_time_of_one_state_is_still_reported_as_offcpu_time() {
     assert_eq!(v["total_samples"], 10_000, "{v}");
 }
 
+/// Off-CPU samples weigh nanoseconds: what had its user chain cut is told
+/// in time, of the off-CPU event alone (it once showed the nanoseconds as
+/// a count of samples, under every event's header).
+#[test]
+fn off_cpu_time_with_cut_user_chains_is_told_in_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new();
+    s.rate = netprof::perfdata::attr::Rate::Period(1);
+    s.event = "offcpu-time:S".to_string();
+    s.comm(200, "sleeper");
+    s.mmap(200, 0x400000, 0x500000, "/nonexistent/sleeper");
+    s.period = 5_000;
+    // The user chain leaves the mapped code: cut at [unknown].
+    s.samples(2, 200, 0, &[k("vfs_read")], &[0x400123, 0x7777]);
+    s.samples(1, 200, 0, &[k("vfs_read")], &[0x400123]);
+    let file = s.write_in(dir.path(), "sleeps.data");
+    let json = netprof(&["report", "-i", file.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["total_samples"], 15_000, "{v}");
+    assert_eq!(v["truncated_user_samples"], 10_000, "{v}");
+    let header = stdout(&netprof(&["report", "-i", file.to_str().unwrap()]));
+    assert!(
+        header
+            .lines()
+            .next()
+            .unwrap()
+            .contains("; 0.000010 s of it had their user call chain cut at [unknown]"),
+        "{header}"
+    );
+}
+
 #[test]
 fn the_same_file_gives_the_same_json_on_every_run() {
     let dir = tempfile::tempdir().unwrap();

@@ -76,7 +76,7 @@ under their caller (totals stay exact; the facts say how many).
 
 JSON schema netprof-report/1: an object with `schema`, `events` (names of all events), `event` \
 (the one reported), `total_samples`, `lost_samples`, `truncated_user_samples` (user chains cut at \
-[unknown]), `kernel_names` (snapshot | live-kallsyms | unavailable), `frames` (array of {name, module, kind: kernel|module|bpf|user, resolved}) and \
+[unknown], in the unit of `total_samples`: nanoseconds for off-CPU time), `kernel_names` (snapshot | live-kallsyms | unavailable), `frames` (array of {name, module, kind: kernel|module|bpf|user, resolved}) and \
 `stacks` (array of {comm, pid, tid, cpu, event, count, frames: indexes into `frames`, root first}).
 
 Examples:

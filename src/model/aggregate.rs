@@ -367,7 +367,7 @@ pub(super) struct Aggregator<'f> {
     file_periods: Vec<u64>,
     lost_samples: u64,
     dwarf_samples: u64,
-    truncated_user_samples: u64,
+    truncated_user: Vec<u64>,
     /// Reused for each sample: its frames (the ip alone without a chain).
     chain: Vec<u64>,
     /// Reused for each sample: its frames without context markers.
@@ -386,7 +386,7 @@ pub(super) struct Counted {
     pub file_periods: Vec<u64>,
     pub lost_samples: u64,
     pub dwarf_samples: u64,
-    pub truncated_user_samples: u64,
+    pub truncated_user: Vec<u64>,
 }
 
 impl<'f> Aggregator<'f> {
@@ -405,7 +405,7 @@ impl<'f> Aggregator<'f> {
             file_periods: vec![0; events],
             lost_samples: 0,
             dwarf_samples: 0,
-            truncated_user_samples: 0,
+            truncated_user: vec![0; events],
             chain: Vec::with_capacity(130),
             frames: Vec::with_capacity(130),
         }
@@ -450,7 +450,7 @@ impl<'f> Aggregator<'f> {
             file_periods: self.file_periods,
             lost_samples: self.lost_samples,
             dwarf_samples: self.dwarf_samples,
-            truncated_user_samples: self.truncated_user_samples,
+            truncated_user: self.truncated_user,
         }
     }
 
@@ -576,7 +576,9 @@ impl<'f> Aggregator<'f> {
             scratch
         });
         if user_truncated {
-            self.truncated_user_samples += weight;
+            if let Some(cut) = self.truncated_user.get_mut(event as usize) {
+                *cut += weight;
+            }
         }
         self.groups.add((event, pid, tid, cpu, stack, comm), weight);
         if let (true, Some(s)) = (self.filter.keep_samples, s) {

@@ -227,15 +227,20 @@ impl Profile {
     fn merge_events(&mut self, members: &[(u16, u64)], name: &str) -> u16 {
         let merged = self.events.len() as u16;
         let scale_of = |event: u16| members.iter().find(|(e, _)| *e == event).map(|m| m.1);
-        let (mut samples, mut periods) = (0, 0);
+        let (mut samples, mut periods, mut cut) = (0, 0, 0);
         for &(e, scale) in members {
             samples += self.file_samples[e as usize] * scale;
             periods += self.file_periods[e as usize];
             self.file_samples[e as usize] = 0;
+            if let Some(truncated) = self.truncated_user.get_mut(e as usize) {
+                cut += std::mem::take(truncated) * scale;
+            }
         }
         self.events.push(name.to_string());
         self.file_samples.push(samples);
         self.file_periods.push(periods);
+        self.truncated_user.resize(self.events.len() - 1, 0);
+        self.truncated_user.push(cut);
         self.formats.push(None);
         for group in &mut self.groups {
             if let Some(scale) = scale_of(group.event) {

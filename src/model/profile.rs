@@ -141,9 +141,11 @@ pub struct Profile {
     /// Samples whose user stack is a DWARF snapshot (`--call-graph dwarf`),
     /// which netprof does not unwind.
     pub dwarf_samples: u64,
-    /// Samples (after filters) whose user call chain was cut where it
-    /// left the process's code (binaries without frame pointers).
-    pub truncated_user_samples: u64,
+    /// Per event, the samples (after filters) whose user call chain was
+    /// cut where it left the process's code (binaries without frame
+    /// pointers), weighted as the event counts: samples, or nanoseconds
+    /// for off-CPU time.
+    pub truncated_user: Vec<u64>,
 }
 
 impl Profile {

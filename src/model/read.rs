@@ -277,7 +277,7 @@ fn read_profile(
         file_periods: counted.file_periods,
         lost_samples: counted.lost_samples,
         dwarf_samples: counted.dwarf_samples,
-        truncated_user_samples: counted.truncated_user_samples,
+        truncated_user: counted.truncated_user,
     })
 }
 

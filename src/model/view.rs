@@ -211,6 +211,20 @@ impl<'a> View<'a> {
         lines
     }
 
+    /// The samples of the view's event (all events when none is chosen)
+    /// whose user call chain was cut, weighted as the event counts.
+    pub fn truncated_user(&self) -> u64 {
+        let p = self.profile;
+        match self.event {
+            Some(e) => p.truncated_user.get(e as usize).copied().unwrap_or(0),
+            None => p
+                .sampled_events()
+                .iter()
+                .filter_map(|&e| p.truncated_user.get(e as usize))
+                .sum(),
+        }
+    }
+
     /// A one-line description of the recording for report headers.
     pub fn summary_line(&self) -> String {
         let names = match self.profile.kernel_names {
@@ -242,10 +256,14 @@ impl<'a> View<'a> {
                 self.total, p.lost_samples
             ),
         };
-        if p.truncated_user_samples > 0 {
+        let cut = self.truncated_user();
+        if cut > 0 {
+            let what = match off_cpu::counts_nanoseconds(&events) {
+                true => format!("{:.6} s of it", cut as f64 / 1e9),
+                false => format!("{cut} samples"),
+            };
             line.push_str(&format!(
-                "; {} samples had their user call chain cut at [unknown] (code built without frame pointers)",
-                p.truncated_user_samples
+                "; {what} had their user call chain cut at [unknown] (code built without frame pointers)"
             ));
         }
         if p.dwarf_samples > 0 {

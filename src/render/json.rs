@@ -26,7 +26,8 @@ struct Report<'a> {
     event: Option<&'a str>,
     total_samples: u64,
     lost_samples: u64,
-    /// Samples whose user call chain ends in `[unknown]`.
+    /// Samples whose user call chain ends in `[unknown]`, in the unit of
+    /// `total_samples` (nanoseconds for off-CPU time).
     truncated_user_samples: u64,
     kernel_names: &'static str,
     frames: &'a [Frame],
@@ -52,7 +53,7 @@ pub fn to_json(view: &View) -> String {
         event: view.event.map(|e| p.events[e as usize].as_str()),
         total_samples: view.total,
         lost_samples: p.lost_samples,
-        truncated_user_samples: p.truncated_user_samples,
+        truncated_user_samples: view.truncated_user(),
         kernel_names: match p.kernel_names {
             KernelNames::Snapshot => "snapshot",
             KernelNames::LiveKallsyms => "live-kallsyms",

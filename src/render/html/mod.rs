@@ -235,13 +235,20 @@ fn report_facts(
         }
         .into(),
     ));
-    if profile.truncated_user_samples > 0 {
+    let cut: Vec<String> = profile
+        .truncated_user
+        .iter()
+        .zip(&profile.events)
+        .filter(|(&cut, _)| cut > 0)
+        .map(|(&cut, event)| match off_cpu::counts_nanoseconds(event) {
+            true => format!("{:.6} s of {event}", cut as f64 / 1e9),
+            false => format!("{cut} samples of {event}"),
+        })
+        .collect();
+    if !cut.is_empty() {
         lines.push((
             "User call chains cut".into(),
-            format!(
-                "{} samples (code built without frame pointers)",
-                profile.truncated_user_samples
-            ),
+            format!("{} (code built without frame pointers)", cut.join(", ")),
         ));
     }
     if merged_nodes > 0 {
