@@ -13,13 +13,13 @@
 #              commands, address spaces and libraries).
 # Pass existing perf.data files to measure those instead.
 #
-# Needs: perf (linux-perf), iperf3, GNU time (time), and the inferno tools
-# (`cargo install inferno`). Run from the repository root:
+# Needs: perf (linux-perf), iperf3, and the inferno tools (`cargo install
+# inferno`). Run from the repository root:
 # benches/report_vs_perf.sh [FILE.data...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/common.sh
-need perf iperf3 /usr/bin/time inferno-collapse-perf inferno-flamegraph -- "apt-get install linux-perf iperf3 time; cargo install inferno"
+need perf iperf3 inferno-collapse-perf inferno-flamegraph -- "apt-get install linux-perf iperf3; cargo install inferno"
 setup
 
 recordings=("$@")
@@ -32,9 +32,12 @@ if [ ${#recordings[@]} -eq 0 ]; then
   recordings=("$work/iperf3.data" "$work/dd.data" "$work/processes.data")
 fi
 
-seconds() { # command...: wall seconds of one run
-  /usr/bin/time -f "%e" -o "$work/t" "$@" >/dev/null 2>&1
-  cat "$work/t"
+seconds() { # command...: wall seconds of one run, to the microsecond
+  # (GNU time's %e has 10 ms steps: a third of netprof's time on the
+  # smaller shapes, which made their ratios jump by half from run to run).
+  local start=$EPOCHREALTIME
+  "$@" >/dev/null 2>&1 || true
+  awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f\n", b - a }'
 }
 median3() { # command...: the median of three runs' wall seconds
   { seconds "$@"; seconds "$@"; seconds "$@"; } | sort -n | sed -n 2p
