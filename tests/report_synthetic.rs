@@ -331,16 +331,19 @@ fn unknown_addresses_never_get_a_wrong_name() {
         text.trim_end(),
         "app;[unknown];libgone.so+0x123;0xffffffffa0000000 5"
     );
+    assert_cut_chains(&file, 5, "; 5 samples had");
+}
+
+/// The report's JSON counts `cut` (in the event's unit) whose user chain
+/// was cut, and its header says so, beginning with `says`.
+fn assert_cut_chains(file: &std::path::Path, cut: u64, says: &str) {
     let json = netprof(&["report", "-i", file.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["truncated_user_samples"], 5);
+    assert_eq!(v["truncated_user_samples"], cut, "{v}");
     let header = stdout(&netprof(&["report", "-i", file.to_str().unwrap()]));
+    let first = header.lines().next().unwrap();
     assert!(
-        header
-            .lines()
-            .next()
-            .unwrap()
-            .contains("5 samples had their user call chain cut at [unknown]"),
+        first.contains(&format!("{says} their user call chain cut at [unknown]")),
         "{header}"
     );
 }
@@ -608,16 +611,21 @@ fn fixed_period_samples_weigh_their_period_and_frequency_samples_one() {
     assert_eq!(total(&s, "counted.data"), 3 * 7 + 2);
 }
 
-#[test]
-fn off_cpu_time_of_one_state_is_still_reported_as_offcpu_time() {
-    let dir = tempfile::tempdir().unwrap();
-    // As netprof writes off-CPU samples: a fixed period of 1, each
-    // sample's period the nanoseconds away.
+/// Off-CPU time of a sleeping thread (S) as netprof writes it: a fixed
+/// period of 1, each sample's period the nanoseconds away (5 us).
+fn sleeper() -> Synth {
     let mut s = Synth::new();
     s.rate = netprof::perfdata::attr::Rate::Period(1);
     s.event = "offcpu-time:S".to_string();
     s.comm(200, "sleeper");
     s.period = 5_000;
+    s
+}
+
+#[test]
+fn off_cpu_time_of_one_state_is_still_reported_as_offcpu_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = sleeper();
     s.samples(2, 200, 0, &[k("vfs_read"), k("ksys_read")], &[]);
     let file = s.write_in(dir.path(), "sleeps.data");
     let out = netprof(&["report", "-i", file.to_str().unwrap(), "--json"]);
@@ -636,29 +644,13 @@ fn off_cpu_time_of_one_state_is_still_reported_as_offcpu_time() {
 #[test]
 fn off_cpu_time_with_cut_user_chains_is_told_in_seconds() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Synth::new();
-    s.rate = netprof::perfdata::attr::Rate::Period(1);
-    s.event = "offcpu-time:S".to_string();
-    s.comm(200, "sleeper");
+    let mut s = sleeper();
     s.mmap(200, 0x400000, 0x500000, "/nonexistent/sleeper");
-    s.period = 5_000;
     // The user chain leaves the mapped code: cut at [unknown].
     s.samples(2, 200, 0, &[k("vfs_read")], &[0x400123, 0x7777]);
     s.samples(1, 200, 0, &[k("vfs_read")], &[0x400123]);
     let file = s.write_in(dir.path(), "sleeps.data");
-    let json = netprof(&["report", "-i", file.to_str().unwrap(), "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["total_samples"], 15_000, "{v}");
-    assert_eq!(v["truncated_user_samples"], 10_000, "{v}");
-    let header = stdout(&netprof(&["report", "-i", file.to_str().unwrap()]));
-    assert!(
-        header
-            .lines()
-            .next()
-            .unwrap()
-            .contains("; 0.000010 s of it had their user call chain cut at [unknown]"),
-        "{header}"
-    );
+    assert_cut_chains(&file, 10_000, "; 0.000010 s of it had");
 }
 
 #[test]
