@@ -339,6 +339,7 @@ impl RecordBuilder {
         buf.clear();
         buf.reserve(8 + 48 + 8 + 8 * frames + 8);
         buf.resize(8, 0);
+        // The builder borrows the buffer's room and hands it back below.
         let mut r = RecordBuilder {
             buf: std::mem::take(buf),
         };
@@ -617,6 +618,7 @@ mod tests {
         // SAFETY: pipe writes two descriptors into the array, which the
         // OwnedFds below then own.
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the two descriptors are open and owned by nothing else.
         let (read_end, write_end) =
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let mut to = std::fs::File::from(write_end);

@@ -31,21 +31,30 @@ const MAGIC: &str = "netprof kallsyms cache 1\n";
 /// kernel's symbols cannot have changed since it was made, else read now
 /// (and the copy made again).
 pub fn code_symbols_text() -> Result<String> {
-    let Some(path) = cache_path() else {
-        return kallsyms::code_symbols_text();
-    };
-    // Without a way to tell what changed, no copy is used.
-    let Some(now) = fingerprint() else {
-        return kallsyms::code_symbols_text();
-    };
-    if let Some(text) = read_copy(&path, &now) {
+    let cache = cache();
+    if let Some(text) = cache.as_ref().and_then(|(path, now)| read_copy(path, now)) {
         return Ok(text);
     }
+    read_live(cache.as_ref())
+}
+
+/// Where the copy lives and what the kernel's symbols depend on now;
+/// `None` when caching is off, or when what changed cannot be told (then
+/// no copy is used).
+fn cache() -> Option<(PathBuf, String)> {
+    Some((cache_path()?, fingerprint()?))
+}
+
+/// The code symbols read from /proc/kallsyms now, and the copy made again
+/// where there is a cache.
+fn read_live(cache: Option<&(PathBuf, String)>) -> Result<String> {
     let text = kallsyms::code_symbols_text()?;
     // Hidden addresses (kptr_restrict) are not worth keeping; a copy that
     // cannot be written leaves the report as it would be without one.
-    if kallsyms::address_in(&text, "_text").is_some() {
-        let _ = write_copy(&path, &now, &text);
+    if let Some((path, now)) = cache {
+        if kallsyms::address_in(&text, "_text").is_some() {
+            let _ = write_copy(path, now, &text);
+        }
     }
     Ok(text)
 }
@@ -91,12 +100,11 @@ impl CodeSymbols {
 /// The code symbols for a recording: as [`code_symbols_text`], but a
 /// usable copy is left where it lies rather than read.
 pub fn code_symbols() -> Result<CodeSymbols> {
-    if let (Some(path), Some(now)) = (cache_path(), fingerprint()) {
-        if let Some(found) = open_copy(&path, &now) {
-            return Ok(found);
-        }
+    let cache = cache();
+    if let Some(found) = cache.as_ref().and_then(|(path, now)| open_copy(path, now)) {
+        return Ok(found);
     }
-    code_symbols_text().map(CodeSymbols::Text)
+    read_live(cache.as_ref()).map(CodeSymbols::Text)
 }
 
 /// Where the copy lives, if caching is on and a cache directory is known.
