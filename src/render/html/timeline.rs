@@ -65,18 +65,23 @@ fn sparse(bins: &HashMap<u64, u64>) -> Vec<u64> {
 }
 
 /// Each thread's time on a CPU per bin, from sched_switch hits: a CPU runs
-/// a switch's next task until its next switch. The time before a CPU's
-/// first switch is unknown and left out; so is everything when the
-/// recording is not system-wide.
-fn running_time(profile: &Profile, start: u64, bin_ns: u64) -> HashMap<i32, HashMap<u64, u64>> {
-    let mut running: HashMap<i32, HashMap<u64, u64>> = HashMap::new();
+/// a switch's next task until its next switch, or until the recording's
+/// last timestamp `end`. The time before a CPU's first switch is unknown
+/// and left out; so is everything when the recording is not system-wide.
+fn running_time(
+    profile: &Profile,
+    start: u64,
+    end: u64,
+    bin_ns: u64,
+) -> HashMap<i32, HashMap<u64, u64>> {
+    let running: HashMap<i32, HashMap<u64, u64>> = HashMap::new();
     let Some(event) = profile.events.iter().position(|e| e == SWITCH_EVENT) else {
         return running;
     };
     let Some(format) = &profile.formats[event] else {
         return running;
     };
-    let mut switches: Vec<(u64, u32, i32, i32)> = profile
+    let switches: Vec<(u64, u32, i32, i32)> = profile
         .samples
         .iter()
         .filter(|s| s.event as usize == event && s.time >= start)
@@ -99,25 +104,44 @@ fn running_time(profile: &Profile, start: u64, bin_ns: u64) -> HashMap<i32, Hash
     if !switches.iter().any(|&(_, _, prev, _)| prev == 0) {
         return running;
     }
+    running_between_switches(switches, start, end, bin_ns)
+}
+
+/// The binning of [`running_time`], from its switches: (time, CPU,
+/// prev_pid, next_pid) in any order.
+fn running_between_switches(
+    mut switches: Vec<(u64, u32, i32, i32)>,
+    start: u64,
+    end: u64,
+    bin_ns: u64,
+) -> HashMap<i32, HashMap<u64, u64>> {
+    let mut running: HashMap<i32, HashMap<u64, u64>> = HashMap::new();
+    let mut add = |tid: i32, mut from: u64, to: u64| {
+        // The idle task (0) is not a thread anyone asks about.
+        if tid == 0 {
+            return;
+        }
+        let bins = running.entry(tid).or_default();
+        while from < to {
+            let bin = (from - start) / bin_ns;
+            let until = (start + (bin + 1) * bin_ns).min(to);
+            *bins.entry(bin).or_default() += until - from;
+            from = until;
+        }
+    };
     switches.sort_unstable();
     // CPU -> (thread it runs, since when).
     let mut on_cpu: HashMap<u32, (i32, u64)> = HashMap::new();
     for (time, cpu, _, next) in switches {
         if let Some((tid, since)) = on_cpu.insert(cpu, (next, time)) {
-            // The idle task (0) is not a thread anyone asks about.
-            if tid == 0 {
-                continue;
-            }
-            let bins = running.entry(tid).or_default();
-            let mut from = since;
-            while from < time {
-                let bin = (from - start) / bin_ns;
-                let bin_end = start + (bin + 1) * bin_ns;
-                let until = bin_end.min(time);
-                *bins.entry(bin).or_default() += until - from;
-                from = until;
-            }
+            add(tid, since, time);
         }
+    }
+    // What runs at the end ran until then: a command's last thread may
+    // leave its CPU for good only after the recording stopped (its parent,
+    // woken by its exit, ends the recording first), and it ran all along.
+    for (tid, since) in on_cpu.into_values() {
+        add(tid, since, end);
     }
     running
 }
@@ -133,7 +157,7 @@ pub fn build(profile: &Profile, profile_of: impl Fn(u16) -> Option<usize>) -> Op
     // (tid, profile) -> bin -> weight; and the last comm seen per tid.
     let mut weights: HashMap<(i32, usize), HashMap<u64, u64>> = HashMap::new();
     let mut threads: HashMap<i32, (i32, u32, u64)> = HashMap::new();
-    let running = running_time(profile, start, bin_ns);
+    let running = running_time(profile, start, end, bin_ns);
     for s in timed() {
         // Counts made in the kernel (off-CPU time, record --bpf) reach the
         // file when they are drained, not when they happened: no time of
@@ -187,4 +211,28 @@ pub fn build(profile: &Profile, profile_of: impl Fn(u16) -> Option<usize>) -> Op
         threads: rows,
         threads_left_out,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_runs_from_its_switch_in_to_its_switch_out_or_the_end() {
+        // CPU 0: idle, then thread 7 from 100 to 250, then thread 8 until
+        // the end (no switch away recorded); CPU 1: thread 9 from 120.
+        let switches = vec![(250, 0, 7, 8), (100, 0, 0, 7), (120, 1, 0, 9)];
+        let running = running_between_switches(switches, 0, 400, 1000);
+        let total = |tid: i32| {
+            running
+                .get(&tid)
+                .map_or(0, |bins| bins.values().sum::<u64>())
+        };
+        assert_eq!((total(7), total(8), total(9)), (150, 150, 280));
+        assert!(!running.contains_key(&0));
+        // Bins split a run at their edges.
+        let binned = running_between_switches(vec![(50, 0, 0, 7), (250, 0, 7, 0)], 0, 300, 100);
+        let bins = &binned[&7];
+        assert_eq!((bins[&0], bins[&1], bins[&2]), (50, 100, 50));
+    }
 }
